@@ -1,0 +1,50 @@
+import type { Job } from 'bullmq'
+import type { FlowStepQueues } from '../src/queue/create-queues.ts'
+import type { FlowStepJobData, PersonOutcome } from '../src/queue/payloads.ts'
+import { syncPersonBatch, type SyncPersonBatchDeps } from '../src/flow-step/sync-person-batch.ts'
+import { flowCallbackJobId } from '../src/queue/job-ids.ts'
+
+export class PersonsLeftForRetryError extends Error {
+  readonly code = 'PERSONS_LEFT_FOR_RETRY'
+  constructor (count: number) {
+    super(`${count} person(s) could not be decided yet (Dynamics or Marketo unavailable); retrying`)
+    this.name = 'PersonsLeftForRetryError'
+  }
+}
+
+/**
+ * Flow-step job: sync the persons not settled by an earlier try, keep what was decided, and
+ * either retry the undecided ones (BullMQ backoff) or, on the last try, report them as failed —
+ * every person of an accepted invocation reaches Marketo's callback.
+ */
+export function createSyncPersonBatchProcessor (deps: SyncPersonBatchDeps & { queues: FlowStepQueues }) {
+  return async function processSyncPersonBatch (job: Job<FlowStepJobData>): Promise<{ created: number, existed: number, failed: number }> {
+    const settled = new Map((job.data.settledOutcomes ?? []).map((o) => [o.marketoId, o]))
+    const remaining = job.data.persons.filter((p) => !settled.has(p.marketoId))
+    const outcomes = await syncPersonBatch(job.data.invocationId, remaining, deps)
+
+    const lastTry = job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
+    const undecided = outcomes.filter((o) => o.retryable === true)
+    for (const { retryable, ...outcome } of outcomes) {
+      if (retryable !== true || lastTry) settled.set(outcome.marketoId, outcome)
+    }
+    if (undecided.length > 0 && !lastTry) {
+      await job.updateData({ ...job.data, settledOutcomes: [...settled.values()] })
+      throw new PersonsLeftForRetryError(undecided.length)
+    }
+
+    const ordered: PersonOutcome[] = job.data.persons.map((p) => settled.get(p.marketoId)).filter((o) => o !== undefined)
+    await deps.queues.flowStepCallback.add('send-flow-callback', {
+      invocationId: job.data.invocationId,
+      munchkinId: job.data.munchkinId,
+      callbackUrl: job.data.callbackUrl,
+      sealedCallbackCredentials: job.data.sealedCallbackCredentials,
+      outcomes: ordered
+    }, { jobId: flowCallbackJobId(job.data.invocationId) })
+    return {
+      created: ordered.filter((o) => o.kind === 'created').length,
+      existed: ordered.filter((o) => o.kind === 'existed').length,
+      failed: ordered.filter((o) => o.kind === 'failed').length
+    }
+  }
+}

@@ -1,0 +1,54 @@
+import type { FastifyPluginAsync } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { AcceptInvocationDeps } from '../src/flow-step/accept-invocation.ts'
+import type { AssignToChoices } from '../src/flow-step/assign-to-choices.ts'
+import { acceptInvocation } from '../src/flow-step/accept-invocation.ts'
+import { SYNC_AS_CHOICES } from '../src/flow-step/assign-to-choices.ts'
+import { createApiKeyCheck } from '../src/http/api-key-check.ts'
+import { UnknownPicklistError } from '../src/errors.ts'
+import { ErrorResponse } from '../src/schemas/common.ts'
+import { GetPicklistBody, PicklistObject, SubmitAsyncActionAccepted, SubmitAsyncActionBody } from '../src/schemas/flow-step.ts'
+import { FLOW_ATTRIBUTE } from '../src/ssfs/service-definition.ts'
+
+export interface FlowStepRoutesOptions extends AcceptInvocationDeps {
+  readonly apiKey: string
+  readonly assignToChoices: Pick<AssignToChoices, 'list'>
+}
+
+const security = [{ apiKey: [] }]
+
+/** The authenticated half of the Self-Service Flow Step interface: invocations and picklists. */
+const flowStepRoutes: FastifyPluginAsync<FlowStepRoutesOptions> = async (fastify, options) => {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
+  app.addHook('onRequest', createApiKeyCheck(options.apiKey))
+
+  app.post('/submitAsyncAction', {
+    schema: {
+      tags: ['flow step'],
+      summary: 'Marketo invokes the flow step for a batch of persons; answers 201 at once',
+      security,
+      body: SubmitAsyncActionBody,
+      response: { 201: SubmitAsyncActionAccepted, 400: ErrorResponse, 401: ErrorResponse, 503: ErrorResponse }
+    }
+  }, async (request, reply) => {
+    const accepted = await acceptInvocation(request.body, options)
+    request.log.info({ invocationId: accepted.invocationId, persons: accepted.persons, duplicate: accepted.duplicate }, 'invocation accepted')
+    return await reply.code(201).send({ accepted: true, ...accepted })
+  })
+
+  app.post('/getPicklist', {
+    schema: {
+      tags: ['flow step'],
+      summary: 'Choices for Assign To (Dynamics users, cached) and Sync As',
+      security,
+      body: GetPicklistBody,
+      response: { 200: PicklistObject, 400: ErrorResponse, 401: ErrorResponse }
+    }
+  }, async (request) => {
+    if (request.body.name === FLOW_ATTRIBUTE.assignTo) return { choices: await options.assignToChoices.list() }
+    if (request.body.name === FLOW_ATTRIBUTE.syncAs) return { choices: SYNC_AS_CHOICES }
+    throw new UnknownPicklistError(request.body.name)
+  })
+}
+
+export default flowStepRoutes

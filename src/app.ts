@@ -1,0 +1,74 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import type { Logger } from 'pino'
+import type { Redis } from 'ioredis'
+import type { Config } from './config.ts'
+import type { FlowStepQueues } from './queue/create-queues.ts'
+import type { AssignToChoices } from './flow-step/assign-to-choices.ts'
+import type { SealedBox } from './crypto/sealed-box.ts'
+import { replyWithError } from './http/error-handler.ts'
+import { ErrorResponse } from './schemas/common.ts'
+import flowStepRoutes from '../routes/flow-step.ts'
+import ssfsDefinitionRoutes from '../routes/ssfs-definition.ts'
+import healthRoutes from '../routes/health.ts'
+
+export interface AppDeps {
+  readonly config: Config
+  readonly logger: Logger
+  /** The API's own Redis connection (fail-fast policy, see src/queue/connections.ts). */
+  readonly redis: Redis
+  readonly queues: FlowStepQueues
+  readonly assignToChoices: Pick<AssignToChoices, 'list'>
+  readonly callbackCredentialsBox: SealedBox
+}
+
+/** 1000 persons × the mapped fields fit in well under a megabyte; leave room, refuse the absurd. */
+const BODY_LIMIT_BYTES = 4 * 1024 * 1024
+
+/**
+ * Builds the HTTP API from its dependencies; `src/server.ts` only listens. Tests build the very
+ * same app with sandbox-backed dependencies.
+ */
+export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    bodyLimit: BODY_LIMIT_BYTES,
+    // Refuse rather than repair: a body that is not what the interface says gets a 400 naming why.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    return503OnClosing: true,
+    forceCloseConnections: 'idle'
+  })
+  app.setErrorHandler(replyWithError)
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send({ statusCode: 404, code: 'NOT_FOUND', error: 'Not Found', message: `no route ${request.method} ${request.url.split('?')[0]}` })
+  })
+  app.addSchema(ErrorResponse)
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'marketo-dynamics-sync',
+        description: 'Every route of the service. Marketo installs the flow step from `/openapi.json` (the Self-Service Flow Step definition); this document is for developers.',
+        version: '0.1.0'
+      },
+      servers: [{ url: deps.config.http.publicUrl }],
+      components: { securitySchemes: { apiKey: { type: 'apiKey', name: 'x-api-key', in: 'header' } } }
+    }
+  })
+  await app.register(swaggerUi, { routePrefix: '/docs' })
+
+  await app.register(healthRoutes, { redis: deps.redis })
+  await app.register(ssfsDefinitionRoutes, { publicUrl: deps.config.http.publicUrl, apiKey: deps.config.ssfs.apiKey, redis: deps.redis })
+  await app.register(flowStepRoutes, {
+    apiKey: deps.config.ssfs.apiKey,
+    queues: deps.queues,
+    callbackHosts: deps.config.ssfs.callbackHosts,
+    callbackCredentialsBox: deps.callbackCredentialsBox,
+    assignToChoices: deps.assignToChoices
+  })
+  return app
+}

@@ -1,0 +1,96 @@
+import { Worker } from 'bullmq'
+import type { Redis } from 'ioredis'
+import type { Logger } from 'pino'
+import type { Config } from './config.ts'
+import type { FlowCallbackJobData, FlowStepJobData } from './queue/payloads.ts'
+import type { PersonDirectory } from './flow-step/sync-person-batch.ts'
+import type { SealedBox } from './crypto/sealed-box.ts'
+import { createFlowStepQueues } from './queue/create-queues.ts'
+import { QUEUE } from './queue/names.ts'
+import { PersonRecords } from './dynamics/person-records.ts'
+import type { DataverseClient } from './dynamics/dataverse-client.ts'
+import { RecordLinkStore } from './links/record-link-store.ts'
+import { EmailClaims } from './flow-step/email-claims.ts'
+import { createSyncPersonBatchProcessor } from '../jobs/sync-person-batch.ts'
+import { createSendFlowCallbackProcessor } from '../jobs/send-flow-callback.ts'
+
+export interface WorkerDeps {
+  readonly config: Config
+  readonly logger: Logger
+  /** Worker-policy connections (src/queue/connections.ts): one for commands, one per blocking worker. */
+  readonly connect: (name: string) => Redis
+  readonly dataverse: DataverseClient
+  readonly marketo: PersonDirectory
+  readonly callbackCredentialsBox: SealedBox
+}
+
+export interface RunningWorker {
+  /** Idempotent: waits for active jobs, then closes workers, queues and connections. */
+  close (): Promise<void>
+}
+
+/**
+ * A worker process's job consumers. Any number of these may run against one Redis: BullMQ hands
+ * each job to one of them, and the email claims keep creation exclusive across them.
+ */
+export function buildWorker (deps: WorkerDeps): RunningWorker {
+  const { config, logger } = deps
+  const prefix = config.redis.keyPrefix
+  const connections: Redis[] = []
+  const connect = (name: string) => {
+    const connection = deps.connect(name)
+    connections.push(connection)
+    return connection
+  }
+  const commands = connect('mds-worker-commands')
+  const queues = createFlowStepQueues(commands, { prefix, callbackRetry: config.callback, failFast: false })
+  const onError = (queue: string) => (error: Error) => logger.error({ err: error, queue }, 'queue connection error')
+  queues.flowStep.on('error', onError(QUEUE.flowStep))
+  queues.flowStepCallback.on('error', onError(QUEUE.flowStepCallback))
+
+  const syncProcessor = createSyncPersonBatchProcessor({
+    records: new PersonRecords(deps.dataverse),
+    marketo: deps.marketo,
+    links: new RecordLinkStore(commands, prefix),
+    claims: new EmailClaims(commands, prefix),
+    logger: logger.child({ job: 'sync-person-batch' }),
+    queues
+  })
+  const callbackProcessor = createSendFlowCallbackProcessor({
+    callbackCredentialsBox: deps.callbackCredentialsBox,
+    timeoutMs: config.callback.timeoutMs
+  })
+
+  const workers = [
+    new Worker<FlowStepJobData>(QUEUE.flowStep, syncProcessor, {
+      connection: connect('mds-worker-flow-step'), prefix, concurrency: config.worker.concurrency
+    }),
+    new Worker<FlowCallbackJobData>(QUEUE.flowStepCallback, callbackProcessor, {
+      connection: connect('mds-worker-callback'), prefix, concurrency: config.worker.concurrency
+    })
+  ]
+  for (const worker of workers) {
+    worker.on('error', onError(worker.name))
+    worker.on('failed', (job, error) => {
+      const final = job !== undefined && (job.attemptsMade >= (job.opts.attempts ?? 1) || error.name === 'UnrecoverableError')
+      logger[final ? 'error' : 'warn']({ queue: worker.name, jobId: job?.id, attemptsMade: job?.attemptsMade, err: error }, final ? 'job failed for good' : 'job failed; will retry')
+    })
+    worker.on('completed', (job, result: unknown) => logger.info({ queue: worker.name, jobId: job.id, result }, 'job completed'))
+  }
+
+  let closing: Promise<void> | undefined
+  return {
+    close () {
+      closing ??= (async () => {
+        for (const step of [
+          async () => { await Promise.all(workers.map(async (w) => { await w.close() })) },
+          async () => { await queues.close() },
+          async () => { for (const connection of connections) connection.disconnect() }
+        ]) {
+          try { await step() } catch (error) { logger.error({ err: error }, 'error while closing the worker') }
+        }
+      })()
+      return closing
+    }
+  }
+}

@@ -1,0 +1,212 @@
+import { readFileSync } from 'node:fs'
+import { ConfigError } from './errors.ts'
+import { parseCallbackHostAllowList, type CallbackHostRule } from './ssfs/callback-url-policy.ts'
+
+/**
+ * The one place the environment is read. `loadConfig(process.env)` runs once at start-up (API,
+ * worker, sandbox) and returns a frozen, typed object that is passed down explicitly; nothing else
+ * in the code base reads `process.env`.
+ */
+
+export type AzureCredential =
+  | { kind: 'secret'; clientSecret: string }
+  | { kind: 'certificate'; privateKeyPem: string; certificatePem: string }
+
+export interface Config {
+  readonly http: {
+    readonly host: string
+    readonly port: number
+    /** Where Marketo reaches this service; becomes `servers[0]` of the SSFS OpenAPI document. */
+    readonly publicUrl: string
+  }
+  readonly redis: { readonly url: string; readonly keyPrefix: string }
+  readonly ssfs: {
+    readonly apiKey: string
+    readonly callbackHosts: readonly CallbackHostRule[]
+    readonly providerName: string
+    readonly supportContact: string
+  }
+  readonly marketo: {
+    /** REST and identity base, e.g. https://123-ABC-456.mktorest.com */
+    readonly baseUrl: string
+    readonly clientId: string
+    readonly clientSecret: string
+  }
+  readonly dynamics: {
+    /** Environment URL, e.g. https://contoso.crm.dynamics.com */
+    readonly url: string
+    readonly maxConcurrentRequests: number
+    readonly requestTimeoutMs: number
+  }
+  readonly azure: {
+    readonly tenantId: string
+    readonly clientId: string
+    readonly credential: AzureCredential
+    readonly authorityHost: string
+  }
+  readonly worker: { readonly concurrency: number }
+  readonly callback: {
+    readonly attempts: number
+    readonly backoffMs: number
+    readonly timeoutMs: number
+  }
+  readonly logLevel: string
+}
+
+type Env = Record<string, string | undefined>
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
+/** Collects every problem before failing, so ops fix a bad deployment in one round. */
+class EnvReader {
+  readonly problems: string[] = []
+  constructor (private readonly env: Env) {}
+
+  optional (name: string): string | undefined {
+    const value = this.env[name]?.trim()
+    return value === undefined || value === '' ? undefined : value
+  }
+
+  required (name: string, what: string): string {
+    const value = this.optional(name)
+    if (value === undefined) {
+      this.problems.push(`${name} is required (${what})`)
+      return ''
+    }
+    return value
+  }
+
+  integer (name: string, fallback: number, { min, max }: { min: number; max: number }): number {
+    const raw = this.optional(name)
+    if (raw === undefined) return fallback
+    const value = Number(raw)
+    if (!Number.isInteger(value) || value < min || value > max) {
+      this.problems.push(`${name} must be an integer from ${min} to ${max}, got "${raw}"`)
+      return fallback
+    }
+    return value
+  }
+
+  url (name: string, what: string, { fallback, protocols }: { fallback?: string; protocols: string[] }): string {
+    const raw = fallback === undefined ? this.required(name, what) : (this.optional(name) ?? fallback)
+    if (raw === '') return ''
+    let parsed: URL
+    try {
+      parsed = new URL(raw)
+    } catch {
+      this.problems.push(`${name} must be an absolute URL (${what}), got "${raw}"`)
+      return ''
+    }
+    if (!protocols.includes(parsed.protocol)) {
+      this.problems.push(`${name} must use ${protocols.map((p) => p.replace(':', '')).join(' or ')}, got "${parsed.protocol.replace(':', '')}"`)
+    }
+    return raw.replace(/\/+$/, '')
+  }
+}
+
+function readAzureCredential (env: EnvReader): AzureCredential {
+  const secret = env.optional('AZURE_CLIENT_SECRET')
+  const certificatePath = env.optional('AZURE_CLIENT_CERTIFICATE_PATH')
+  if (secret !== undefined && certificatePath !== undefined) {
+    env.problems.push('set either AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH, not both')
+  }
+  if (certificatePath !== undefined) {
+    let pem = ''
+    try {
+      pem = readFileSync(certificatePath, 'utf8')
+    } catch (error) {
+      env.problems.push(`AZURE_CLIENT_CERTIFICATE_PATH cannot be read: ${(error as NodeJS.ErrnoException).code ?? 'unknown error'}`)
+    }
+    const privateKeyPem = pem.match(/-----BEGIN (?:RSA |EC )?PRIVATE KEY-----[\s\S]+?-----END (?:RSA |EC )?PRIVATE KEY-----/)?.[0]
+    const certificatePem = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/)?.[0]
+    if (pem !== '' && (privateKeyPem === undefined || certificatePem === undefined)) {
+      env.problems.push('AZURE_CLIENT_CERTIFICATE_PATH must name a PEM file holding both the private key and the certificate')
+    }
+    return { kind: 'certificate', privateKeyPem: privateKeyPem ?? '', certificatePem: certificatePem ?? '' }
+  }
+  if (secret === undefined) {
+    env.problems.push('AZURE_CLIENT_SECRET (or AZURE_CLIENT_CERTIFICATE_PATH) is required (the app registration\'s credential)')
+  }
+  return { kind: 'secret', clientSecret: secret ?? '' }
+}
+
+export function loadConfig (environment: Env): Config {
+  const env = new EnvReader(environment)
+
+  const callbackHostsRaw = env.optional('MARKETO_CALLBACK_HOSTS') ?? 'mkto-cfa.adobe.io'
+  let callbackHosts: CallbackHostRule[] = []
+  try {
+    callbackHosts = parseCallbackHostAllowList(callbackHostsRaw)
+  } catch (error) {
+    env.problems.push(`MARKETO_CALLBACK_HOSTS: ${(error as Error).message}`)
+  }
+
+  const ssfsApiKey = env.required('SSFS_API_KEY', 'the API key Marketo sends in x-api-key')
+  if (ssfsApiKey !== '' && ssfsApiKey.length < 16) {
+    env.problems.push('SSFS_API_KEY must be at least 16 characters long')
+  }
+
+  const logLevel = env.optional('LOG_LEVEL') ?? 'info'
+  if (!LOG_LEVELS.includes(logLevel)) {
+    env.problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`)
+  }
+
+  const port = env.integer('PORT', 3000, { min: 0, max: 65535 })
+  const config: Config = {
+    http: {
+      host: env.optional('HOST') ?? '0.0.0.0',
+      port,
+      publicUrl: env.url('PUBLIC_URL', 'the URL Marketo calls this service at', {
+        fallback: `http://localhost:${port}`,
+        protocols: ['https:', 'http:']
+      })
+    },
+    redis: {
+      url: env.url('REDIS_URL', 'Redis connection', { fallback: 'redis://127.0.0.1:6379', protocols: ['redis:', 'rediss:'] }),
+      keyPrefix: env.optional('REDIS_KEY_PREFIX') ?? 'mds'
+    },
+    ssfs: {
+      apiKey: ssfsApiKey,
+      callbackHosts,
+      providerName: env.optional('SSFS_PROVIDER_NAME') ?? 'marketo-dynamics-sync',
+      supportContact: env.optional('SSFS_SUPPORT_CONTACT') ?? 'https://github.com/marketo-dynamics-sync/marketo-dynamics-sync/issues'
+    },
+    marketo: {
+      baseUrl: env.url('MARKETO_BASE_URL', 'REST and identity base, e.g. https://123-ABC-456.mktorest.com', { protocols: ['https:', 'http:'] }),
+      clientId: env.required('MARKETO_CLIENT_ID', 'the LaunchPoint custom service\'s client id'),
+      clientSecret: env.required('MARKETO_CLIENT_SECRET', 'the LaunchPoint custom service\'s client secret')
+    },
+    dynamics: {
+      url: env.url('DYNAMICS_URL', 'the Dataverse environment URL, e.g. https://contoso.crm.dynamics.com', { protocols: ['https:', 'http:'] }),
+      maxConcurrentRequests: env.integer('DYNAMICS_MAX_CONCURRENCY', 8, { min: 1, max: 52 }),
+      requestTimeoutMs: env.integer('DYNAMICS_REQUEST_TIMEOUT_MS', 30_000, { min: 100, max: 300_000 })
+    },
+    azure: {
+      tenantId: env.required('AZURE_TENANT_ID', 'the Entra ID tenant of the app registration'),
+      clientId: env.required('AZURE_CLIENT_ID', 'the app registration\'s application id'),
+      credential: readAzureCredential(env),
+      authorityHost: env.url('AZURE_AUTHORITY_HOST', 'the Entra ID authority host', {
+        fallback: 'https://login.microsoftonline.com',
+        protocols: ['https:']
+      })
+    },
+    worker: { concurrency: env.integer('WORKER_CONCURRENCY', 4, { min: 1, max: 64 }) },
+    callback: {
+      attempts: env.integer('CALLBACK_ATTEMPTS', 12, { min: 1, max: 50 }),
+      backoffMs: env.integer('CALLBACK_BACKOFF_MS', 2_000, { min: 10, max: 600_000 }),
+      timeoutMs: env.integer('CALLBACK_TIMEOUT_MS', 15_000, { min: 100, max: 120_000 })
+    },
+    logLevel
+  }
+
+  if (env.problems.length > 0) throw new ConfigError(env.problems)
+  return deepFreeze(config)
+}
+
+function deepFreeze<T> (value: T): T {
+  if (value !== null && typeof value === 'object') {
+    for (const child of Object.values(value)) deepFreeze(child)
+    Object.freeze(value)
+  }
+  return value
+}

@@ -1,0 +1,192 @@
+import { setTimeout as delay } from 'node:timers/promises'
+import type { Logger } from 'pino'
+import { DataverseError, DataverseUnavailableError } from './dataverse-errors.ts'
+import { ConcurrencyLimit } from './concurrency-limit.ts'
+
+/**
+ * A small Dataverse Web API client: JSON with OData headers (reference §1.2), one retry policy,
+ * bounded concurrency, typed errors. Dataverse's service protection limits are per user
+ * (6,000 requests / 5 min, 52 concurrent — reference §5), so every call of this process goes
+ * through one concurrency limit, and a 429 is waited out for exactly `Retry-After`.
+ */
+
+export interface AccessTokenSource {
+  getAccessToken (): Promise<string>
+}
+
+export interface DataverseClientOptions {
+  /** Environment URL, e.g. https://contoso.crm.dynamics.com */
+  readonly url: string
+  readonly tokens: AccessTokenSource
+  readonly logger: Logger
+  readonly maxConcurrentRequests: number
+  readonly requestTimeoutMs: number
+  readonly retry?: Partial<RetryPolicy>
+}
+
+export interface RetryPolicy {
+  /** Tries for transient failures (5xx, network, timeout) of idempotent requests, the first included. */
+  readonly maxAttempts: number
+  readonly baseDelayMs: number
+  readonly maxDelayMs: number
+  /** 429s waited out before giving up; a throttled request was not executed, so any method may retry. */
+  readonly maxThrottleRetries: number
+  /** Longest Retry-After honoured; a longer one fails the call so the job can be retried later. */
+  readonly maxRetryAfterMs: number
+}
+
+const DEFAULT_RETRY: RetryPolicy = {
+  maxAttempts: 4,
+  baseDelayMs: 250,
+  maxDelayMs: 5_000,
+  maxThrottleRetries: 5,
+  maxRetryAfterMs: 60_000
+}
+
+export interface QueryOptions {
+  readonly select?: readonly string[]
+  readonly filter?: string
+  readonly top?: number
+  readonly orderBy?: string
+  /** Stop following `@odata.nextLink` after this many rows. */
+  readonly maxRows?: number
+}
+
+interface RequestOptions {
+  readonly body?: unknown
+  readonly headers?: Record<string, string>
+  /** Whether sending twice is harmless. A create is not: its outcome must be looked up instead. */
+  readonly idempotent: boolean
+}
+
+interface DataverseResponse {
+  readonly status: number
+  readonly headers: Headers
+  readonly json: unknown
+}
+
+const GUID_IN_ENTITY_ID = /\(([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\)$/i
+
+export class DataverseClient {
+  readonly #apiBase: string
+  readonly #options: DataverseClientOptions
+  readonly #retry: RetryPolicy
+  readonly #limit: ConcurrencyLimit
+  #requestCount = 0
+
+  constructor (options: DataverseClientOptions) {
+    this.#options = options
+    this.#apiBase = `${options.url.replace(/\/+$/, '')}/api/data/v9.2/`
+    this.#retry = { ...DEFAULT_RETRY, ...options.retry }
+    this.#limit = new ConcurrencyLimit(options.maxConcurrentRequests)
+  }
+
+  /** Requests sent to Dynamics by this client, retries included (Dataverse counts those too). */
+  get requestCount (): number {
+    return this.#requestCount
+  }
+
+  async retrieveMultiple<T> (entitySet: string, query: QueryOptions = {}): Promise<T[]> {
+    const params: string[] = []
+    if (query.select !== undefined) params.push(`$select=${query.select.join(',')}`)
+    if (query.filter !== undefined) params.push(`$filter=${encodeURIComponent(query.filter)}`)
+    if (query.orderBy !== undefined) params.push(`$orderby=${encodeURIComponent(query.orderBy)}`)
+    if (query.top !== undefined) params.push(`$top=${query.top}`)
+    let path: string | undefined = `${entitySet}${params.length > 0 ? `?${params.join('&')}` : ''}`
+    const rows: T[] = []
+    const maxRows = query.maxRows ?? 50_000
+    while (path !== undefined && rows.length < maxRows) {
+      const page = await this.#request('GET', path, { idempotent: true })
+      const body = page.json as { value?: T[]; '@odata.nextLink'?: string }
+      rows.push(...(body.value ?? []))
+      const next = body['@odata.nextLink']
+      path = next === undefined ? undefined : next.startsWith(this.#apiBase) ? next.slice(this.#apiBase.length) : next
+    }
+    return rows.slice(0, maxRows)
+  }
+
+  /** POST a new row; answers its id (from `OData-EntityId`, reference §1.3). */
+  async create (entitySet: string, record: Record<string, unknown>): Promise<string> {
+    const response = await this.#request('POST', entitySet, { body: record, idempotent: false })
+    const entityId = response.headers.get('odata-entityid') ?? ''
+    const id = GUID_IN_ENTITY_ID.exec(entityId)?.[1]
+    if (id === undefined) throw new DataverseError(response.status, 'NO_ENTITY_ID', 'Dataverse answered a create without an OData-EntityId')
+    return id.toLowerCase()
+  }
+
+  async #request (method: string, path: string, options: RequestOptions): Promise<DataverseResponse> {
+    const entitySet = path.split(/[?(/]/)[0]
+    let throttled = 0
+    for (let attempt = 1; ; attempt++) {
+      let waitMs: number
+      try {
+        return await this.#limit.run(() => this.#send(method, path, options))
+      } catch (error) {
+        if (error instanceof DataverseError && error.status === 429) {
+          const retryAfterMs = retryAfterToMs((error.cause as { retryAfter?: string | null } | undefined)?.retryAfter)
+          if (++throttled > this.#retry.maxThrottleRetries || retryAfterMs > this.#retry.maxRetryAfterMs) {
+            throw new DataverseUnavailableError(`Dynamics kept throttling ${method} ${entitySet}`, { cause: error })
+          }
+          waitMs = retryAfterMs
+          attempt-- // throttling does not use up the transient-failure budget
+        } else if (isTransient(error)) {
+          if (!options.idempotent || attempt >= this.#retry.maxAttempts) {
+            throw new DataverseUnavailableError(`Dynamics did not complete ${method} ${entitySet}: ${(error as Error).message}`, { cause: error })
+          }
+          // Full jitter: spreads the retries of many workers hitting the same outage.
+          waitMs = Math.random() * Math.min(this.#retry.maxDelayMs, this.#retry.baseDelayMs * 2 ** (attempt - 1))
+        } else {
+          throw error
+        }
+        this.#options.logger.warn({ method, entitySet, attempt, throttled, waitMs: Math.round(waitMs), code: (error as { code?: string }).code }, 'dataverse request retried')
+        await delay(waitMs)
+      }
+    }
+  }
+
+  async #send (method: string, path: string, options: RequestOptions): Promise<DataverseResponse> {
+    const token = await this.#options.tokens.getAccessToken()
+    const headers: Record<string, string> = {
+      Accept: 'application/json',
+      'OData-MaxVersion': '4.0',
+      'OData-Version': '4.0',
+      Authorization: `Bearer ${token}`,
+      ...options.headers
+    }
+    if (options.body !== undefined) headers['Content-Type'] = 'application/json; charset=utf-8'
+    this.#requestCount++
+    const response = await fetch(new URL(path, this.#apiBase), {
+      method,
+      headers,
+      body: options.body === undefined ? undefined : JSON.stringify(options.body),
+      signal: AbortSignal.timeout(this.#options.requestTimeoutMs),
+      redirect: 'error'
+    })
+    const text = await response.text()
+    const isJson = (response.headers.get('content-type') ?? '').startsWith('application/json')
+    const json = isJson && text !== '' ? JSON.parse(text) as unknown : undefined
+    if (response.ok) return { status: response.status, headers: response.headers, json }
+    const error = (json as { error?: { code?: string; message?: string } } | undefined)?.error
+    throw new DataverseError(response.status, error?.code ?? '', error?.message ?? `HTTP ${response.status} ${response.statusText}`, {
+      cause: { retryAfter: response.headers.get('retry-after') }
+    })
+  }
+}
+
+function isTransient (error: unknown): boolean {
+  if (error instanceof DataverseError) return error.status >= 500 || error.status === 408
+  // fetch rejects with TypeError on network failure and DOMException TimeoutError on our timeout.
+  return error instanceof TypeError || (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError'))
+}
+
+function retryAfterToMs (header: string | null | undefined): number {
+  const seconds = Number(header)
+  if (header !== null && header !== undefined && header !== '' && Number.isFinite(seconds)) return Math.max(0, seconds * 1000)
+  const date = header === null || header === undefined ? Number.NaN : Date.parse(header)
+  return Number.isFinite(date) ? Math.max(0, date - Date.now()) : 1_000
+}
+
+/** OData string literal: single quotes doubled (reference §1.10). */
+export function odataString (value: string): string {
+  return `'${value.replaceAll("'", "''")}'`
+}

@@ -1,0 +1,69 @@
+import type { RecordLink } from '../links/record-link-store.ts'
+import type { SyncAs } from '../schemas/flow-step.ts'
+import { odataString, type DataverseClient } from './dataverse-client.ts'
+
+/**
+ * Leads and contacts as the flow step sees them: find by id, find by email, create. Look-ups are
+ * batched into `or` filters (one request per table per chunk, not per person), because Dataverse
+ * throttles per user and a 1,000-person batch campaign must not cost 2,000 requests.
+ */
+
+const TABLE: Record<SyncAs, { entitySet: string; primaryKey: string }> = {
+  Lead: { entitySet: 'leads', primaryKey: 'leadid' },
+  Contact: { entitySet: 'contacts', primaryKey: 'contactid' }
+}
+
+/** Keeps each GET URL far below Dataverse's URL limits with room for long emails. */
+const VALUES_PER_FILTER = 40
+
+export class PersonRecords {
+  constructor (private readonly client: DataverseClient) {}
+
+  /** Which of these record ids still exist. */
+  async existingIds (type: SyncAs, ids: readonly string[]): Promise<Set<string>> {
+    const { entitySet, primaryKey } = TABLE[type]
+    const found = new Set<string>()
+    for (const chunk of chunks(ids, VALUES_PER_FILTER)) {
+      const rows = await this.client.retrieveMultiple<Record<string, string>>(entitySet, {
+        select: [primaryKey],
+        filter: chunk.map((id) => `${primaryKey} eq ${id}`).join(' or ')
+      })
+      for (const row of rows) if (typeof row[primaryKey] === 'string') found.add(row[primaryKey].toLowerCase())
+    }
+    return found
+  }
+
+  /**
+   * Leads and contacts by email (case-insensitive in Dataverse). When an email has both, the
+   * contact is the person's record: in Marketo a CRM contact always wins over a CRM lead
+   * (marketo-native-dynamics-sync.md §4).
+   */
+  async findByEmails (emails: readonly string[]): Promise<Map<string, RecordLink>> {
+    const found = new Map<string, RecordLink>()
+    for (const type of ['Lead', 'Contact'] as const) {
+      const { entitySet, primaryKey } = TABLE[type]
+      for (const chunk of chunks(emails, VALUES_PER_FILTER)) {
+        const rows = await this.client.retrieveMultiple<Record<string, string | null>>(entitySet, {
+          select: [primaryKey, 'emailaddress1'],
+          filter: chunk.map((email) => `emailaddress1 eq ${odataString(email)}`).join(' or ')
+        })
+        for (const row of rows) {
+          const email = row.emailaddress1?.toLowerCase()
+          const id = row[primaryKey]
+          if (email === undefined || typeof id !== 'string') continue
+          if (type === 'Contact' || !found.has(email)) found.set(email, { type, id: id.toLowerCase() })
+        }
+      }
+    }
+    return found
+  }
+
+  async create (type: SyncAs, record: Record<string, string>): Promise<RecordLink> {
+    const id = await this.client.create(TABLE[type].entitySet, record)
+    return { type, id }
+  }
+}
+
+function * chunks<T> (items: readonly T[], size: number): Generator<T[]> {
+  for (let start = 0; start < items.length; start += size) yield items.slice(start, start + size)
+}

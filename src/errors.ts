@@ -1,0 +1,45 @@
+/**
+ * Errors the service raises on purpose. Each carries a stable `code` (for logs, activity-log
+ * reasons and API clients) and, where it crosses HTTP, the `statusCode` to answer with.
+ * Client-specific errors (Dataverse, Marketo, Azure AD) live beside their clients.
+ */
+
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID'
+  constructor (readonly problems: readonly string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`)
+    this.name = 'ConfigError'
+  }
+}
+
+export class HttpError extends Error {
+  constructor (readonly statusCode: number, readonly code: string, message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.name = new.target.name
+  }
+}
+
+export class UnauthorizedError extends HttpError {
+  constructor () {
+    super(401, 'UNAUTHORIZED', 'missing or invalid x-api-key header')
+  }
+}
+
+export class CallbackUrlRefusedError extends HttpError {
+  constructor (reason: string) {
+    super(400, 'CALLBACK_URL_REFUSED', `callbackUrl refused: ${reason}`)
+  }
+}
+
+/** Redis (the job store) could not take the work: tell Marketo to retry rather than lose it. */
+export class QueueUnavailableError extends HttpError {
+  constructor (options?: ErrorOptions) {
+    super(503, 'QUEUE_UNAVAILABLE', 'the job store is unavailable; nothing was queued, retry later', options)
+  }
+}
+
+export class UnknownPicklistError extends HttpError {
+  constructor (name: string) {
+    super(400, 'UNKNOWN_PICKLIST', `no picklist named "${name}"`)
+  }
+}

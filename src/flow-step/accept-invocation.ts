@@ -1,0 +1,72 @@
+import type { FlowStepQueues } from '../queue/create-queues.ts'
+import type { SealedBox } from '../crypto/sealed-box.ts'
+import type { CallbackHostRule } from '../ssfs/callback-url-policy.ts'
+import type { FlowStepJobData, FlowStepPerson } from '../queue/payloads.ts'
+import type { SubmitAsyncActionBody } from '../schemas/flow-step.ts'
+import { checkCallbackUrl } from '../ssfs/callback-url-policy.ts'
+import { CallbackUrlRefusedError, QueueUnavailableError } from '../errors.ts'
+import { flowStepJobId, invocationIdFor } from '../queue/job-ids.ts'
+import { PRIORITY } from '../queue/names.ts'
+
+export interface AcceptInvocationDeps {
+  readonly queues: FlowStepQueues
+  readonly callbackHosts: readonly CallbackHostRule[]
+  readonly callbackCredentialsBox: SealedBox
+}
+
+export interface AcceptedInvocation {
+  readonly invocationId: string
+  readonly persons: number
+  readonly duplicate: boolean
+}
+
+/**
+ * Turns one validated `/submitAsyncAction` body into one flow-step job. All the work happens in
+ * the worker; here we only decide whether the invocation can be accepted and store it, so the
+ * route can answer Marketo's 201 within milliseconds.
+ */
+export async function acceptInvocation (body: SubmitAsyncActionBody, deps: AcceptInvocationDeps): Promise<AcceptedInvocation> {
+  const check = checkCallbackUrl(body.callbackUrl, deps.callbackHosts)
+  if (!check.allowed) throw new CallbackUrlRefusedError(check.reason)
+
+  const invocationId = invocationIdFor({ campaignId: body.campaignId, batchid: body.batchid, token: body.token, body })
+  const objectData = body.objectData ?? []
+  // Marketo sends a triggering context only when a trigger campaign invoked the step (§1.6).
+  const triggered = objectData.some((item) => item.triggeringContext !== undefined)
+  const persons: FlowStepPerson[] = objectData.map(({ objectContext, flowStepContext }) => {
+    const { id, ...fields } = objectContext
+    const assignTo = flowStepContext?.assignTo?.trim()
+    return {
+      marketoId: id,
+      fields,
+      syncAs: flowStepContext?.syncAs ?? 'Lead',
+      ...(assignTo === undefined || assignTo === '' ? {} : { assignTo })
+    }
+  })
+  const data: FlowStepJobData = {
+    invocationId,
+    munchkinId: body.context?.subscription.munchkinId ?? '',
+    campaignId: body.campaignId,
+    triggered,
+    callbackUrl: check.url.href,
+    sealedCallbackCredentials: deps.callbackCredentialsBox.seal(JSON.stringify({
+      token: body.token ?? '',
+      apiCallBackKey: body.apiCallBackKey ?? ''
+    })),
+    persons,
+    receivedAt: new Date().toISOString()
+  }
+
+  const jobId = flowStepJobId(invocationId)
+  try {
+    const existing = await deps.queues.flowStep.getJob(jobId)
+    if (existing !== undefined && existing !== null) return { invocationId, persons: persons.length, duplicate: true }
+    await deps.queues.flowStep.add('sync-person-batch', data, {
+      jobId,
+      priority: triggered ? PRIORITY.triggerCampaign : PRIORITY.batchCampaign
+    })
+  } catch (error) {
+    throw new QueueUnavailableError({ cause: error })
+  }
+  return { invocationId, persons: persons.length, duplicate: false }
+}

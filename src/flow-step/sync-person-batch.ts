@@ -1,0 +1,218 @@
+import type { Logger } from 'pino'
+import type { FlowStepPerson, PersonOutcome } from '../queue/payloads.ts'
+import type { RecordLink, RecordLinkStore } from '../links/record-link-store.ts'
+import type { PersonRecords } from '../dynamics/person-records.ts'
+import type { EmailClaims } from './email-claims.ts'
+import { DataverseError } from '../dynamics/dataverse-errors.ts'
+import { MARKETO_PERSON_FIELDS, normaliseEmail, toDynamicsRecord, type PersonFields } from './person-field-mapping.ts'
+
+/**
+ * "Sync Person to Microsoft" for one invocation's persons: create the person in Dynamics if no
+ * lead or contact exists for them, do nothing if one does (marketo-native-dynamics-sync.md §3,
+ * §10). Each person gets an outcome; one person's failure never fails the others.
+ *
+ * Order of look-ups, cheapest and most certain first:
+ *   1. the person ⇄ record link (Redis), confirmed in Dynamics by id — a record deleted in
+ *      Dynamics is created anew, as the native step does;
+ *   2. leads and contacts with the person's email, batched;
+ *   3. for the rest, an atomic claim per email decides which worker creates (email-claims.ts).
+ * Persons whose invocation carried no email are read from Marketo in one batched REST call.
+ */
+
+export interface PersonDirectory {
+  getLeadsByIds (ids: readonly number[], fields: readonly string[]): Promise<Array<Record<string, unknown>>>
+}
+
+export interface SyncPersonBatchDeps {
+  readonly records: PersonRecords
+  readonly marketo: PersonDirectory
+  readonly links: RecordLinkStore
+  readonly claims: EmailClaims
+  readonly logger: Logger
+}
+
+/** An outcome the job may retry (Dynamics or Marketo unavailable), rather than report as final. */
+export interface BatchOutcome extends PersonOutcome {
+  readonly retryable?: boolean
+}
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+export async function syncPersonBatch (
+  invocationId: string,
+  persons: readonly FlowStepPerson[],
+  deps: SyncPersonBatchDeps
+): Promise<BatchOutcome[]> {
+  const outcomes = new Map<number, BatchOutcome>()
+  const pending = new Map<number, FlowStepPerson>()
+  for (const person of persons) {
+    if (person.assignTo !== undefined && !GUID.test(person.assignTo)) {
+      outcomes.set(person.marketoId, failed(person, 'INVALID_ASSIGN_TO', 'Assign To is not a Dynamics user id; choose the user again in the flow step'))
+    } else {
+      pending.set(person.marketoId, person)
+    }
+  }
+
+  const withEmail = await completeFromMarketo([...pending.values()], deps, outcomes)
+
+  // 1. Linked records, confirmed by id.
+  const links = await deps.links.getMany([...withEmail.keys()])
+  for (const type of ['Lead', 'Contact'] as const) {
+    const linked = [...links].filter(([, link]) => link.type === type)
+    if (linked.length === 0) continue
+    const existing = await deps.records.existingIds(type, linked.map(([, link]) => link.id))
+    for (const [marketoId, link] of linked) {
+      if (existing.has(link.id)) {
+        outcomes.set(marketoId, existed(marketoId, link))
+        withEmail.delete(marketoId)
+      } else {
+        await deps.links.remove(marketoId, link)
+      }
+    }
+  }
+
+  // Persons with no email at all cannot be checked for an existing record: refuse rather than risk a duplicate.
+  const byEmail = new Map<string, Array<{ person: FlowStepPerson; fields: PersonFields }>>()
+  for (const [marketoId, entry] of withEmail) {
+    const email = normaliseEmail(entry.fields.email)
+    if (email === undefined) {
+      outcomes.set(marketoId, failed(entry.person, 'MISSING_EMAIL', 'the person has no email address, so an existing lead or contact cannot be ruled out'))
+      continue
+    }
+    const group = byEmail.get(email) ?? []
+    group.push(entry)
+    byEmail.set(email, group)
+  }
+
+  // 2. Existing leads and contacts by email.
+  const found = byEmail.size === 0 ? new Map<string, RecordLink>() : await deps.records.findByEmails([...byEmail.keys()])
+  for (const [email, link] of found) {
+    for (const { person } of byEmail.get(email) ?? []) {
+      await deps.links.set(person.marketoId, link)
+      outcomes.set(person.marketoId, existed(person.marketoId, link))
+    }
+    byEmail.delete(email)
+  }
+
+  // 3. Create what is missing; one creator per email across all workers.
+  await Promise.all([...byEmail].map(async ([email, group]) => {
+    for (const outcome of await createForEmail(invocationId, email, group, deps)) outcomes.set(outcome.marketoId, outcome)
+  }))
+
+  const result = persons.map((person) => outcomes.get(person.marketoId) ?? failed(person, 'INTERNAL', 'no outcome was decided'))
+  deps.logger.info({
+    invocationId,
+    persons: persons.length,
+    created: result.filter((o) => o.kind === 'created').length,
+    existed: result.filter((o) => o.kind === 'existed').length,
+    failed: result.filter((o) => o.kind === 'failed').length
+  }, 'flow-step batch synced')
+  return result
+}
+
+/** Fills in persons whose invocation lacked an email (fields not mapped in Marketo) from Marketo's REST API. */
+async function completeFromMarketo (
+  persons: readonly FlowStepPerson[],
+  deps: SyncPersonBatchDeps,
+  outcomes: Map<number, BatchOutcome>
+): Promise<Map<number, { person: FlowStepPerson; fields: PersonFields }>> {
+  const ready = new Map<number, { person: FlowStepPerson; fields: PersonFields }>()
+  const incomplete: FlowStepPerson[] = []
+  for (const person of persons) {
+    if (normaliseEmail(person.fields.email) === undefined) incomplete.push(person)
+    else ready.set(person.marketoId, { person, fields: person.fields })
+  }
+  if (incomplete.length === 0) return ready
+  try {
+    const leads = await deps.marketo.getLeadsByIds(incomplete.map((p) => p.marketoId), MARKETO_PERSON_FIELDS)
+    const byId = new Map(leads.map((lead) => [Number(lead.id), lead]))
+    for (const person of incomplete) {
+      const lead = byId.get(person.marketoId)
+      if (lead === undefined) {
+        outcomes.set(person.marketoId, failed(person, 'PERSON_NOT_FOUND', 'the person no longer exists in Marketo'))
+        continue
+      }
+      ready.set(person.marketoId, { person, fields: { ...pickFields(lead), ...withoutEmpty(person.fields) } })
+    }
+  } catch (error) {
+    deps.logger.warn({ err: error, persons: incomplete.length }, 'reading persons from Marketo failed')
+    for (const person of incomplete) {
+      outcomes.set(person.marketoId, { ...failed(person, 'MARKETO_UNAVAILABLE', `reading the person from Marketo failed: ${(error as Error).message}`), retryable: true })
+    }
+  }
+  return ready
+}
+
+async function createForEmail (
+  invocationId: string,
+  email: string,
+  group: ReadonlyArray<{ person: FlowStepPerson; fields: PersonFields }>,
+  deps: SyncPersonBatchDeps
+): Promise<BatchOutcome[]> {
+  const [first, ...others] = group
+  if (first === undefined) return []
+  const everyone = (link: RecordLink, firstKind: 'created' | 'existed'): BatchOutcome[] => [
+    { marketoId: first.person.marketoId, kind: firstKind, recordType: link.type, recordId: link.id },
+    ...others.map(({ person }) => existed(person.marketoId, link))
+  ]
+  const linkAll = async (link: RecordLink) => {
+    for (const { person } of group) await deps.links.set(person.marketoId, link)
+  }
+
+  let claim
+  try {
+    claim = await deps.claims.claim(email, invocationId)
+  } catch (error) {
+    return group.map(({ person }) => ({ ...failed(person, 'EMAIL_CLAIM_TIMEOUT', (error as Error).message), retryable: true }))
+  }
+  if (claim.kind === 'created-by-other') {
+    await linkAll(claim.link)
+    return everyone(claim.link, 'existed')
+  }
+
+  try {
+    if (claim.mustLookUpAgain) {
+      const again = (await deps.records.findByEmails([email])).get(email)
+      if (again !== undefined) {
+        await linkAll(again)
+        await claim.release(again)
+        return everyone(again, 'existed')
+      }
+    }
+    const link = await deps.records.create(first.person.syncAs, toDynamicsRecord(first.fields, first.person.syncAs, first.person.assignTo))
+    await linkAll(link)
+    await claim.release(link)
+    return everyone(link, 'created')
+  } catch (error) {
+    if (error instanceof DataverseError && error.isRejection) {
+      // Dynamics refused the record (validation): nothing was created, the next try may create.
+      await claim.release()
+        return group.map(({ person }) => failed(person, `DYNAMICS_${error.code}`, error.message))
+    }
+    // Unknown outcome (timeout, outage): keep the claim, so nobody creates until this invocation
+    // has looked the email up again on its retry.
+    deps.logger.warn({ err: error, invocationId, persons: group.length }, 'creating a Dynamics record did not complete')
+    return group.map(({ person }) => ({ ...failed(person, 'DYNAMICS_UNAVAILABLE', `Dynamics did not complete the create: ${(error as Error).message}`), retryable: true }))
+  }
+}
+
+function pickFields (lead: Record<string, unknown>): PersonFields {
+  const fields: Record<string, string | number | boolean | null> = {}
+  for (const name of MARKETO_PERSON_FIELDS) {
+    const value = lead[name]
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') fields[name] = value
+  }
+  return fields
+}
+
+function withoutEmpty (fields: PersonFields): PersonFields {
+  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== null && value !== undefined && value !== ''))
+}
+
+function existed (marketoId: number, link: RecordLink): BatchOutcome {
+  return { marketoId, kind: 'existed', recordType: link.type, recordId: link.id }
+}
+
+function failed (person: FlowStepPerson, errorCode: string, reason: string): BatchOutcome {
+  return { marketoId: person.marketoId, kind: 'failed', errorCode, reason }
+}

@@ -1,0 +1,56 @@
+import type { Redis } from 'ioredis'
+import type { SyncAs } from '../schemas/flow-step.ts'
+
+/**
+ * The person ⇄ record link: which Dynamics lead or contact a Marketo person is. The native sync
+ * identifies people by CRM record id, not email (reference marketo-native-dynamics-sync.md §4),
+ * and so do we; the background sync (a later issue) reads and writes the same keys.
+ *
+ *   <prefix>:link:person:<marketoId>          hash {type, id, linkedAt}
+ *   <prefix>:link:record:<lead|contact>:<id>  string marketoId
+ */
+export interface RecordLink {
+  readonly type: SyncAs
+  readonly id: string
+}
+
+export class RecordLinkStore {
+  constructor (private readonly redis: Redis, private readonly prefix: string) {}
+
+  #personKey (marketoId: number): string {
+    return `${this.prefix}:link:person:${marketoId}`
+  }
+
+  #recordKey (link: RecordLink): string {
+    return `${this.prefix}:link:record:${link.type.toLowerCase()}:${link.id}`
+  }
+
+  async getMany (marketoIds: readonly number[]): Promise<Map<number, RecordLink>> {
+    const links = new Map<number, RecordLink>()
+    if (marketoIds.length === 0) return links
+    const pipeline = this.redis.pipeline()
+    for (const id of marketoIds) pipeline.hmget(this.#personKey(id), 'type', 'id')
+    const replies = await pipeline.exec() ?? []
+    marketoIds.forEach((marketoId, index) => {
+      const [type, id] = (replies[index]?.[1] ?? []) as Array<string | null>
+      if ((type === 'Lead' || type === 'Contact') && typeof id === 'string') links.set(marketoId, { type, id })
+    })
+    return links
+  }
+
+  async getMarketoId (link: RecordLink): Promise<number | undefined> {
+    const value = await this.redis.get(this.#recordKey(link))
+    return value === null ? undefined : Number(value)
+  }
+
+  async set (marketoId: number, link: RecordLink): Promise<void> {
+    await this.redis.multi()
+      .hset(this.#personKey(marketoId), { type: link.type, id: link.id, linkedAt: new Date().toISOString() })
+      .set(this.#recordKey(link), String(marketoId))
+      .exec()
+  }
+
+  async remove (marketoId: number, link: RecordLink): Promise<void> {
+    await this.redis.multi().del(this.#personKey(marketoId)).del(this.#recordKey(link)).exec()
+  }
+}

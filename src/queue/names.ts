@@ -1,0 +1,15 @@
+/**
+ * Queue names are part of the deployment contract: API, workers and future schedulers of other
+ * versions meet on them in Redis. Change one only with a migration.
+ */
+export const QUEUE = {
+  /** One job per flow-step invocation: look up / create each person in Dynamics. */
+  flowStep: 'flow-step',
+  /** One job per invocation: report the outcomes to Marketo's callback URL, with retries. */
+  flowStepCallback: 'flow-step-callback'
+  // Reserved for the background sync issue: 'sync-marketo-changes', 'sync-dynamics-changes'.
+} as const
+export type QueueName = typeof QUEUE[keyof typeof QUEUE]
+
+/** BullMQ: a lower number runs first. Trigger campaigns are real time; batch runs can wait. */
+export const PRIORITY = { triggerCampaign: 1, batchCampaign: 10 } as const

@@ -1,0 +1,51 @@
+import type { SyncAs } from '../schemas/flow-step.ts'
+import type { PersonFields } from '../flow-step/person-field-mapping.ts'
+
+/** One person of an invocation, as the flow-step job needs it. */
+export interface FlowStepPerson {
+  readonly marketoId: number
+  readonly fields: PersonFields
+  readonly syncAs: SyncAs
+  readonly assignTo?: string
+}
+
+export interface FlowStepJobData {
+  readonly invocationId: string
+  readonly munchkinId: string
+  readonly campaignId: number
+  readonly triggered: boolean
+  readonly callbackUrl: string
+  /**
+   * Marketo's one-time callback token and callback API key, sealed (see src/crypto/sealed-box.ts):
+   * BullMQ keeps job data in Redis in clear, and these are credentials.
+   */
+  readonly sealedCallbackCredentials: string
+  readonly persons: readonly FlowStepPerson[]
+  readonly receivedAt: string
+  /** Outcomes decided by earlier tries of this job; a retry only redoes the others. */
+  readonly settledOutcomes?: readonly PersonOutcome[]
+}
+
+export type PersonOutcomeKind = 'created' | 'existed' | 'failed'
+
+export interface PersonOutcome {
+  readonly marketoId: number
+  readonly kind: PersonOutcomeKind
+  readonly recordType?: SyncAs
+  readonly recordId?: string
+  readonly errorCode?: string
+  readonly reason?: string
+}
+
+export interface FlowCallbackJobData {
+  readonly invocationId: string
+  readonly munchkinId: string
+  readonly callbackUrl: string
+  readonly sealedCallbackCredentials: string
+  readonly outcomes: readonly PersonOutcome[]
+}
+
+export interface CallbackCredentials {
+  readonly token: string
+  readonly apiCallBackKey: string
+}

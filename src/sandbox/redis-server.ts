@@ -1,0 +1,63 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer } from 'node:net'
+import { once } from 'node:events'
+
+/**
+ * Starts a throw-away `redis-server` on a free loopback port, for the sandbox and the tests:
+ * no persistence unless asked (`appendonly` for restart tests), `noeviction` as BullMQ requires.
+ */
+export interface LocalRedis {
+  readonly url: string
+  readonly port: number
+  stop (): Promise<void>
+}
+
+export class RedisServerNotFoundError extends Error {
+  readonly code = 'REDIS_SERVER_NOT_FOUND'
+  constructor () {
+    super('redis-server is not installed: `apt-get install -y redis-server` (or set REDIS_URL to a running Redis)')
+    this.name = 'RedisServerNotFoundError'
+  }
+}
+
+export async function freePort (): Promise<number> {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const address = server.address()
+  server.close()
+  if (address === null || typeof address === 'string') throw new Error('no port')
+  return address.port
+}
+
+export async function startLocalRedis (options: { port?: number; appendOnlyDir?: string } = {}): Promise<LocalRedis> {
+  const port = options.port ?? await freePort()
+  const args = [
+    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--maxmemory-policy', 'noeviction',
+    ...(options.appendOnlyDir === undefined
+      ? ['--appendonly', 'no']
+      : ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', options.appendOnlyDir])
+  ]
+  const child: ChildProcess = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  const ready = new Promise<void>((resolve, reject) => {
+    child.once('error', (error: NodeJS.ErrnoException) => reject(error.code === 'ENOENT' ? new RedisServerNotFoundError() : error))
+    child.once('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${output.slice(-500)}`)))
+    child.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString()
+      if (output.includes('Ready to accept connections')) resolve()
+    })
+  })
+  await ready
+  child.removeAllListeners('exit')
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    async stop () {
+      if (child.exitCode !== null) return
+      const exited = once(child, 'exit')
+      child.kill('SIGTERM')
+      await exited
+    }
+  }
+}
