@@ -12,6 +12,7 @@ export interface AcceptInvocationDeps {
   readonly queues: FlowStepQueues
   readonly callbackHosts: readonly CallbackHostRule[]
   readonly callbackCredentialsBox: SealedBox
+  readonly enqueueTimeoutMs?: number
 }
 
 export interface AcceptedInvocation {
@@ -58,15 +59,36 @@ export async function acceptInvocation (body: SubmitAsyncActionBody, deps: Accep
   }
 
   const jobId = flowStepJobId(invocationId)
-  try {
+  const enqueue = async (): Promise<boolean> => {
     const existing = await deps.queues.flowStep.getJob(jobId)
-    if (existing !== undefined && existing !== null) return { invocationId, persons: persons.length, duplicate: true }
+    if (existing !== undefined && existing !== null) return true
     await deps.queues.flowStep.add('sync-person-batch', data, {
       jobId,
       priority: triggered ? PRIORITY.triggerCampaign : PRIORITY.batchCampaign
     })
+    return false
+  }
+  try {
+    const duplicate = await withDeadline(enqueue(), deps.enqueueTimeoutMs ?? 2_000)
+    return { invocationId, persons: persons.length, duplicate }
   } catch (error) {
     throw new QueueUnavailableError({ cause: error })
   }
-  return { invocationId, persons: persons.length, duplicate: false }
+}
+
+/**
+ * Marketo must get an answer, never a hung request: if Redis does not confirm the job in time the
+ * invocation is refused (503) so Marketo retries it. (A job stored just after the deadline is not
+ * lost either way: the retry then finds it by id.)
+ */
+async function withDeadline<T> (work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`the job store did not answer within ${ms} ms`)), ms)
+  })
+  try {
+    return await Promise.race([work, deadline])
+  } finally {
+    clearTimeout(timer)
+  }
 }

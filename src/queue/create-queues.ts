@@ -10,6 +10,10 @@ export interface FlowStepQueues {
 }
 
 /**
+ * How fast the HTTP side fails while Redis is away comes from its connection (no offline queue,
+ * src/queue/connections.ts), not from BullMQ's `skipWaitingForReady`: that option makes BullMQ's
+ * one-time initialisation (an INFO call) fail for good when it runs before the connection is up.
+ *
  * Completed jobs are kept for a day so their ids keep blocking a re-sent invocation (a custom
  * job id only de-duplicates while the job record exists); failed ones for a week, for ops to read.
  */
@@ -21,21 +25,17 @@ const RETENTION = {
 export interface FlowStepQueueOptions {
   readonly prefix: string
   readonly callbackRetry: { readonly attempts: number; readonly backoffMs: number }
-  /** The API adds jobs from HTTP requests: fail at once when Redis is away instead of waiting. */
-  readonly failFast: boolean
 }
 
-export function createFlowStepQueues (connection: Redis, { prefix, callbackRetry, failFast }: FlowStepQueueOptions): FlowStepQueues {
+export function createFlowStepQueues (connection: Redis, { prefix, callbackRetry }: FlowStepQueueOptions): FlowStepQueues {
   const flowStep = new Queue<FlowStepJobData>(QUEUE.flowStep, {
     connection,
     prefix,
-    skipWaitingForReady: failFast,
     defaultJobOptions: { ...RETENTION, attempts: 5, backoff: { type: 'exponential', delay: 1_000 } }
   })
   const flowStepCallback = new Queue<FlowCallbackJobData>(QUEUE.flowStepCallback, {
     connection,
     prefix,
-    skipWaitingForReady: failFast,
     defaultJobOptions: { ...RETENTION, attempts: callbackRetry.attempts, backoff: { type: 'exponential', delay: callbackRetry.backoffMs } }
   })
   return {

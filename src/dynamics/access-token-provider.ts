@@ -1,0 +1,131 @@
+import { X509Certificate } from 'node:crypto'
+import { AuthError, ConfidentialClientApplication, type Configuration } from '@azure/msal-node'
+
+/**
+ * Bearer tokens for the Dataverse Web API, from Azure AD (Entra ID) by the client-credentials grant,
+ * through MSAL Node. MSAL keeps the token in its in-memory cache and reuses it until five minutes
+ * before expiry (reference doc §8.4), so calling `getAccessToken()` before every Dataverse request
+ * costs one token request per hour, not one per call.
+ */
+
+export type AzureAdCredential =
+  | { readonly kind: 'secret', readonly clientSecret: string }
+  | { readonly kind: 'certificate', readonly privateKeyPem: string, readonly certificatePem: string }
+
+export interface MsalAccessTokenProviderOptions {
+  /** `https://login.microsoftonline.com`, a sovereign cloud host, or any https host serving OpenID discovery (the sandbox). */
+  readonly authorityHost: string
+  readonly tenantId: string
+  readonly clientId: string
+  readonly credential: AzureAdCredential
+  /** The Dataverse environment URL, e.g. `https://contoso.crm.dynamics.com`. */
+  readonly resourceUrl: string
+}
+
+export interface AccessTokenProvider {
+  getAccessToken (): Promise<string>
+}
+
+export class AzureAdAuthError extends Error {
+  readonly code = 'AZURE_AD_AUTH_FAILED'
+  /** MSAL's `errorCode`: the AAD `error` for server replies (`invalid_client`, …) or MSAL's own code. */
+  readonly msalErrorCode: string
+  /** HTTP status of the token endpoint's reply, when there was one. */
+  readonly status: number | undefined
+  constructor (message: string, details: { msalErrorCode: string, status?: number, cause?: unknown }) {
+    super(message, { cause: details.cause })
+    this.name = 'AzureAdAuthError'
+    this.msalErrorCode = details.msalErrorCode
+    this.status = details.status
+  }
+}
+
+/**
+ * Hosts MSAL already has cloud-discovery and endpoint metadata for (msal-common
+ * `src/authority/AuthorityMetadata.ts`). Any other host must be listed in `knownAuthorities`, or MSAL
+ * asks login.microsoftonline.com to vouch for it (instance discovery, §8.2), which a private
+ * authority (the sandbox, ADFS-like proxies) cannot pass.
+ */
+const MICROSOFT_AUTHORITY_HOSTS = new Set([
+  'login.microsoftonline.com',
+  'login.microsoft.com',
+  'login.windows.net',
+  'sts.windows.net',
+  'login.microsoftonline.de',
+  'login.chinacloudapi.cn',
+  'login.partner.microsoftonline.cn',
+  'login.microsoftonline.us',
+  'login-us.microsoftonline.com',
+  'login.usgovcloudapi.net',
+  'login.sovcloud-identity.fr',
+  'login.sovcloud-identity.de',
+  'login.sovcloud-identity.sg'
+])
+
+export function createMsalAccessTokenProvider (options: MsalAccessTokenProviderOptions): AccessTokenProvider {
+  const application = new ConfidentialClientApplication(msalConfiguration(options))
+  const scopes = [`${options.resourceUrl.replace(/\/+$/, '')}/.default`]
+  const secret = options.credential.kind === 'secret' ? options.credential.clientSecret : undefined
+
+  return {
+    async getAccessToken () {
+      let accessToken: string | undefined
+      try {
+        accessToken = (await application.acquireTokenByClientCredential({ scopes }))?.accessToken
+      } catch (error) {
+        throw toAzureAdAuthError(error, secret)
+      }
+      if (accessToken === undefined || accessToken === '') {
+        throw new AzureAdAuthError('Azure AD returned no access token', { msalErrorCode: 'empty_token' })
+      }
+      return accessToken
+    }
+  }
+}
+
+/** Exported for the sandbox launcher's diagnostics; the product only needs the provider. */
+export function msalConfiguration (options: MsalAccessTokenProviderOptions): Configuration {
+  const authorityUrl = new URL(options.authorityHost)
+  const authority = `${authorityUrl.origin}/${options.tenantId}`
+  // MSAL compares knownAuthorities entries with the authority's host *including the port*
+  // (Authority.isInKnownAuthorities uses HostNameAndPort), so `localhost:8443`, not `localhost`.
+  const knownAuthorities = MICROSOFT_AUTHORITY_HOSTS.has(authorityUrl.hostname.toLowerCase()) ? [] : [authorityUrl.host]
+  const credential = options.credential
+  return {
+    auth: {
+      clientId: options.clientId,
+      authority,
+      knownAuthorities,
+      ...(credential.kind === 'secret'
+        ? { clientSecret: credential.clientSecret }
+        : {
+            clientCertificate: {
+              thumbprintSha256: certificateThumbprintSha256(credential.certificatePem),
+              privateKey: credential.privateKeyPem,
+              // Sending the chain (x5c) enables subject-name/issuer authentication (certificate rollover without re-registration).
+              x5c: credential.certificatePem
+            }
+          })
+    }
+  }
+}
+
+/** Hex SHA-256 of the DER certificate, the form MSAL's `thumbprintSha256` wants. */
+export function certificateThumbprintSha256 (certificatePem: string): string {
+  return new X509Certificate(certificatePem).fingerprint256.replaceAll(':', '').toLowerCase()
+}
+
+function toAzureAdAuthError (error: unknown, secret: string | undefined): AzureAdAuthError {
+  const scrub = (text: string): string => (secret !== undefined && secret !== '' ? text.split(secret).join('[Redacted]') : text)
+  if (error instanceof AuthError) {
+    const status = (error as AuthError & { status?: unknown }).status
+    return new AzureAdAuthError(scrub(`Azure AD token request failed (${error.errorCode}): ${error.errorMessage}`), {
+      msalErrorCode: error.errorCode,
+      // MSAL's errors carry AAD's reply (codes, correlation id), never the request body.
+      cause: error,
+      ...(typeof status === 'number' ? { status } : {})
+    })
+  }
+  const message = error instanceof Error ? error.message : String(error)
+  return new AzureAdAuthError(scrub(`Azure AD token request failed: ${message}`), { msalErrorCode: 'unknown_error' })
+}

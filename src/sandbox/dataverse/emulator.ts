@@ -1,0 +1,497 @@
+import { randomUUID } from 'node:crypto'
+import { once } from 'node:events'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { setTimeout as delay } from 'node:timers/promises'
+import { encodeSkipToken, parseCollectionQuery, projectRow, runCollectionQuery, MAX_PAGE_SIZE } from './collection-query.ts'
+import {
+  DataverseError,
+  invalidPayload,
+  queryError,
+  recordAlreadyExists,
+  recordNotFound,
+  resourceNotFound,
+  versionMismatch
+} from './dataverse-error.ts'
+import { findEntityDefinition, type EntityDefinition } from './entity-model.ts'
+import { FaultInjector, FaultSettingsError, type DataverseFaults } from './faults.ts'
+import { readRecordPayload } from './record-payload.ts'
+import { RecordStore, UnknownEntitySetError, type DataverseRecord, type DataverseRecordStore } from './record-store.ts'
+
+/**
+ * A local Dataverse Web API (`/api/data/v9.2/`) over plain HTTP, good enough for unmodified
+ * dynamics-web-api 2.5 and the product's Dynamics client (reference doc §9; checklist §10):
+ * create / retrieve / update / upsert / delete on `leads`, `contacts`, `accounts`, `systemusers`,
+ * collection queries with `$filter/$select/$orderby/$top/$count` and `odata.maxpagesize` paging,
+ * weak etags, Dataverse-shaped validation errors, `WhoAmI`, fault injection (also over HTTP under
+ * `/_emulator/`, for the sandbox launcher and tests in other processes). Not implemented:
+ * `$batch`, change tracking, alternate keys, bulk `*Multiple` actions, `$expand`.
+ */
+
+export interface DataverseEmulatorOptions {
+  /** Interface to listen on; default 127.0.0.1. */
+  readonly host?: string
+  /** 0 (default) lets the OS choose. */
+  readonly port?: number
+  /** Decides whether a Bearer token is acceptable (401 otherwise). Omitted: any Bearer token is. */
+  readonly verifyAccessToken?: (token: string) => boolean
+  /**
+   * Columns that must be present and non-empty on create and may not be emptied on update. Dataverse
+   * itself enforces only SystemRequired columns (§6); an org can make more required via plug-ins.
+   */
+  readonly requiredFields?: { readonly leads?: readonly string[], readonly contacts?: readonly string[] }
+  readonly latencyMs?: number
+  readonly seed?: {
+    readonly systemusers?: readonly DataverseRecord[]
+    readonly leads?: readonly DataverseRecord[]
+    readonly contacts?: readonly DataverseRecord[]
+    readonly accounts?: readonly DataverseRecord[]
+  }
+  /** The systemuser the caller is (WhoAmI) and default owner of new rows; random when omitted. */
+  readonly defaultUserId?: string
+}
+
+export interface WebApiRequestFilter {
+  readonly method?: string
+  readonly entitySet?: string
+}
+
+export interface DataverseEmulator {
+  /** `http://127.0.0.1:PORT`: the serverUrl for dynamics-web-api and DYNAMICS_URL. */
+  readonly url: string
+  readonly store: DataverseRecordStore
+  readonly faults: DataverseFaults
+  /** Web API requests received (faulted and refused ones included), optionally by method and/or entity set. */
+  requestCount (filter?: WebApiRequestFilter): number
+  close (): Promise<void>
+}
+
+const WEB_API_PREFIX = '/api/data/v9.2/'
+const JSON_CONTENT_TYPE = 'application/json; odata.metadata=minimal'
+const MAX_BODY_BYTES = 16 * 1024 * 1024
+const GUID = /^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?$/
+
+interface WebApiRequestRecord {
+  readonly method: string
+  readonly entitySet: string | undefined
+}
+
+interface RequestContext {
+  readonly request: IncomingMessage
+  readonly response: ServerResponse
+  readonly url: URL
+  /** `http://host:port/api/data/v9.2/` as the client addressed us: links must use it (§9.2). */
+  readonly base: string
+  readonly prefer: Preferences
+}
+
+interface Preferences {
+  readonly returnRepresentation: boolean
+  readonly maxPageSize: number | undefined
+}
+
+export async function startDataverseEmulator (options: DataverseEmulatorOptions = {}): Promise<DataverseEmulator> {
+  const store = new RecordStore(options.defaultUserId === undefined ? {} : { defaultUserId: options.defaultUserId })
+  const faults = new FaultInjector(options.latencyMs ?? 0)
+  const requests: WebApiRequestRecord[] = []
+  const businessUnitId = randomUUID()
+  const organizationId = randomUUID()
+  const requiredFields: Record<string, readonly string[]> = {
+    leads: options.requiredFields?.leads ?? [],
+    contacts: options.requiredFields?.contacts ?? []
+  }
+
+  for (const [entitySet, rows] of Object.entries(options.seed ?? {})) {
+    for (const row of rows ?? []) store.insert(entitySet, row)
+  }
+
+  const server: Server = createServer((request, response) => {
+    handle(request, response).catch((error: unknown) => {
+      if (response.headersSent) {
+        response.destroy()
+        return
+      }
+      if (error instanceof DataverseError) {
+        sendError(response, error)
+        return
+      }
+      sendError(response, new DataverseError(500, '0x80040216', `An unexpected error occurred. (${(error as Error).message})`))
+    })
+  })
+
+  async function handle (request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const origin = `http://${request.headers.host ?? 'localhost'}`
+    const url = new URL(request.url ?? '/', origin)
+    let path: string
+    try {
+      // dynamics-web-api leaves alternate-key values raw in the path but Node encodes the query (§1.10).
+      path = decodeURIComponent(url.pathname)
+    } catch {
+      throw queryError('The request URI is not valid.')
+    }
+    if (path.startsWith('/_emulator/')) {
+      await handleControl(request, response, path.slice('/_emulator/'.length))
+      return
+    }
+    if (!path.startsWith(WEB_API_PREFIX)) {
+      throw resourceNotFound(path.split('/').filter((segment) => segment !== '')[0] ?? '')
+    }
+    const resource = path.slice(WEB_API_PREFIX.length)
+    const method = request.method ?? 'GET'
+    requests.push({ method, entitySet: /^[A-Za-z_]\w*/.exec(resource)?.[0] })
+
+    if (!isAuthorised(request.headers.authorization)) {
+      response.writeHead(401, {
+        'WWW-Authenticate': `Bearer authorization_uri=https://login.microsoftonline.com/common/oauth2/authorize, resource_id=${origin}/`,
+        'OData-Version': '4.0',
+        'Content-Length': 0
+      })
+      response.end()
+      return
+    }
+    if (faults.latencyMs > 0) await delay(faults.latencyMs)
+    const fault = faults.takeFault()
+    if (fault !== undefined) throw fault
+
+    const context: RequestContext = {
+      request,
+      response,
+      url,
+      base: `${origin}${WEB_API_PREFIX}`,
+      prefer: parsePrefer([request.headers.prefer ?? []].flat().join(','))
+    }
+    await routeWebApi(context, method, resource)
+  }
+
+  function isAuthorised (authorization: string | undefined): boolean {
+    const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? '')
+    if (match === null) return false
+    return options.verifyAccessToken === undefined || options.verifyAccessToken(match[1] ?? '')
+  }
+
+  async function routeWebApi (context: RequestContext, method: string, resource: string): Promise<void> {
+    if (resource === 'WhoAmI' || resource === 'WhoAmI()') {
+      if (method !== 'GET') throw noResource(context)
+      sendJson(context.response, 200, {
+        '@odata.context': `${context.base}$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse`,
+        BusinessUnitId: businessUnitId,
+        UserId: store.defaultUserId,
+        OrganizationId: organizationId
+      })
+      return
+    }
+    if (resource === '$batch') {
+      throw new DataverseError(501, '0x0', 'The Dataverse emulator does not implement $batch.')
+    }
+    const match = /^([A-Za-z_]\w*)(?:\((.*)\))?(\/\$count)?$/.exec(resource)
+    const definition = match === null ? undefined : findEntityDefinition(match[1] ?? '')
+    if (match === null || definition === undefined) {
+      throw resourceNotFound(/^[^(/]*/.exec(resource)?.[0] ?? resource)
+    }
+    const [, , keyText, countSegment] = match
+    if (keyText === undefined) {
+      if (countSegment !== undefined) {
+        if (method !== 'GET') throw noResource(context)
+        countCollection(context, definition)
+        return
+      }
+      if (method === 'GET') return retrieveMultiple(context, definition)
+      if (method === 'POST') return await createRecord(context, definition)
+      throw noResource(context)
+    }
+    if (countSegment !== undefined) throw noResource(context)
+    const id = parseKey(keyText, definition)
+    if (method === 'GET') return retrieveRecord(context, definition, id)
+    if (method === 'PATCH') return await updateOrUpsertRecord(context, definition, id)
+    if (method === 'DELETE') return deleteRecord(context, definition, id)
+    throw noResource(context)
+  }
+
+  function payloadContext (definition: EntityDefinition, mode: 'create' | 'update'): Parameters<typeof readRecordPayload>[1] {
+    return {
+      definition,
+      mode,
+      requiredColumns: requiredFields[definition.entitySet] ?? [],
+      rowExists: (entitySet, id) => findEntityDefinition(entitySet) !== undefined && store.has(entitySet, id),
+      logicalNameOf: (entitySet) => findEntityDefinition(entitySet)?.logicalName
+    }
+  }
+
+  function entityContext (context: RequestContext, definition: EntityDefinition, select: readonly string[] | undefined): string {
+    return `${context.base}$metadata#${definition.entitySet}${select === undefined ? '' : `(${select.join(',')})`}/$entity`
+  }
+
+  function selectFrom (context: RequestContext, definition: EntityDefinition): readonly string[] | undefined {
+    return parseCollectionQuery(new URLSearchParams(
+      context.url.searchParams.has('$select') ? { $select: context.url.searchParams.get('$select') ?? '' } : {}
+    ), definition).select
+  }
+
+  function retrieveMultiple (context: RequestContext, definition: EntityDefinition): void {
+    const query = parseCollectionQuery(context.url.searchParams, definition)
+    const page = runCollectionQuery(store.list(definition.entitySet), query, context.prefer.maxPageSize)
+    const body: Record<string, unknown> = {
+      '@odata.context': `${context.base}$metadata#${definition.entitySet}${query.select === undefined ? '' : `(${query.select.join(',')})`}`
+    }
+    if (query.count) body['@odata.count'] = page.totalCount
+    body.value = page.rows.map((row) => projectRow(row, query.select, definition))
+    if (page.nextOffset !== undefined) body['@odata.nextLink'] = nextLink(context, definition, page.nextOffset)
+    const headers: Record<string, string> = {}
+    if (context.prefer.maxPageSize !== undefined) headers['Preference-Applied'] = `odata.maxpagesize=${context.prefer.maxPageSize}`
+    sendJson(context.response, 200, body, headers)
+  }
+
+  /** Same query, next `$skiptoken`, on the base URL the client used (dynamics-web-api string-replaces it, §9.2). */
+  function nextLink (context: RequestContext, definition: EntityDefinition, offset: number): string {
+    const parts: string[] = []
+    for (const [name, value] of context.url.searchParams) {
+      if (name !== '$skiptoken') parts.push(`${name}=${encodeURIComponent(value)}`)
+    }
+    parts.push(`$skiptoken=${encodeURIComponent(encodeSkipToken(offset))}`)
+    return `${context.base}${definition.entitySet}?${parts.join('&')}`
+  }
+
+  function countCollection (context: RequestContext, definition: EntityDefinition): void {
+    const query = parseCollectionQuery(context.url.searchParams, definition)
+    const { totalCount } = runCollectionQuery(store.list(definition.entitySet), { ...query, offset: 0 }, MAX_PAGE_SIZE)
+    const payload = String(totalCount)
+    context.response.writeHead(200, {
+      'Content-Type': 'text/plain',
+      'OData-Version': '4.0',
+      'Content-Length': Buffer.byteLength(payload)
+    })
+    context.response.end(payload)
+  }
+
+  function retrieveRecord (context: RequestContext, definition: EntityDefinition, id: string): void {
+    const row = store.get(definition.entitySet, id)
+    if (row === undefined) throw recordNotFound(definition.logicalName, id)
+    const etag = etagOf(row)
+    const ifNoneMatch = context.request.headers['if-none-match']
+    if (ifNoneMatch !== undefined && ifNoneMatch !== 'null' && (ifNoneMatch === '*' || ifNoneMatch === etag)) {
+      context.response.writeHead(304, { 'OData-Version': '4.0', ETag: etag })
+      context.response.end()
+      return
+    }
+    const select = selectFrom(context, definition)
+    sendJson(context.response, 200, {
+      '@odata.context': entityContext(context, definition, select),
+      ...projectRow(row, select, definition)
+    }, { ETag: etag })
+  }
+
+  async function createRecord (context: RequestContext, definition: EntityDefinition): Promise<void> {
+    const body = await readJsonBody(context.request, definition)
+    const changes = readRecordPayload(body, payloadContext(definition, 'create'))
+    const givenId = changes[definition.primaryKey]
+    if (typeof givenId === 'string' && store.has(definition.entitySet, givenId)) throw recordAlreadyExists()
+    const id = store.insert(definition.entitySet, changes)
+    sendWriteResult(context, definition, id, 'created')
+  }
+
+  async function updateOrUpsertRecord (context: RequestContext, definition: EntityDefinition, id: string): Promise<void> {
+    const existing = store.get(definition.entitySet, id)
+    const ifMatch = context.request.headers['if-match']
+    const ifNoneMatch = context.request.headers['if-none-match']
+    if (ifMatch !== undefined) {
+      // `If-Match: *` turns the upsert into a pure update (dynamics-web-api's update() always sends it, §1.5).
+      if (existing === undefined) throw recordNotFound(definition.logicalName, id)
+      if (ifMatch !== '*' && ifMatch !== etagOf(existing)) throw versionMismatch()
+    }
+    if (ifNoneMatch === '*' && existing !== undefined) throw recordAlreadyExists()
+
+    const body = await readJsonBody(context.request, definition)
+    if (existing !== undefined) {
+      const changes = readRecordPayload(body, payloadContext(definition, 'update'))
+      // A key column cannot be changed through its own key (§1.6).
+      delete changes[definition.primaryKey]
+      store.update(definition.entitySet, id, changes)
+      sendWriteResult(context, definition, id, 'updated')
+      return
+    }
+    const changes = readRecordPayload(body, payloadContext(definition, 'create'))
+    changes[definition.primaryKey] = id
+    store.insert(definition.entitySet, changes)
+    sendWriteResult(context, definition, id, 'created')
+  }
+
+  function deleteRecord (context: RequestContext, definition: EntityDefinition, id: string): void {
+    const existing = store.get(definition.entitySet, id)
+    if (existing === undefined) throw recordNotFound(definition.logicalName, id)
+    const ifMatch = context.request.headers['if-match']
+    if (ifMatch !== undefined && ifMatch !== '*' && ifMatch !== etagOf(existing)) throw versionMismatch()
+    store.delete(definition.entitySet, id)
+    context.response.writeHead(204, { 'OData-Version': '4.0' })
+    context.response.end()
+  }
+
+  /**
+   * Create → 204 + absolute OData-EntityId, or 201 + body with `return=representation`; update → 204,
+   * or 200 + body (§1.3, §1.5, §1.6).
+   */
+  function sendWriteResult (context: RequestContext, definition: EntityDefinition, id: string, outcome: 'created' | 'updated'): void {
+    const row = store.get(definition.entitySet, id) as DataverseRecord
+    const etag = etagOf(row)
+    if (context.prefer.returnRepresentation) {
+      const select = selectFrom(context, definition)
+      sendJson(context.response, outcome === 'created' ? 201 : 200, {
+        '@odata.context': entityContext(context, definition, select),
+        ...projectRow(row, select, definition)
+      }, { 'Preference-Applied': 'return=representation', ETag: etag })
+      return
+    }
+    context.response.writeHead(204, {
+      'OData-Version': '4.0',
+      'OData-EntityId': `${context.base}${definition.entitySet}(${id})`,
+      ETag: etag
+    })
+    context.response.end()
+  }
+
+  async function handleControl (request: IncomingMessage, response: ServerResponse, route: string): Promise<void> {
+    const method = request.method ?? 'GET'
+    if (route === 'faults') {
+      if (method === 'GET') {
+        sendJson(response, 200, faults.state())
+        return
+      }
+      if (method === 'PUT') {
+        const raw = await readBody(request)
+        try {
+          faults.apply(JSON.parse(raw === '' ? '{}' : raw))
+        } catch (error) {
+          if (error instanceof FaultSettingsError || error instanceof SyntaxError) {
+            sendJson(response, 400, { error: { code: 'INVALID_FAULT_SETTINGS', message: error.message } })
+            return
+          }
+          throw error
+        }
+        sendJson(response, 200, faults.state())
+        return
+      }
+      if (method === 'DELETE') {
+        faults.clear()
+        response.writeHead(204)
+        response.end()
+        return
+      }
+    }
+    const records = /^records\/([A-Za-z_]\w*)$/.exec(route)
+    if (records !== null) {
+      const entitySet = records[1] ?? ''
+      try {
+        if (method === 'GET') {
+          sendJson(response, 200, store.list(entitySet))
+          return
+        }
+        if (method === 'POST') {
+          const raw = await readBody(request)
+          const id = store.insert(entitySet, JSON.parse(raw) as DataverseRecord)
+          sendJson(response, 201, { id })
+          return
+        }
+      } catch (error) {
+        if (error instanceof UnknownEntitySetError) {
+          sendJson(response, 404, { error: { code: error.code, message: error.message } })
+          return
+        }
+        throw error
+      }
+    }
+    sendJson(response, 404, { error: { code: 'NOT_FOUND', message: `no emulator control at ${method} /_emulator/${route}` } })
+  }
+
+  server.listen(options.port ?? 0, options.host ?? '127.0.0.1')
+  await once(server, 'listening')
+  const address = server.address() as AddressInfo
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+
+  let closing: Promise<void> | undefined
+  return {
+    url: `http://${host}:${address.port}`,
+    store,
+    faults,
+    requestCount (filter = {}) {
+      return requests.filter((entry) =>
+        (filter.method === undefined || entry.method === filter.method.toUpperCase()) &&
+        (filter.entitySet === undefined || entry.entitySet === filter.entitySet)
+      ).length
+    },
+    close () {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      })
+      return closing
+    }
+  }
+}
+
+function parsePrefer (header: string | undefined): Preferences {
+  let returnRepresentation = false
+  let maxPageSize: number | undefined
+  for (const preference of (header ?? '').split(',')) {
+    const [name = '', value] = preference.trim().split('=')
+    if (name === 'return' && value === 'representation') returnRepresentation = true
+    if (name === 'odata.maxpagesize' && value !== undefined) {
+      const size = Number(value)
+      if (Number.isInteger(size) && size > 0) maxPageSize = Math.min(size, MAX_PAGE_SIZE)
+    }
+  }
+  return { returnRepresentation, maxPageSize }
+}
+
+/** `<guid>`, `{<guid>}` or `<primarykey>=<guid>`; alternate keys are not defined in the emulator (§1.7). */
+function parseKey (keyText: string, definition: EntityDefinition): string {
+  const named = keyText.startsWith(`${definition.primaryKey}=`) ? keyText.slice(definition.primaryKey.length + 1) : keyText
+  const match = GUID.exec(named.trim())
+  if (match === null) {
+    throw new DataverseError(400, '0x80060888',
+      `The key in the request URI is not valid for resource 'Microsoft.Dynamics.CRM.${definition.logicalName}'. Ensure that the names and number of key properties match the declared or alternate key properties for the resource 'Microsoft.Dynamics.CRM.${definition.logicalName}'.`)
+  }
+  return (match[1] ?? '').toLowerCase()
+}
+
+function etagOf (row: DataverseRecord): string {
+  return `W/"${String(row.versionnumber)}"`
+}
+
+function noResource (context: RequestContext): DataverseError {
+  return new DataverseError(404, '0x0', `No HTTP resource was found that matches the request URI '${context.url.href}'.`)
+}
+
+async function readBody (request: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of request) {
+    const buffer = chunk as Buffer
+    size += buffer.length
+    if (size > MAX_BODY_BYTES) throw new DataverseError(413, '0x0', 'The request body is too large.')
+    chunks.push(buffer)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+async function readJsonBody (request: IncomingMessage, definition: EntityDefinition): Promise<unknown> {
+  const raw = await readBody(request)
+  try {
+    return JSON.parse(raw)
+  } catch {
+    throw invalidPayload(definition.entitySet, 'System.Text.Json.JsonException: The request body is not valid JSON.')
+  }
+}
+
+function sendJson (response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const payload = JSON.stringify(body)
+  response.writeHead(status, {
+    'Content-Type': JSON_CONTENT_TYPE,
+    'OData-Version': '4.0',
+    'Content-Length': Buffer.byteLength(payload),
+    ...headers
+  })
+  response.end(payload)
+}
+
+function sendError (response: ServerResponse, error: DataverseError): void {
+  sendJson(response, error.status, error.toBody(), { ...error.headers })
+}

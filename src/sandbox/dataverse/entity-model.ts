@@ -1,0 +1,239 @@
+/**
+ * The tables the Dataverse emulator serves and their columns. Only listed columns are accepted: a
+ * write naming any other property fails the way Dataverse fails (400 `0x0`, reference doc §1.1/§6).
+ *
+ * Column lists = the lead/contact columns of reference doc §7 plus the Marketo connector's default
+ * mapping (marketo-native-dynamics-sync.md §11), so a payload the product builds from that mapping is
+ * accepted and a typo is not. Max lengths are the documented ones (§7); the `mkt_*` columns come
+ * from the Marketo solution whose lengths are not documented: 100 for the short text columns and
+ * 2000 for the description (assumed).
+ */
+
+export type ColumnType =
+  | 'string'
+  | 'integer'
+  | 'bigint'
+  | 'decimal'
+  | 'boolean'
+  | 'datetime'
+  | 'guid'
+
+export interface ColumnDefinition {
+  readonly type: ColumnType
+  readonly maxLength?: number
+  /** Not settable through the API (computed or system-maintained); writes are ignored, as Dataverse ignores attributes that are not valid for create/update. */
+  readonly readOnly?: boolean
+}
+
+/** A single-valued navigation property written as `<navigationProperty>@odata.bind`. */
+export interface LookupDefinition {
+  readonly navigationProperty: string
+  /** The `_x_value` column the lookup is read back through (e.g. `_ownerid_value`). */
+  readonly valueColumn: string
+  readonly targetEntitySet: string
+}
+
+export interface EntityDefinition {
+  readonly entitySet: string
+  /** `lead`, as in `Microsoft.Dynamics.CRM.lead` and in error messages. */
+  readonly logicalName: string
+  readonly primaryKey: string
+  readonly columns: Readonly<Record<string, ColumnDefinition>>
+  readonly lookups: readonly LookupDefinition[]
+  /** Whether `fullname` is computed from firstname + lastname (lead, contact, systemuser). */
+  readonly computesFullname: boolean
+  /** User-owned tables get `_ownerid_value`, defaulting to the calling user. */
+  readonly userOwned: boolean
+  /** Column values a new row gets when the payload does not name them. */
+  readonly defaults: Readonly<Record<string, unknown>>
+}
+
+const text = (maxLength: number): ColumnDefinition => ({ type: 'string', maxLength })
+const integer: ColumnDefinition = { type: 'integer' }
+const decimal: ColumnDefinition = { type: 'decimal' }
+const boolean: ColumnDefinition = { type: 'boolean' }
+const datetime: ColumnDefinition = { type: 'datetime' }
+const readOnlyDatetime: ColumnDefinition = { type: 'datetime', readOnly: true }
+const readOnlyGuid: ColumnDefinition = { type: 'guid', readOnly: true }
+
+const ADDRESS1_COLUMNS: Record<string, ColumnDefinition> = {
+  address1_line1: text(250),
+  address1_line2: text(250),
+  address1_line3: text(250),
+  address1_city: text(80),
+  address1_stateorprovince: text(50),
+  address1_postalcode: text(20),
+  address1_country: text(80),
+  address1_county: text(50),
+  address1_composite: { type: 'string', maxLength: 1000, readOnly: true }
+}
+
+const SYSTEM_COLUMNS: Record<string, ColumnDefinition> = {
+  createdon: readOnlyDatetime,
+  modifiedon: readOnlyDatetime,
+  versionnumber: { type: 'bigint', readOnly: true }
+}
+
+const OWNER_LOOKUPS: LookupDefinition[] = [
+  { navigationProperty: 'ownerid', valueColumn: '_ownerid_value', targetEntitySet: 'systemusers' }
+]
+
+/** Columns lead and contact share (the "same core fields" of the mapping doc §11). */
+const PERSON_COLUMNS: Record<string, ColumnDefinition> = {
+  salutation: text(100),
+  firstname: text(50),
+  middlename: text(50),
+  lastname: text(50),
+  fullname: { type: 'string', maxLength: 160, readOnly: true },
+  emailaddress1: text(100),
+  emailaddress2: text(100),
+  emailaddress3: text(100),
+  jobtitle: text(100),
+  telephone1: text(50),
+  telephone2: text(50),
+  telephone3: text(50),
+  mobilephone: text(20),
+  fax: text(50),
+  websiteurl: text(200),
+  ...ADDRESS1_COLUMNS,
+  description: text(2000),
+  statecode: integer,
+  statuscode: integer,
+  preferredcontactmethodcode: integer,
+  donotphone: boolean,
+  donotbulkemail: boolean,
+  donotemail: boolean,
+  donotfax: boolean,
+  donotsendmm: boolean,
+  donotpostalmail: boolean,
+  mkt_lastinterestingmomentdate: datetime,
+  mkt_lastinterestingmomentdesc: text(2000),
+  mkt_leadinterestingmomentsource: text(100),
+  mkt_lastinterestingmomenttype: text(100),
+  mkt_relativescore: integer,
+  mkt_priority: integer,
+  mkt_urgency: integer,
+  _ownerid_value: readOnlyGuid,
+  ...SYSTEM_COLUMNS
+}
+
+const PERSON_DEFAULTS = {
+  statecode: 0,
+  statuscode: 1,
+  preferredcontactmethodcode: 1,
+  donotphone: false,
+  donotbulkemail: false,
+  donotemail: false,
+  donotfax: false,
+  donotsendmm: false,
+  donotpostalmail: false
+}
+
+const lead: EntityDefinition = {
+  entitySet: 'leads',
+  logicalName: 'lead',
+  primaryKey: 'leadid',
+  columns: {
+    leadid: { type: 'guid' },
+    ...PERSON_COLUMNS,
+    subject: text(300),
+    companyname: text(100),
+    leadsourcecode: integer,
+    leadqualitycode: integer,
+    revenue: decimal,
+    numberofemployees: integer,
+    industrycode: integer,
+    _parentaccountid_value: readOnlyGuid,
+    _parentcontactid_value: readOnlyGuid,
+    _customerid_value: readOnlyGuid
+  },
+  lookups: [
+    ...OWNER_LOOKUPS,
+    { navigationProperty: 'parentaccountid', valueColumn: '_parentaccountid_value', targetEntitySet: 'accounts' },
+    { navigationProperty: 'parentcontactid', valueColumn: '_parentcontactid_value', targetEntitySet: 'contacts' },
+    // Customer-type lookups have one navigation property per target table (reference doc §1.3).
+    { navigationProperty: 'customerid_account', valueColumn: '_customerid_value', targetEntitySet: 'accounts' },
+    { navigationProperty: 'customerid_contact', valueColumn: '_customerid_value', targetEntitySet: 'contacts' }
+  ],
+  computesFullname: true,
+  userOwned: true,
+  defaults: { ...PERSON_DEFAULTS, leadqualitycode: 2 }
+}
+
+const contact: EntityDefinition = {
+  entitySet: 'contacts',
+  logicalName: 'contact',
+  primaryKey: 'contactid',
+  columns: {
+    contactid: { type: 'guid' },
+    ...PERSON_COLUMNS,
+    mkt_leadscore: integer,
+    _parentcustomerid_value: readOnlyGuid
+  },
+  lookups: [
+    ...OWNER_LOOKUPS,
+    { navigationProperty: 'parentcustomerid_account', valueColumn: '_parentcustomerid_value', targetEntitySet: 'accounts' },
+    { navigationProperty: 'parentcustomerid_contact', valueColumn: '_parentcustomerid_value', targetEntitySet: 'contacts' }
+  ],
+  computesFullname: true,
+  userOwned: true,
+  defaults: PERSON_DEFAULTS
+}
+
+const account: EntityDefinition = {
+  entitySet: 'accounts',
+  logicalName: 'account',
+  primaryKey: 'accountid',
+  columns: {
+    accountid: { type: 'guid' },
+    name: text(160),
+    accountnumber: text(20),
+    telephone1: text(50),
+    websiteurl: text(200),
+    ...ADDRESS1_COLUMNS,
+    description: text(2000),
+    revenue: decimal,
+    numberofemployees: integer,
+    industrycode: integer,
+    businesstypecode: integer,
+    sic: text(20),
+    statecode: integer,
+    statuscode: integer,
+    _ownerid_value: readOnlyGuid,
+    ...SYSTEM_COLUMNS
+  },
+  lookups: OWNER_LOOKUPS,
+  computesFullname: false,
+  userOwned: true,
+  defaults: { statecode: 0, statuscode: 1 }
+}
+
+const systemuser: EntityDefinition = {
+  entitySet: 'systemusers',
+  logicalName: 'systemuser',
+  primaryKey: 'systemuserid',
+  columns: {
+    systemuserid: { type: 'guid' },
+    firstname: text(64),
+    lastname: text(64),
+    fullname: { type: 'string', maxLength: 200, readOnly: true },
+    internalemailaddress: text(100),
+    domainname: text(1024),
+    isdisabled: boolean,
+    // 0 Read-Write, 1 Administrative, 2 Read, 3 Support User, 4 Non-interactive, 5 Delegated Admin.
+    accessmode: integer,
+    azureactivedirectoryobjectid: { type: 'guid' },
+    applicationid: { type: 'guid' },
+    ...SYSTEM_COLUMNS
+  },
+  lookups: [],
+  computesFullname: true,
+  userOwned: false,
+  defaults: { isdisabled: false, accessmode: 0 }
+}
+
+export const ENTITY_DEFINITIONS: readonly EntityDefinition[] = [lead, contact, account, systemuser]
+
+export function findEntityDefinition (entitySet: string): EntityDefinition | undefined {
+  return ENTITY_DEFINITIONS.find((definition) => definition.entitySet === entitySet)
+}

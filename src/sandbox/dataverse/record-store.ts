@@ -1,0 +1,143 @@
+import { randomUUID } from 'node:crypto'
+import { ENTITY_DEFINITIONS, findEntityDefinition, type EntityDefinition } from './entity-model.ts'
+
+/**
+ * The emulator's rows, in memory. Each row carries what Dataverse maintains itself: the primary key,
+ * `createdon`/`modifiedon` (second precision, emitted `2024-01-01T00:00:00Z` because
+ * dynamics-web-api only revives dates without milliseconds, reference doc §9.4), `versionnumber`
+ * (one counter for the whole store, like SQL rowversion; the `@odata.etag` is `W/"<versionnumber>"`,
+ * §1.8), the computed `fullname` and `_ownerid_value`.
+ *
+ * `insert` is the programmatic door (tests, the launcher's seed) and skips payload validation; HTTP
+ * writes are validated by record-payload.ts before they get here.
+ */
+
+export type DataverseRecord = Record<string, unknown>
+
+export class UnknownEntitySetError extends Error {
+  readonly code = 'UNKNOWN_ENTITY_SET'
+  constructor (entitySet: string) {
+    super(`the Dataverse emulator has no entity set '${entitySet}'`)
+    this.name = 'UnknownEntitySetError'
+  }
+}
+
+export interface DataverseRecordStore {
+  /** Adds a row (defaults and system columns filled in) and returns its id. */
+  insert (entitySet: string, record: DataverseRecord): string
+  get (entitySet: string, id: string): DataverseRecord | undefined
+  list (entitySet: string): DataverseRecord[]
+  /** Removes every row, then re-creates the default (calling) user so ownership keeps working. */
+  clear (): void
+  /** The systemuser that owns rows created without `ownerid@odata.bind` (the caller, as in WhoAmI). */
+  readonly defaultUserId: string
+}
+
+export function dataverseTimestamp (date: Date = new Date()): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, 'Z')
+}
+
+export class RecordStore implements DataverseRecordStore {
+  readonly defaultUserId: string
+  readonly #tables = new Map<string, Map<string, DataverseRecord>>()
+  #version = 1_000_000
+
+  constructor (options: { defaultUserId?: string } = {}) {
+    this.defaultUserId = options.defaultUserId ?? randomUUID()
+    this.#seedDefaultUser()
+  }
+
+  #table (entitySet: string): { definition: EntityDefinition, rows: Map<string, DataverseRecord> } {
+    const definition = findEntityDefinition(entitySet)
+    if (definition === undefined) throw new UnknownEntitySetError(entitySet)
+    let rows = this.#tables.get(entitySet)
+    if (rows === undefined) {
+      rows = new Map()
+      this.#tables.set(entitySet, rows)
+    }
+    return { definition, rows }
+  }
+
+  #seedDefaultUser (): void {
+    this.insert('systemusers', {
+      systemuserid: this.defaultUserId,
+      firstname: '#',
+      lastname: 'Marketo Sync',
+      internalemailaddress: 'marketo-sync@sandbox.local',
+      accessmode: 4,
+      isdisabled: false
+    })
+  }
+
+  nextVersion (): number {
+    this.#version += 1
+    return this.#version
+  }
+
+  insert (entitySet: string, record: DataverseRecord): string {
+    const { definition, rows } = this.#table(entitySet)
+    const givenId = record[definition.primaryKey]
+    const id = typeof givenId === 'string' && givenId !== '' ? givenId.toLowerCase() : randomUUID()
+    const now = dataverseTimestamp()
+    const row: DataverseRecord = {}
+    for (const column of Object.keys(definition.columns)) row[column] = null
+    Object.assign(row, definition.defaults, record, {
+      [definition.primaryKey]: id,
+      createdon: typeof record.createdon === 'string' ? record.createdon : now,
+      modifiedon: typeof record.modifiedon === 'string' ? record.modifiedon : now,
+      versionnumber: this.nextVersion()
+    })
+    if (definition.userOwned && (row._ownerid_value === null || row._ownerid_value === undefined)) {
+      row._ownerid_value = this.defaultUserId
+    }
+    applyComputedColumns(definition, row)
+    rows.set(id, row)
+    return id
+  }
+
+  /** Applies already-validated column changes; bumps version and modifiedon. */
+  update (entitySet: string, id: string, changes: DataverseRecord): DataverseRecord | undefined {
+    const { definition, rows } = this.#table(entitySet)
+    const row = rows.get(id.toLowerCase())
+    if (row === undefined) return undefined
+    Object.assign(row, changes, { modifiedon: dataverseTimestamp(), versionnumber: this.nextVersion() })
+    applyComputedColumns(definition, row)
+    return { ...row }
+  }
+
+  delete (entitySet: string, id: string): boolean {
+    return this.#table(entitySet).rows.delete(id.toLowerCase())
+  }
+
+  has (entitySet: string, id: string): boolean {
+    return this.#table(entitySet).rows.has(id.toLowerCase())
+  }
+
+  get (entitySet: string, id: string): DataverseRecord | undefined {
+    const row = this.#table(entitySet).rows.get(id.toLowerCase())
+    return row === undefined ? undefined : { ...row }
+  }
+
+  list (entitySet: string): DataverseRecord[] {
+    return [...this.#table(entitySet).rows.values()].map((row) => ({ ...row }))
+  }
+
+  clear (): void {
+    for (const definition of ENTITY_DEFINITIONS) this.#tables.get(definition.entitySet)?.clear()
+    this.#seedDefaultUser()
+  }
+}
+
+function applyComputedColumns (definition: EntityDefinition, row: DataverseRecord): void {
+  if (definition.computesFullname) {
+    // Dataverse's default full-name format is "First Last".
+    const parts = [row.firstname, row.lastname].filter((part): part is string => typeof part === 'string' && part !== '')
+    row.fullname = parts.length > 0 ? parts.join(' ') : null
+  }
+  if ('address1_composite' in definition.columns) {
+    const lines = [row.address1_line1, row.address1_line2, row.address1_line3, row.address1_city,
+      row.address1_stateorprovince, row.address1_postalcode, row.address1_country]
+      .filter((part): part is string => typeof part === 'string' && part !== '')
+    row.address1_composite = lines.length > 0 ? lines.join('\n') : null
+  }
+}

@@ -1,0 +1,177 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { CampaignRunResult, RunCampaignOptions } from './campaign-runner.ts'
+import { MarketoEmulatorError, NoServiceInstalledError } from './errors.ts'
+import type { CallbackRecord } from './flow-callback-receiver.ts'
+import { readBody, sendJson } from './http-io.ts'
+import { asObject, type InstalledService } from './installed-service.ts'
+import type { PersonStore } from './person-store.ts'
+import type { InstallServiceOptions } from './service-installer.ts'
+import type { ServiceLogEntry } from './service-log.ts'
+
+/**
+ * `/_emulator/*`: the test controls over HTTP, for a separate process (the sandbox launcher's
+ * curl demo). No authentication — the emulator is a loopback sandbox, never a deployment.
+ *
+ *   GET    /_emulator/persons                    → { persons }
+ *   POST   /_emulator/persons          {fields}  → 201 { id }
+ *   GET    /_emulator/persons/:id                → person | 404
+ *   GET    /_emulator/persons/:id/activities     → { activities }
+ *   POST   /_emulator/services   {openapiUrl, apiKey, globalAttributes?} → 201 { apiName, baseUrl, activityTypeId }
+ *   POST   /_emulator/campaigns/run {personIds, flowStepContext?, kind, campaignId?, campaignName?}
+ *                                                → 200 { campaignId, invocations } (uses the last installed service)
+ *   GET    /_emulator/callbacks                  → { callbacks }
+ *   GET    /_emulator/service-log                → { entries }
+ *   PUT    /_emulator/faults  {rateLimitNext?, restErrorNext?: {code, message, count?}, latencyMs?,
+ *                              callbackFailNext?: {count, status?}, callbackFailFor?: {ms, status?}, expireTokens?}
+ *                                                → 204
+ *   DELETE /_emulator/faults                     → 204 (all faults cleared)
+ */
+
+export interface EmulatorControls {
+  readonly persons: PersonStore
+  readonly callbacks: readonly CallbackRecord[]
+  serviceLog: () => ServiceLogEntry[]
+  installService: (options: InstallServiceOptions) => Promise<InstalledService>
+  installedService: () => InstalledService | undefined
+  runCampaign: (service: InstalledService, options: RunCampaignOptions) => Promise<CampaignRunResult>
+  expireTokens: () => void
+  readonly faults: {
+    rateLimitNext: (count?: number) => void
+    errorNext: (code: string, message: string, count?: number) => void
+    setLatency: (ms: number) => void
+    reset: () => void
+  }
+  readonly callbackFaults: {
+    failNext: (count: number, status?: number) => void
+    failFor: (ms: number, status?: number) => void
+    reset: () => void
+  }
+}
+
+class ControlRequestError extends Error {
+  readonly code = 'CONTROL_REQUEST_INVALID'
+  constructor (message: string) {
+    super(message)
+    this.name = 'ControlRequestError'
+  }
+}
+
+const PERSON_PATH = /^\/_emulator\/persons\/(\d+)(\/activities)?$/
+
+export async function handleControlRequest (req: IncomingMessage, res: ServerResponse, url: URL, controls: EmulatorControls): Promise<void> {
+  try {
+    await route(req, res, url, controls)
+  } catch (error) {
+    if (error instanceof ControlRequestError) {
+      sendJson(res, 400, { error: { code: error.code, message: error.message } })
+    } else if (error instanceof NoServiceInstalledError) {
+      sendJson(res, 409, { error: { code: error.code, message: error.message } })
+    } else if (error instanceof MarketoEmulatorError) {
+      sendJson(res, 422, { error: { code: error.code, message: error.message } })
+    } else {
+      throw error
+    }
+  }
+}
+
+async function route (req: IncomingMessage, res: ServerResponse, url: URL, controls: EmulatorControls): Promise<void> {
+  const method = req.method ?? 'GET'
+  const path = url.pathname
+  const person = PERSON_PATH.exec(path)
+  if (person !== null) {
+    const id = Number(person[1])
+    if (method !== 'GET') return methodNotAllowed(res)
+    if (person[2] !== undefined) return sendJson(res, 200, { activities: controls.persons.activities(id) })
+    const found = controls.persons.get(id)
+    return found === undefined ? sendJson(res, 404, { error: { code: 'UNKNOWN_PERSON', message: `no person with id ${id}` } }) : sendJson(res, 200, found)
+  }
+  switch (`${method} ${path}`) {
+    case 'GET /_emulator/persons':
+      return sendJson(res, 200, { persons: controls.persons.list() })
+    case 'POST /_emulator/persons': {
+      const body = await readJsonObject(req)
+      const fields = asObject(body.fields) ?? body
+      return sendJson(res, 201, { id: controls.persons.create(fields) })
+    }
+    case 'POST /_emulator/services': {
+      const body = await readJsonObject(req)
+      if (typeof body.openapiUrl !== 'string' || typeof body.apiKey !== 'string') throw new ControlRequestError('openapiUrl and apiKey are required strings')
+      const globalAttributes = asObject(body.globalAttributes)
+      const service = await controls.installService({ openapiUrl: body.openapiUrl, apiKey: body.apiKey, ...(globalAttributes === undefined ? {} : { globalAttributes }) })
+      return sendJson(res, 201, { apiName: service.definition.apiName, baseUrl: service.baseUrl, activityTypeId: service.activityTypeId })
+    }
+    case 'POST /_emulator/campaigns/run': {
+      const body = await readJsonObject(req)
+      const service = controls.installedService()
+      if (service === undefined) throw new NoServiceInstalledError()
+      return sendJson(res, 200, await controls.runCampaign(service, parseRunOptions(body)))
+    }
+    case 'GET /_emulator/callbacks':
+      return sendJson(res, 200, { callbacks: controls.callbacks })
+    case 'GET /_emulator/service-log':
+      return sendJson(res, 200, { entries: controls.serviceLog() })
+    case 'PUT /_emulator/faults':
+      applyFaults(await readJsonObject(req), controls)
+      res.writeHead(204).end()
+      return
+    case 'DELETE /_emulator/faults':
+      controls.faults.reset()
+      controls.callbackFaults.reset()
+      res.writeHead(204).end()
+      return
+    default:
+      return sendJson(res, 404, { error: { code: 'NOT_FOUND', message: `no control endpoint ${method} ${path}` } })
+  }
+}
+
+function parseRunOptions (body: Record<string, unknown>): RunCampaignOptions {
+  const personIds = body.personIds
+  if (!Array.isArray(personIds) || !personIds.every((id) => Number.isSafeInteger(id))) throw new ControlRequestError('personIds must be an array of integers')
+  const kind = body.kind ?? 'batch'
+  if (kind !== 'trigger' && kind !== 'batch') throw new ControlRequestError("kind must be 'trigger' or 'batch'")
+  const flowStepContext = body.flowStepContext === undefined ? {} : asObject(body.flowStepContext)
+  if (flowStepContext === undefined) throw new ControlRequestError('flowStepContext must be an object')
+  return {
+    personIds: personIds as number[],
+    kind,
+    flowStepContext,
+    ...(typeof body.campaignId === 'number' ? { campaignId: body.campaignId } : {}),
+    ...(typeof body.campaignName === 'string' ? { campaignName: body.campaignName } : {})
+  }
+}
+
+function applyFaults (body: Record<string, unknown>, controls: EmulatorControls): void {
+  if (typeof body.rateLimitNext === 'number') controls.faults.rateLimitNext(body.rateLimitNext)
+  const restError = asObject(body.restErrorNext)
+  if (restError !== undefined) {
+    if (typeof restError.code !== 'string') throw new ControlRequestError('restErrorNext.code must be a string such as "611"')
+    controls.faults.errorNext(restError.code, typeof restError.message === 'string' ? restError.message : 'Injected error', typeof restError.count === 'number' ? restError.count : 1)
+  }
+  if (typeof body.latencyMs === 'number') controls.faults.setLatency(body.latencyMs)
+  const failNext = asObject(body.callbackFailNext)
+  if (failNext !== undefined) controls.callbackFaults.failNext(numberOr(failNext.count, 1), numberOr(failNext.status, 503))
+  const failFor = asObject(body.callbackFailFor)
+  if (failFor !== undefined) controls.callbackFaults.failFor(numberOr(failFor.ms, 0), numberOr(failFor.status, 503))
+  if (body.expireTokens === true) controls.expireTokens()
+}
+
+function numberOr (value: unknown, fallback: number): number {
+  return typeof value === 'number' ? value : fallback
+}
+
+async function readJsonObject (req: IncomingMessage): Promise<Record<string, unknown>> {
+  const text = await readBody(req, 1024 * 1024)
+  let value: unknown
+  try {
+    value = text === '' ? {} : JSON.parse(text)
+  } catch {
+    throw new ControlRequestError('body is not valid JSON')
+  }
+  const object = asObject(value)
+  if (object === undefined) throw new ControlRequestError('body must be a JSON object')
+  return object
+}
+
+function methodNotAllowed (res: ServerResponse): void {
+  sendJson(res, 405, { error: { code: 'METHOD_NOT_ALLOWED', message: 'method not allowed' } })
+}

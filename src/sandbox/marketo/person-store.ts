@@ -1,0 +1,154 @@
+import { ActivityLog, CHANGE_DATA_VALUE_ACTIVITY_TYPE_ID, NEW_LEAD_ACTIVITY_TYPE_ID, type ActivityRecord } from './activity-log.ts'
+import type { LeadFieldCatalog } from './lead-fields.ts'
+import { toMarketoDate, toMarketoDateTime } from './marketo-datetime.ts'
+
+/**
+ * The emulated lead database: persons keyed by integer id, field values under Marketo REST names.
+ * Every write goes through here so the activity log sees it the way Marketo logs it: New Lead (12)
+ * on create, one Data Value Change (13) per changed field on update (reference §2.6, §1.8).
+ */
+
+export type Person = Readonly<Record<string, unknown>> & {
+  readonly id: number
+  readonly createdAt: string
+  readonly updatedAt: string
+}
+
+/** Why a field changed; becomes the Data Value Change's Reason/Source attributes (reference §1.8, §2.6). */
+export interface ChangeSource {
+  readonly reason: string
+  readonly source: string
+  readonly campaignId?: number
+}
+
+/** Real ids are opaque integers; starting at 1000 keeps them clearly apart from counts in test output. */
+const FIRST_PERSON_ID = 1000
+/** Maintained by the store, never taken from input. */
+const SYSTEM_FIELDS = new Set(['id', 'createdAt', 'updatedAt'])
+
+export const SEED_SOURCE: ChangeSource = { reason: 'Emulator seed', source: 'Marketo emulator' }
+
+export class PersonStore {
+  readonly #persons = new Map<number, Record<string, unknown>>()
+  readonly #fields: LeadFieldCatalog
+  readonly #activities: ActivityLog
+  readonly #now: () => Date
+  #nextId = FIRST_PERSON_ID
+
+  constructor (options: { fields: LeadFieldCatalog, activities: ActivityLog, now: () => Date }) {
+    this.#fields = options.fields
+    this.#activities = options.activities
+    this.#now = options.now
+  }
+
+  /** Unknown field names become custom string fields, so tests and the launcher can seed freely. */
+  create (fields: Readonly<Record<string, unknown>>, source: ChangeSource = SEED_SOURCE): number {
+    const id = this.#nextId++
+    const now = this.#now()
+    const timestamp = toMarketoDateTime(now)
+    const person: Record<string, unknown> = { id }
+    for (const [name, value] of Object.entries(fields)) {
+      if (SYSTEM_FIELDS.has(name) || value === undefined) continue
+      this.#fields.ensure(name)
+      person[name] = value
+    }
+    person.createdAt = timestamp
+    person.updatedAt = timestamp
+    this.#persons.set(id, person)
+    this.#activities.append({
+      leadId: id,
+      activityDate: timestamp,
+      activityTypeId: NEW_LEAD_ACTIVITY_TYPE_ID,
+      ...(source.campaignId === undefined ? {} : { campaignId: source.campaignId }),
+      primaryAttributeValueId: id,
+      primaryAttributeValue: displayNameOf(person),
+      attributes: [{ name: 'Created Date', value: toMarketoDate(now) }, { name: 'Source Type', value: source.source }]
+    })
+    return id
+  }
+
+  get (id: number): Person | undefined {
+    const person = this.#persons.get(id)
+    return person === undefined ? undefined : snapshot(person)
+  }
+
+  /** Marketo matches email addresses case-insensitively; the lowest id wins when several match. */
+  findByEmail (email: string): Person | undefined {
+    return this.findBy('email', email)[0]
+  }
+
+  /** Persons whose `field` equals `value` (strings compared as Marketo's filter values arrive: as text). */
+  findBy (field: string, value: unknown): Person[] {
+    const wanted = normalizeForMatch(field, value)
+    const matches: Person[] = []
+    for (const person of this.#persons.values()) {
+      const candidate = person[field]
+      if (candidate === undefined || candidate === null) continue
+      if (normalizeForMatch(field, candidate) === wanted) matches.push(snapshot(person))
+    }
+    return matches
+  }
+
+  list (): Person[] {
+    return [...this.#persons.values()].map(snapshot)
+  }
+
+  activities (id: number): ActivityRecord[] {
+    return this.#activities.forLead(id)
+  }
+
+  /**
+   * Writes `changes` onto person `id`, logging one Data Value Change per field whose value really
+   * changed (Marketo logs changes, not writes). Returns the changed field names; [] when the
+   * person does not exist.
+   */
+  update (id: number, changes: Readonly<Record<string, unknown>>, source: ChangeSource): string[] {
+    const person = this.#persons.get(id)
+    if (person === undefined) return []
+    const timestamp = toMarketoDateTime(this.#now())
+    const changed: string[] = []
+    for (const [name, newValue] of Object.entries(changes)) {
+      if (SYSTEM_FIELDS.has(name) || newValue === undefined) continue
+      const oldValue = person[name] ?? null
+      if (sameValue(oldValue, newValue)) continue
+      const field = this.#fields.ensure(name)
+      person[name] = newValue
+      changed.push(name)
+      this.#activities.append({
+        leadId: id,
+        activityDate: timestamp,
+        activityTypeId: CHANGE_DATA_VALUE_ACTIVITY_TYPE_ID,
+        ...(source.campaignId === undefined ? {} : { campaignId: source.campaignId }),
+        primaryAttributeValueId: field.id,
+        primaryAttributeValue: field.displayName,
+        attributes: [
+          { name: 'New Value', value: newValue },
+          { name: 'Old Value', value: oldValue },
+          { name: 'Reason', value: source.reason },
+          { name: 'Source', value: source.source }
+        ],
+        fields: [{ id: field.id, name, newValue, oldValue }]
+      })
+    }
+    if (changed.length > 0) person.updatedAt = timestamp
+    return changed
+  }
+}
+
+function snapshot (person: Record<string, unknown>): Person {
+  return { ...person } as Person
+}
+
+function displayNameOf (person: Record<string, unknown>): string {
+  const name = [person.firstName, person.lastName].filter((part) => typeof part === 'string' && part !== '').join(' ')
+  return name !== '' ? name : String(person.email ?? person.id)
+}
+
+function normalizeForMatch (field: string, value: unknown): string {
+  const text = String(value)
+  return field === 'email' ? text.toLowerCase() : text
+}
+
+function sameValue (a: unknown, b: unknown): boolean {
+  return a === b || JSON.stringify(a) === JSON.stringify(b)
+}

@@ -1,0 +1,135 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { setTimeout as delay } from 'node:timers/promises'
+import type { ActivityLog } from './activity-log.ts'
+import { BodyTooLargeError, headerValue, mediaTypeOf, readBody } from './http-io.ts'
+import type { AccessTokenIssuer } from './identity.ts'
+import type { LeadFieldCatalog } from './lead-fields.ts'
+import type { PersonStore } from './person-store.ts'
+import { getActivityTypes, getLeadActivities, getLeadChanges, getPagingToken } from './rest-activities.ts'
+import { MarketoRestError, restErrors, sendRestError, sendRestSuccess, type RestSuccess } from './rest-envelope.ts'
+import type { RestFaults } from './rest-faults.ts'
+import { describeLeads, describeLeads2, getLeadById, getLeadsByFilterType, syncLeads } from './rest-leads.ts'
+
+/**
+ * The `/rest` surface: size limits, the `_method=GET` tunnel, bearer authentication, injected
+ * faults, then dispatch to the leads/activities handlers.
+ */
+
+export interface RestApiDependencies {
+  readonly issuer: AccessTokenIssuer
+  readonly persons: PersonStore
+  readonly fields: LeadFieldCatalog
+  readonly activities: ActivityLog
+  readonly faults: RestFaults
+  readonly now: () => Date
+}
+
+/** URI > 8 KB → 414, body > 1 MB → 413, both HTTP-level (reference §2.2, §2.3). */
+const MAX_URI_LENGTH = 8 * 1024
+const MAX_BODY_BYTES = 1024 * 1024
+
+interface RestCall {
+  /** After the `_method=GET` tunnel is applied. */
+  readonly method: string
+  readonly path: string
+  /** Query parameters, plus the form body when a POST tunnels a GET. */
+  readonly params: URLSearchParams
+  readonly mediaType: string
+  readonly body: string
+}
+
+export async function handleRestRequest (req: IncomingMessage, res: ServerResponse, url: URL, deps: RestApiDependencies): Promise<void> {
+  if ((req.url ?? '').length > MAX_URI_LENGTH) {
+    res.writeHead(414, { 'Content-Type': 'text/plain' }).end('Request-URI Too Long')
+    return
+  }
+  let body: string
+  try {
+    body = await readBody(req, MAX_BODY_BYTES)
+  } catch (error) {
+    if (!(error instanceof BodyTooLargeError)) throw error
+    res.writeHead(413, { 'Content-Type': 'text/plain' }).end('Request Entity Too Large')
+    return
+  }
+  const call = toRestCall(req, url, body)
+  if (deps.faults.latencyMs > 0) await delay(deps.faults.latencyMs)
+  try {
+    authenticate(req, call, deps.issuer)
+    const injected = deps.faults.takeQueuedError()
+    if (injected !== undefined) throw injected
+    sendRestSuccess(res, deps.now(), route(call, deps))
+  } catch (error) {
+    if (!(error instanceof MarketoRestError)) throw error
+    sendRestError(res, deps.now(), error)
+  }
+}
+
+/**
+ * node-marketo-rest adds `_method=GET` to GETs (ignored here), and the documented 414 workaround
+ * is a POST carrying `_method=GET` and the query as a form body (reference §2.2, §3.3).
+ */
+function toRestCall (req: IncomingMessage, url: URL, body: string): RestCall {
+  const params = new URLSearchParams(url.search)
+  const mediaType = mediaTypeOf(req)
+  let method = req.method ?? 'GET'
+  if (method === 'POST' && mediaType === 'application/x-www-form-urlencoded') {
+    for (const [name, value] of new URLSearchParams(body)) params.append(name, value)
+  }
+  if (method === 'POST' && params.get('_method')?.toUpperCase() === 'GET') method = 'GET'
+  params.delete('_method')
+  return { method, path: url.pathname, params, mediaType, body }
+}
+
+/** Bearer header; the `access_token` query parameter is still accepted until its removal date (§2.1). */
+function authenticate (req: IncomingMessage, call: RestCall, issuer: AccessTokenIssuer): void {
+  const authorization = headerValue(req, 'authorization') ?? ''
+  const bearer = /^Bearer\s+(.+)$/i.exec(authorization)?.[1]?.trim()
+  const accessToken = bearer ?? call.params.get('access_token') ?? ''
+  call.params.delete('access_token')
+  if (accessToken === '') throw restErrors.tokenMissing()
+  const check = issuer.check(accessToken)
+  if (check === 'invalid') throw restErrors.tokenInvalid()
+  if (check === 'expired') throw restErrors.tokenExpired()
+}
+
+const LEAD_BY_ID = /^\/rest\/v1\/lead\/(\d+)\.json$/
+
+function route (call: RestCall, deps: RestApiDependencies): RestSuccess {
+  const leadById = LEAD_BY_ID.exec(call.path)
+  if (leadById !== null) return onlyGet(call, () => getLeadById(Number(leadById[1]), call.params, deps))
+  switch (call.path) {
+    case '/rest/v1/leads.json':
+      if (call.method === 'GET') return getLeadsByFilterType(call.params, deps)
+      if (call.method === 'POST') return syncLeads(parseJsonBody(call), deps)
+      throw restErrors.methodNotSupported(call.method)
+    case '/rest/v1/leads/describe.json':
+      return onlyGet(call, () => describeLeads(deps))
+    case '/rest/v1/leads/describe2.json':
+      return onlyGet(call, () => describeLeads2(deps))
+    case '/rest/v1/activities/types.json':
+      return onlyGet(call, () => getActivityTypes(deps.activities))
+    case '/rest/v1/activities/pagingtoken.json':
+      return onlyGet(call, () => getPagingToken(call.params))
+    case '/rest/v1/activities.json':
+      return onlyGet(call, () => getLeadActivities(call.params, deps.activities))
+    case '/rest/v1/activities/leadchanges.json':
+      return onlyGet(call, () => getLeadChanges(call.params, deps.activities))
+    default:
+      throw restErrors.notFound()
+  }
+}
+
+function onlyGet (call: RestCall, handler: () => RestSuccess): RestSuccess {
+  if (call.method !== 'GET') throw restErrors.methodNotSupported(call.method)
+  return handler()
+}
+
+/** Sync Leads needs `Content-Type: application/json` (612) and valid JSON (609) (reference §2.3). */
+function parseJsonBody (call: RestCall): unknown {
+  if (call.mediaType !== 'application/json') throw restErrors.invalidContentType()
+  try {
+    return JSON.parse(call.body)
+  } catch {
+    throw restErrors.invalidJson()
+  }
+}

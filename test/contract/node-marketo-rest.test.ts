@@ -1,0 +1,182 @@
+import t, { type Test } from 'tap'
+import Marketo from 'node-marketo-rest'
+import { CHANGE_DATA_VALUE_ACTIVITY_TYPE_ID, startMarketoEmulator, type MarketoEmulator } from '../../src/sandbox/marketo/index.ts'
+
+/**
+ * The unmodified npm client node-marketo-rest 0.7.8 against the Marketo emulator: what it sends
+ * (shared/reference/marketo-rest-and-ssfs.md §3.3) must be understood, and what the emulator
+ * answers must drive the client's own token and retry logic (§3.4) the way Marketo's answers do.
+ */
+
+const client = { clientId: 'contract-client', clientSecret: 'contract-secret' }
+/** Small retry settings so a failing scenario fails in milliseconds, not the default ~40 s. */
+const fastRetry = { maxRetries: 2, initialDelay: 10, maxDelay: 50 }
+
+async function startEmulator (t: Test): Promise<MarketoEmulator> {
+  const emu = await startMarketoEmulator({
+    munchkinId: '123-ABC-456',
+    clients: [client],
+    seedPersons: [
+      { email: 'ann.lee@example.com', firstName: 'Ann', lastName: 'Lee', company: 'Contoso' },
+      { email: 'bo.chen@example.com', firstName: 'Bo', lastName: 'Chen' }
+    ]
+  })
+  t.teardown(() => emu.close())
+  return emu
+}
+
+function marketoFor (emu: MarketoEmulator, credentials = client): Marketo {
+  return new Marketo({ endpoint: emu.restUrl, identity: emu.identityUrl, ...credentials, retry: fastRetry })
+}
+
+t.test('find persons by email: requested fields, empty ones as null, one token for the session', async (t) => {
+  const emu = await startEmulator(t)
+  const marketo = marketoFor(emu)
+
+  const found = await marketo.lead.find('email', ['ANN.LEE@example.com', 'bo.chen@example.com', 'nobody@example.com'], { fields: ['email', 'firstName', 'company'] })
+
+  t.equal(found.success, true)
+  t.match(found.requestId, /^[0-9a-f]+#[0-9a-f]+$/, 'requestId is <hex>#<hex ms>')
+  t.same(found.result, [
+    { id: 1000, email: 'ann.lee@example.com', firstName: 'Ann', company: 'Contoso' },
+    { id: 1001, email: 'bo.chen@example.com', firstName: 'Bo', company: null }
+  ], 'email matches ignore case; a requested empty field is null')
+
+  const again = await marketo.lead.find('email', ['nobody@example.com'])
+  t.same(again.result, [], 'no match is success with an empty result')
+  t.equal(emu.identityRequestCount(), 1, 'the client reuses its token')
+  t.equal(emu.restCallCount(), 2)
+})
+
+t.test('find without fields returns Marketo\'s default field list', async (t) => {
+  const emu = await startEmulator(t)
+  const found = await marketoFor(emu).lead.find('id', [1001])
+  t.same(Object.keys(found.result?.[0] ?? {}).sort(), ['createdAt', 'email', 'firstName', 'id', 'lastName', 'updatedAt'])
+  t.match(found.result?.[0]?.createdAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/, 'Marketo datetime format, no milliseconds')
+})
+
+t.test('an unknown field is a request-level 1006 error the client rejects with', async (t) => {
+  const emu = await startEmulator(t)
+  await t.rejects(marketoFor(emu).lead.find('email', ['ann.lee@example.com'], { fields: ['shoeSize'] }), {
+    name: 'HttpError',
+    message: "Field 'shoeSize' not found",
+    errors: [{ code: '1006' }]
+  })
+})
+
+t.test('lead by id: the record first in the result; an unknown id gives an empty result', async (t) => {
+  const emu = await startEmulator(t)
+  const marketo = marketoFor(emu)
+  const byId = await marketo.lead.byId(1000, { fields: ['email', 'lastName'] })
+  t.same(byId.result, [{ id: 1000, email: 'ann.lee@example.com', lastName: 'Lee' }])
+  const missing = await marketo.lead.byId(999999)
+  t.equal(missing.success, true)
+  t.same(missing.result, [])
+})
+
+t.test('createOnly by email creates the new person and skips the existing one with 1005', async (t) => {
+  const emu = await startEmulator(t)
+  const marketo = marketoFor(emu)
+
+  const response = await marketo.lead.createOrUpdate([
+    { email: 'cy.diaz@example.com', firstName: 'Cy', company: 'Fabrikam' },
+    { email: 'Ann.Lee@example.com', firstName: 'Annie' }
+  ], { action: 'createOnly', lookupField: 'email' })
+
+  t.equal(response.success, true, 'per-record failures do not fail the request')
+  const [created, skipped] = response.result ?? []
+  t.match(created, { status: 'created', id: Number })
+  t.same(skipped, { status: 'skipped', reasons: [{ code: '1005', message: 'Lead already exists' }] })
+  const person = emu.persons.get(Number(created?.id))
+  t.match(person, { email: 'cy.diaz@example.com', firstName: 'Cy', company: 'Fabrikam' })
+  t.equal(emu.persons.findByEmail('ann.lee@example.com')?.firstName, 'Ann', 'the skipped record changed nothing')
+})
+
+t.test('createOrUpdate updates by lookup field and logs a Data Value Change; updateOnly on a stranger is 1004', async (t) => {
+  const emu = await startEmulator(t)
+  const marketo = marketoFor(emu)
+
+  const updated = await marketo.lead.createOrUpdate([{ email: 'bo.chen@example.com', title: 'CTO' }], { lookupField: 'email' })
+  t.same(updated.result, [{ id: 1001, status: 'updated' }])
+  t.equal(emu.persons.get(1001)?.title, 'CTO')
+  const change = emu.persons.activities(1001).find((activity) => activity.activityTypeId === CHANGE_DATA_VALUE_ACTIVITY_TYPE_ID)
+  t.match(change?.attributes, [{ name: 'New Value', value: 'CTO' }, { name: 'Old Value', value: null }, { name: 'Reason', value: 'Web service API' }])
+
+  const stranger = await marketo.lead.createOrUpdate([{ email: 'zed@example.com', title: 'CEO' }], { action: 'updateOnly', lookupField: 'email' })
+  t.same(stranger.result, [{ status: 'skipped', reasons: [{ code: '1004', message: 'Lead not found' }] }])
+  t.equal(emu.persons.findByEmail('zed@example.com'), undefined)
+})
+
+t.test('describe lists the fields the instance knows, with REST names', async (t) => {
+  const emu = await startEmulator(t)
+  const described = await marketoFor(emu).lead.describe()
+  const email = described.result?.find((field) => (field.rest as { name: string }).name === 'email')
+  t.match(email, { displayName: 'Email Address', dataType: 'email', rest: { name: 'email', readOnly: false } })
+  t.ok(described.result?.some((field) => (field.rest as { name: string }).name === 'mobilePhone'))
+})
+
+t.test('activity types include New Lead and Change Data Value', async (t) => {
+  const emu = await startEmulator(t)
+  const types = await marketoFor(emu).activities.getActivityTypes()
+  t.match(types.result, [{ id: 12, name: 'New Lead' }, { id: 13, name: 'Change Data Value', primaryAttribute: { name: 'Attribute Name' } }])
+})
+
+t.test('paging token, then lead activities page by page with nextPage()', async (t) => {
+  const emu = await startEmulator(t)
+  const marketo = marketoFor(emu)
+  await marketo.lead.createOrUpdate([{ email: 'ann.lee@example.com', title: 'CFO', city: 'Oslo' }], { lookupField: 'email' })
+
+  const token = await marketo.lead.getPageToken('2000-01-01T00:00:00Z')
+  t.type(token.nextPageToken, 'string')
+  const first = await marketo.lead.getActivities([1000], [12, 13], token.nextPageToken ?? '', { batchSize: 2 })
+  t.equal(first.moreResult, true)
+  t.same(first.result?.map((activity) => activity.activityTypeId), [12, 13])
+  t.notOk('fields' in (first.result?.[1] ?? {}), 'Get Lead Activities does not carry lead-change fields')
+  t.type(first.nextPage, 'function', 'the client attached nextPage() because a nextPageToken came back')
+  const second = await first.nextPage!()
+  t.equal(second.moreResult, false)
+  t.same(second.result?.map((activity) => activity.activityTypeId), [13])
+})
+
+t.test('lead changes report changed fields by REST name', async (t) => {
+  const emu = await startEmulator(t)
+  const marketo = marketoFor(emu)
+  await marketo.lead.createOrUpdate([{ email: 'bo.chen@example.com', lastName: 'Chan' }], { lookupField: 'email' })
+  const token = await marketo.lead.getPageToken('2000-01-01T00:00:00Z')
+  const changes = await marketo.lead.getChanges(token.nextPageToken ?? '', { fields: ['lastName'] })
+  const change = changes.result?.find((activity) => activity.activityTypeId === 13)
+  t.same(change?.fields, [{ id: 6, name: 'lastName', newValue: 'Chan', oldValue: 'Chen' }])
+})
+
+t.test('an expired token (602) is renewed by the client itself and the call succeeds', async (t) => {
+  const emu = await startEmulator(t)
+  const marketo = marketoFor(emu)
+  await marketo.lead.byId(1000)
+  t.equal(emu.identityRequestCount(), 1)
+  const restCallsBefore = emu.restCallCount()
+
+  emu.expireTokens()
+  const after = await marketo.lead.byId(1000, { fields: ['email'] })
+
+  t.same(after.result, [{ id: 1000, email: 'ann.lee@example.com' }])
+  t.equal(emu.identityRequestCount(), 2, 'exactly one re-authentication')
+  t.equal(emu.restCallCount() - restCallsBefore, 2, 'the 602 answer plus the retried call')
+})
+
+t.test('a 606 rate-limit answer is retried by the client after its max delay', async (t) => {
+  const emu = await startEmulator(t)
+  const marketo = marketoFor(emu)
+  emu.faults.rateLimitNext(1)
+  const found = await marketo.lead.find('email', ['bo.chen@example.com'])
+  t.equal(found.result?.length, 1)
+  t.equal(emu.restCallCount(), 2)
+  t.equal(emu.identityRequestCount(), 1, 'a rate limit is not a token problem')
+})
+
+t.test('bad client credentials are rejected at the identity endpoint and no REST call is made', async (t) => {
+  const emu = await startEmulator(t)
+  const marketo = marketoFor(emu, { clientId: client.clientId, clientSecret: 'wrong' })
+  await t.rejects(marketo.lead.byId(1000), { message: 'Authentication (invalid_client): Bad client credentials' })
+  t.equal(emu.restCallCount(), 0)
+  t.equal(emu.identityRequestCount(), 1, 'an identity 401 is not retried')
+})
