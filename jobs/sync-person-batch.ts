@@ -1,7 +1,7 @@
 import type { Job } from 'bullmq'
 import type { FlowStepQueues } from '../src/queue/create-queues.ts'
 import type { FlowStepJobData, PersonOutcome } from '../src/queue/payloads.ts'
-import { syncPersonBatch, type SyncPersonBatchDeps } from '../src/flow-step/sync-person-batch.ts'
+import { syncPersonBatch, type BatchOutcome, type SyncPersonBatchDeps } from '../src/flow-step/sync-person-batch.ts'
 import { flowCallbackJobId } from '../src/queue/job-ids.ts'
 
 export class PersonsLeftForRetryError extends Error {
@@ -21,9 +21,22 @@ export function createSyncPersonBatchProcessor (deps: SyncPersonBatchDeps & { qu
   return async function processSyncPersonBatch (job: Job<FlowStepJobData>): Promise<{ created: number, existed: number, failed: number }> {
     const settled = new Map((job.data.settledOutcomes ?? []).map((o) => [o.marketoId, o]))
     const remaining = job.data.persons.filter((p) => !settled.has(p.marketoId))
-    const outcomes = await syncPersonBatch(job.data.invocationId, remaining, deps)
-
     const lastTry = job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
+    let outcomes: BatchOutcome[]
+    try {
+      outcomes = await syncPersonBatch(job.data.invocationId, remaining, deps)
+    } catch (error) {
+      // A look-up failed for the whole batch (Dynamics or Redis away). Retry; on the last try,
+      // report every undecided person with the reason rather than let the job die silently.
+      if (!lastTry) throw error
+      deps.logger.error({ err: error, invocationId: job.data.invocationId }, 'flow-step batch failed on its last try')
+      outcomes = remaining.map((p) => ({
+        marketoId: p.marketoId,
+        kind: 'failed',
+        errorCode: (error as { code?: string }).code ?? 'SYNC_FAILED',
+        reason: `could not be synced after ${job.attemptsMade + 1} tries: ${(error as Error).message}`
+      }))
+    }
     const undecided = outcomes.filter((o) => o.retryable === true)
     for (const { retryable, ...outcome } of outcomes) {
       if (retryable !== true || lastTry) settled.set(outcome.marketoId, outcome)

@@ -41,6 +41,8 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
     return503OnClosing: true,
     forceCloseConnections: 'idle'
   })
+  // Marketo speaks JSON only; any other media type is a 415, not a string body that fails later.
+  app.removeContentTypeParser('text/plain')
   app.setErrorHandler(replyWithError)
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send({ statusCode: 404, code: 'NOT_FOUND', error: 'Not Found', message: `no route ${request.method} ${request.url.split('?')[0]}` })

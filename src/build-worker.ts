@@ -43,7 +43,7 @@ export function buildWorker (deps: WorkerDeps): RunningWorker {
     return connection
   }
   const commands = connect('mds-worker-commands')
-  const queues = createFlowStepQueues(commands, { prefix, callbackRetry: config.callback })
+  const queues = createFlowStepQueues(commands, { prefix, flowStepRetry: config.flowStep, callbackRetry: config.callback })
   const onError = (queue: string) => (error: Error) => logger.error({ err: error, queue }, 'queue connection error')
   queues.flowStep.on('error', onError(QUEUE.flowStep))
   queues.flowStepCallback.on('error', onError(QUEUE.flowStepCallback))

@@ -45,6 +45,8 @@ export interface Config {
     readonly authorityHost: string
   }
   readonly worker: { readonly concurrency: number }
+  /** Tries of a flow-step job while Dynamics or Marketo is unavailable; undecided persons are then reported failed. */
+  readonly flowStep: { readonly attempts: number; readonly backoffMs: number }
   readonly callback: {
     readonly attempts: number
     readonly backoffMs: number
@@ -191,6 +193,10 @@ export function loadConfig (environment: Env): Config {
       })
     },
     worker: { concurrency: env.integer('WORKER_CONCURRENCY', 4, { min: 1, max: 64 }) },
+    flowStep: {
+      attempts: env.integer('FLOW_STEP_ATTEMPTS', 10, { min: 1, max: 50 }),
+      backoffMs: env.integer('FLOW_STEP_BACKOFF_MS', 2_000, { min: 10, max: 600_000 })
+    },
     callback: {
       attempts: env.integer('CALLBACK_ATTEMPTS', 12, { min: 1, max: 50 }),
       backoffMs: env.integer('CALLBACK_BACKOFF_MS', 2_000, { min: 10, max: 600_000 }),

@@ -15,7 +15,7 @@ async function main (): Promise<void> {
   const logger = pino(loggerOptions(config.logLevel, 'api'))
   const redis = createApiRedisConnection(config.redis.url, 'mds-api')
   redis.on('error', (error) => logger.warn({ err: error }, 'redis connection error'))
-  const queues = createFlowStepQueues(redis, { prefix: config.redis.keyPrefix, callbackRetry: config.callback })
+  const queues = createFlowStepQueues(redis, { prefix: config.redis.keyPrefix, flowStepRetry: config.flowStep, callbackRetry: config.callback })
   queues.flowStep.on('error', (error) => logger.warn({ err: error }, 'queue error'))
   queues.flowStepCallback.on('error', (error) => logger.warn({ err: error }, 'queue error'))
   const dataverse = createDataverseClient(config, logger)

@@ -24,14 +24,17 @@ const RETENTION = {
 
 export interface FlowStepQueueOptions {
   readonly prefix: string
-  readonly callbackRetry: { readonly attempts: number; readonly backoffMs: number }
+  readonly flowStepRetry: RetryOptions
+  readonly callbackRetry: RetryOptions
 }
 
-export function createFlowStepQueues (connection: Redis, { prefix, callbackRetry }: FlowStepQueueOptions): FlowStepQueues {
+interface RetryOptions { readonly attempts: number; readonly backoffMs: number }
+
+export function createFlowStepQueues (connection: Redis, { prefix, flowStepRetry, callbackRetry }: FlowStepQueueOptions): FlowStepQueues {
   const flowStep = new Queue<FlowStepJobData>(QUEUE.flowStep, {
     connection,
     prefix,
-    defaultJobOptions: { ...RETENTION, attempts: 5, backoff: { type: 'exponential', delay: 1_000 } }
+    defaultJobOptions: { ...RETENTION, attempts: flowStepRetry.attempts, backoff: { type: 'exponential', delay: flowStepRetry.backoffMs } }
   })
   const flowStepCallback = new Queue<FlowCallbackJobData>(QUEUE.flowStepCallback, {
     connection,

@@ -41,7 +41,7 @@ interface Teardown { teardown (fn: () => Promise<void> | void): void }
 export async function startFlowStepHarness (t: Teardown, options: SandboxOptions & { withWorker?: boolean } = {}): Promise<FlowStepHarness> {
   const sandbox = await startSandbox({
     ...options,
-    env: { CALLBACK_BACKOFF_MS: '100', LOG_LEVEL: 'debug', ...options.env }
+    env: { CALLBACK_BACKOFF_MS: '100', FLOW_STEP_BACKOFF_MS: '100', LOG_LEVEL: 'debug', ...options.env }
   })
   const lines: string[] = []
   const sink = new Writable({
@@ -55,7 +55,7 @@ export async function startFlowStepHarness (t: Teardown, options: SandboxOptions
 
   const redis = createApiRedisConnection(config.redis.url, 'test-api')
   redis.on('error', () => undefined)
-  const queues = createFlowStepQueues(redis, { prefix: config.redis.keyPrefix, callbackRetry: config.callback })
+  const queues = createFlowStepQueues(redis, { prefix: config.redis.keyPrefix, flowStepRetry: config.flowStep, callbackRetry: config.callback })
   const apiDataverse = createDataverseClient(config, logger)
   const app = await buildApp({
     config,

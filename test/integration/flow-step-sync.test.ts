@@ -9,7 +9,7 @@ import type { CallbackRecord } from '../../src/sandbox/marketo/index.ts'
  * through the callback in the person's activity log.
  */
 
-const h = await startFlowStepHarness(t, { requiredFields: { leads: ['lastname'] } })
+const h = await startFlowStepHarness(t, { requiredFields: { leads: ['lastname'] }, env: { FLOW_STEP_ATTEMPTS: '3' } })
 const { marketo, dataverse } = h.sandbox
 
 interface CallbackItem {
@@ -179,4 +179,32 @@ t.test('the Dynamics look-ups are batched: a 20-person batch costs a handful of 
   const [callback] = await runAndWait(ids, 'batch')
   t.equal(itemsOf(callback!).filter((i) => i.activityData.outcome === 'created').length, 20)
   t.ok(dataverse.requestCount({ method: 'GET' }) - before <= 2, 'one look-up per table for the whole batch')
+})
+
+t.test('Dynamics answers 503 for a moment: the look-up is retried and the lead created', async (t) => {
+  const id = marketo.persons.create({ email: 'flaky.dynamics@example.com', firstName: 'Flo', lastName: 'Flaky' })
+  dataverse.faults.failNext(2, 503)
+  const [callback] = await runAndWait([id], 'trigger')
+  t.match(itemsOf(callback!)[0], { activityData: { success: true, outcome: 'created' } })
+  t.equal(leadsWithEmail('flaky.dynamics@example.com').length, 1)
+})
+
+t.test('Dynamics down through every try: each person is still reported, failed with the reason', async (t) => {
+  const id = marketo.persons.create({ email: 'dynamics.down@example.com', firstName: 'Dee', lastName: 'Down' })
+  dataverse.faults.failNext(1_000_000, 503)
+  t.teardown(() => { dataverse.faults.clear() })
+  const [callback] = await runAndWait([id], 'trigger')
+  dataverse.faults.clear()
+  t.match(itemsOf(callback!)[0], { leadData: { id }, activityData: { success: false, outcome: 'failed', errorCode: 'DYNAMICS_UNAVAILABLE', reason: /after 3 tries/ } })
+  t.equal(leadsWithEmail('dynamics.down@example.com').length, 0)
+})
+
+t.test('the logs of all of the above hold no secret, token, API key or email address', async (t) => {
+  const text = h.logText()
+  t.ok(text.length > 0)
+  const secrets = [h.config.ssfs.apiKey, h.config.marketo.clientSecret, 'sandbox-azure-secret', ...marketo.invocations().flatMap((i) => [i.token, i.apiCallBackKey])]
+  const present = secrets.filter((s): s is string => typeof s === 'string' && s.length > 0 && text.includes(s))
+  t.equal(present.length, 0, `none of ${secrets.length} secrets and tokens appears in the logs`)
+  t.notMatch(text, /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/, 'no email address in the logs')
+  t.notMatch(text, /Bearer [A-Za-z0-9]/, 'no bearer token in the logs')
 })

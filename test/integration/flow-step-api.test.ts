@@ -1,0 +1,216 @@
+import t from 'tap'
+import { createServer } from 'node:http'
+import { once } from 'node:events'
+import { startFlowStepHarness, eventually } from '../helpers/flow-step-harness.ts'
+import { SANDBOX_USERS } from '../../src/sandbox/start-sandbox.ts'
+import { startLocalRedis } from '../../src/sandbox/redis-server.ts'
+
+/**
+ * The flow step's HTTP surface as Marketo and developers meet it: authentication, validation,
+ * the callback allow-list, picklists, status, the API definition and the docs. No worker runs
+ * in this file, so what the API queued stays in Redis to be inspected.
+ */
+
+const h = await startFlowStepHarness(t, { withWorker: false, env: { WORKER_CONCURRENCY: '1' } })
+const base = h.sandbox.publicUrl
+const key = h.config.ssfs.apiKey
+
+const invocation = (overrides: Record<string, unknown> = {}) => ({
+  token: `tok-${Math.random().toString(36).slice(2)}`,
+  batchid: 'b-1',
+  apiCallBackKey: 'callback-key',
+  campaignId: 1001,
+  callbackUrl: h.sandbox.marketo.callbackUrl,
+  context: { subscription: { munchkinId: '123-ABC-456' } },
+  objectData: [{ objectType: 'lead', objectContext: { id: 5001, email: 'api.test@example.com' }, flowStepContext: { syncAs: 'Lead' } }],
+  ...overrides
+})
+
+async function submit (body: unknown, headers: Record<string, string> = {}): Promise<{ status: number, json: Record<string, unknown> }> {
+  const response = await fetch(`${base}/submitAsyncAction`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': key, ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body)
+  })
+  return { status: response.status, json: await response.json() as Record<string, unknown> }
+}
+
+const queuedCount = async () => (await h.queues.flowStep.getJobCounts('prioritized', 'waiting')).prioritized! + (await h.queues.flowStep.getJobCounts('waiting')).waiting!
+
+t.test('a valid invocation is answered 201 at once and queued as one job', async (t) => {
+  const before = await queuedCount()
+  const { status, json } = await submit(invocation())
+  t.equal(status, 201)
+  t.match(json, { accepted: true, persons: 1, duplicate: false, invocationId: /^inv-[0-9a-f]{40}$/ })
+  t.equal(await queuedCount(), before + 1)
+})
+
+t.test('a wrong or missing API key is refused with 401 and a JSON error', async (t) => {
+  for (const headers of [{ 'x-api-key': 'wrong-key-of-some-length' }, { 'x-api-key': '' }, { 'x-api-key': key.slice(0, -1) }]) {
+    const { status, json } = await submit(invocation(), headers)
+    t.equal(status, 401)
+    t.match(json, { statusCode: 401, code: 'UNAUTHORIZED', message: /x-api-key/ })
+  }
+  const response = await fetch(`${base}/submitAsyncAction`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(invocation()) })
+  t.equal(response.status, 401, 'no key at all')
+  t.equal((await fetch(`${base}/status`)).status, 401, '/status checks the key too (Marketo verifies credentials with it)')
+})
+
+t.test('a malformed body is refused with 400 naming the problem, and nothing is queued', async (t) => {
+  const before = await queuedCount()
+  const cases: Array<[unknown, RegExp]> = [
+    [invocation({ campaignId: 'one' }), /campaignId/],
+    [invocation({ callbackUrl: undefined }), /callbackUrl/],
+    [invocation({ callbackUrl: 'not a url' }), /callbackUrl/],
+    [invocation({ objectData: [{ objectType: 'lead', objectContext: {} }] }), /id/],
+    [invocation({ objectData: [{ objectType: 'account', objectContext: { id: 1 } }] }), /objectType/],
+    [invocation({ objectData: [{ objectType: 'lead', objectContext: { id: 1, email: { nested: true } } }] }), /email/],
+    [invocation({ objectData: [{ objectType: 'lead', objectContext: { id: 1 }, flowStepContext: { syncAs: 'Account' } }] }), /syncAs/],
+    ['{"campaignId": 1,', /JSON/i],
+    [[1, 2, 3], /object/],
+    ['{"__proto__": {"polluted": true}, "campaignId": 1, "callbackUrl": "https://x.test/"}', /not valid JSON/i]
+  ]
+  for (const [body, problem] of cases) {
+    const { status, json } = await submit(body)
+    t.equal(status, 400, `400 for ${JSON.stringify(body).slice(0, 80)}`)
+    t.match(json, { statusCode: 400, code: String, message: problem })
+  }
+  const wrongType = await fetch(`${base}/submitAsyncAction`, { method: 'POST', headers: { 'content-type': 'text/plain', 'x-api-key': key }, body: 'hello' })
+  t.equal(wrongType.status, 415)
+  t.match(await wrongType.json(), { code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE' })
+  t.equal(await queuedCount(), before)
+})
+
+t.test('a callback URL off the allow-list is refused and its host is never contacted', async (t) => {
+  let contacted = 0
+  const evil = createServer((_req, res) => { contacted++; res.end() })
+  evil.listen(0, '127.0.0.1')
+  await once(evil, 'listening')
+  t.teardown(() => { evil.close() })
+  const port = (evil.address() as { port: number }).port
+  const before = await queuedCount()
+  for (const callbackUrl of [
+    `http://127.0.0.1:${port}/cb`,
+    `http://localhost:${new URL(h.sandbox.marketo.url).port}/cb`,
+    `https://127.0.0.1:${new URL(h.sandbox.marketo.url).port}/cb`,
+    `${h.sandbox.marketo.url}@127.0.0.1:${port}/cb`,
+    'ftp://127.0.0.1/cb'
+  ]) {
+    const { status, json } = await submit(invocation({ callbackUrl }))
+    t.equal(status, 400, `${callbackUrl} refused`)
+    t.match(json, { code: /CALLBACK_URL_REFUSED|FST_ERR_VALIDATION/ })
+  }
+  t.equal(await queuedCount(), before, 'nothing queued, so no worker will ever call it')
+  t.equal(contacted, 0)
+})
+
+t.test('trigger-campaign invocations are queued ahead of batch-campaign ones', async (t) => {
+  const batch = await submit(invocation({ objectData: [{ objectType: 'lead', objectContext: { id: 6001, email: 'batch.first@example.com' } }] }))
+  const trigger = await submit(invocation({ objectData: [{ objectType: 'lead', objectContext: { id: 6002, email: 'trigger.second@example.com' }, triggeringContext: { name: 'Form', triggerName: 'Fills Out Form' } }] }))
+  const batchJob = await h.queues.flowStep.getJob(`flow-step-${String(batch.json.invocationId)}`)
+  const triggerJob = await h.queues.flowStep.getJob(`flow-step-${String(trigger.json.invocationId)}`)
+  t.ok(batchJob && triggerJob)
+  t.ok(triggerJob!.opts.priority! < batchJob!.opts.priority!, 'the trigger job has the higher priority (lower number)')
+  t.equal(triggerJob!.data.triggered, true)
+  t.equal(batchJob!.data.triggered, false)
+
+  // A single worker with concurrency 1 then takes the trigger job first, though it came second.
+  const order: string[] = []
+  const worker = h.startWorker()
+  t.teardown(async () => { await worker.close() })
+  await eventually(async () => {
+    for (const job of [batchJob!, triggerJob!]) {
+      const state = await h.queues.flowStep.getJobState(job.id!)
+      if (state === 'completed' || state === 'failed') {
+        const finished = await h.queues.flowStep.getJob(job.id!)
+        if (!order.includes(job.id!) && finished?.processedOn !== undefined) order.push(job.id!)
+      }
+    }
+    return order.length === 2 ? true : undefined
+  }, { what: 'both jobs processed' })
+  const processedOn = async (id: string) => (await h.queues.flowStep.getJob(id))!.processedOn!
+  t.ok(await processedOn(triggerJob!.id!) <= await processedOn(batchJob!.id!), 'the trigger job started first')
+})
+
+t.test('Assign To lists the enabled Dynamics users, cached so Dynamics is asked once', async (t) => {
+  const ask = async () => await fetch(`${base}/getPicklist`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': key },
+    body: JSON.stringify({ name: 'assignTo', type: 'flow' })
+  })
+  const before = h.sandbox.dataverse.requestCount({ entitySet: 'systemusers' })
+  const first = await ask()
+  t.equal(first.status, 200)
+  const { choices } = await first.json() as { choices: Array<{ displayValue: { en_US: string }, submittedValue: string }> }
+  t.same(choices.map((c) => c.displayValue.en_US), ['Alex Admin', 'Dana Seller', 'Sam Support'])
+  t.ok(choices.some((c) => c.submittedValue === SANDBOX_USERS.dana.systemuserid))
+  t.equal((await ask()).status, 200)
+  t.equal(h.sandbox.dataverse.requestCount({ entitySet: 'systemusers' }) - before, 1, 'one Dataverse request for two picklist calls')
+
+  const syncAs = await fetch(`${base}/getPicklist`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': key }, body: JSON.stringify({ name: 'syncAs', type: 'flow' }) })
+  t.same((await syncAs.json() as { choices: Array<{ submittedValue: string }> }).choices.map((c) => c.submittedValue), ['Lead', 'Contact'])
+  const unknown = await fetch(`${base}/getPicklist`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': key }, body: JSON.stringify({ name: 'colour', type: 'flow' }) })
+  t.equal(unknown.status, 400)
+  t.match(await unknown.json(), { code: 'UNKNOWN_PICKLIST' })
+})
+
+t.test('the service definition declares the flow attributes, the person fields it reads and the fields its callback writes', async (t) => {
+  const definition = await (await fetch(`${base}/getServiceDefinition`)).json() as Record<string, any>
+  t.equal(definition.apiName, 'syncPersonToMicrosoft')
+  t.equal(definition.i18n.en_US.name, 'Sync Person to Microsoft')
+  const flow = definition.invocationPayloadDef.flowAttributes as Array<Record<string, unknown>>
+  t.match(flow.find((a) => a.apiName === 'assignTo'), { hasPicklist: true, enforcePicklistSelect: true, picklistUrl: `${base}/getPicklist` })
+  t.match(flow.find((a) => a.apiName === 'syncAs'), { hasPicklist: true, enforcePicklistSelect: true })
+  const fields = (definition.invocationPayloadDef.fields as Array<{ serviceAttribute: string }>).map((f) => f.serviceAttribute)
+  for (const name of ['email', 'firstName', 'lastName', 'company', 'title', 'phone']) t.ok(fields.includes(name), `reads ${name}`)
+  const written = (definition.callbackPayloadDef.fields as Array<{ serviceAttribute: string }>).map((f) => f.serviceAttribute)
+  t.same(written, ['microsoftRecordId', 'microsoftType'])
+})
+
+t.test('the API definition is served with PUBLIC_URL as its server; status, icons and docs answer', async (t) => {
+  const document = await (await fetch(`${base}/openapi.json`)).json() as { servers: Array<{ url: string }>, info: Record<string, string> }
+  t.same(document.servers, [{ url: base }])
+  t.equal(document.info['x-schemaVersion'], '1.0.0')
+
+  const status = await fetch(`${base}/status`, { headers: { 'x-api-key': key } })
+  t.equal(status.status, 200)
+  t.match(await status.json(), { info: Array, warnings: [], errors: [] })
+
+  for (const icon of ['/serviceIcon', '/brandIcon']) {
+    const response = await fetch(`${base}${icon}`)
+    t.equal(response.status, 200)
+    t.match(response.headers.get('content-type'), /^image\//)
+  }
+
+  const ui = await fetch(`${base}/docs`, { redirect: 'follow' })
+  t.equal(ui.status, 200)
+  t.match(await ui.text(), /swagger/i)
+  const spec = await (await fetch(`${base}/docs/json`)).json() as { paths: Record<string, Record<string, { requestBody?: unknown, responses?: unknown }>> }
+  for (const path of ['/submitAsyncAction', '/getPicklist', '/getServiceDefinition', '/status', '/openapi.json', '/serviceIcon', '/brandIcon', '/health/live', '/health/ready']) {
+    t.ok(spec.paths[path], `${path} is in the docs`)
+  }
+  t.ok(spec.paths['/submitAsyncAction']?.post?.requestBody, 'with its body schema')
+})
+
+t.test('while Redis is down the API answers 503 with a JSON error instead of hanging, and recovers by itself', async (t) => {
+  const local = h.sandbox.redis.local!
+  await local.stop()
+  // The abort signal turns a hung request into a failure of this test.
+  const response = await fetch(`${base}/submitAsyncAction`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': key },
+    body: JSON.stringify(invocation()),
+    signal: AbortSignal.timeout(10_000)
+  })
+  t.equal(response.status, 503)
+  t.match(await response.json(), { statusCode: 503, code: 'QUEUE_UNAVAILABLE', message: /nothing was queued/ })
+  t.equal((await fetch(`${base}/health/ready`)).status, 503)
+
+  const restarted = await startLocalRedis({ port: local.port })
+  t.teardown(async () => { await restarted.stop() })
+  const accepted = await eventually(async () => {
+    const { status } = await submit(invocation())
+    return status === 201 ? status : undefined
+  }, { what: 'the API to accept again after Redis came back' })
+  t.equal(accepted, 201)
+})
