@@ -10,6 +10,8 @@ import { ErrorResponse } from '../src/schemas/common.ts'
 
 export interface SsfsDefinitionRoutesOptions {
   readonly publicUrl: string
+  readonly providerName: string
+  readonly supportContact: string
   readonly apiKey: string
   readonly redis: Pick<Redis, 'ping'>
 }
@@ -18,14 +20,19 @@ const OPENAPI_DIR = new URL('../openapi/', import.meta.url)
 
 /**
  * What Marketo reads to install and describe the flow step: the API definition (the committed
- * openapi/ssfs-service.json with `servers` set to PUBLIC_URL), the service definition, status
+ * openapi/ssfs-service.json with `servers` set to PUBLIC_URL, provider and support from config), the service definition, status
  * and icons. Only `/status` is authenticated: Marketo calls it to verify the credentials an admin
  * entered (§1.1).
  */
 const ssfsDefinitionRoutes: FastifyPluginAsync<SsfsDefinitionRoutesOptions> = async (fastify, options) => {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const document = JSON.parse(await readFile(new URL('ssfs-service.json', OPENAPI_DIR), 'utf8')) as Record<string, unknown>
-  const servedDocument = { ...document, servers: [{ url: options.publicUrl }] }
+  // The deployment's own name, support contact and address; everything else is the committed file.
+  const servedDocument = {
+    ...document,
+    info: { ...(document.info as object), 'x-providerName': options.providerName, 'x-supportContact': options.supportContact },
+    servers: [{ url: options.publicUrl }]
+  }
   const serviceDefinition = buildServiceDefinition(options.publicUrl)
   const serviceIcon = await readFile(new URL('service-icon.svg', OPENAPI_DIR))
   const brandIcon = await readFile(new URL('brand-icon.svg', OPENAPI_DIR))

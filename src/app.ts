@@ -64,7 +64,13 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: '/docs' })
 
   await app.register(healthRoutes, { redis: deps.redis })
-  await app.register(ssfsDefinitionRoutes, { publicUrl: deps.config.http.publicUrl, apiKey: deps.config.ssfs.apiKey, redis: deps.redis })
+  await app.register(ssfsDefinitionRoutes, {
+    publicUrl: deps.config.http.publicUrl,
+    providerName: deps.config.ssfs.providerName,
+    supportContact: deps.config.ssfs.supportContact,
+    apiKey: deps.config.ssfs.apiKey,
+    redis: deps.redis
+  })
   await app.register(flowStepRoutes, {
     apiKey: deps.config.ssfs.apiKey,
     queues: deps.queues,

@@ -29,8 +29,12 @@ if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) 
 return 0`
 
 export type ClaimResult =
-  /** `mustLookUpAgain`: someone (maybe an earlier try of this invocation) held the claim and may have created the record. */
-  | { readonly kind: 'claimed'; readonly mustLookUpAgain: boolean; release (created?: RecordLink): Promise<void> }
+  /**
+   * `mustLookUpAgain`: someone held the claim before and may have created the record.
+   * `heldByEarlierTry`: that someone was an earlier try of this very invocation (a create that
+   * timed out), so a record found now is this invocation's own creation.
+   */
+  | { readonly kind: 'claimed'; readonly mustLookUpAgain: boolean; readonly heldByEarlierTry: boolean; release (created?: RecordLink): Promise<void> }
   | { readonly kind: 'created-by-other'; readonly link: RecordLink }
 
 export interface EmailClaimOptions {
@@ -65,12 +69,16 @@ export class EmailClaims {
     const keys = this.#keys(email)
     const deadline = Date.now() + this.#options.waitTimeoutMs
     let waited = false
+    let heldByEarlierTry = false
     for (;;) {
       const created = await this.redis.get(keys.record)
       if (created !== null) return { kind: 'created-by-other', link: JSON.parse(created) as RecordLink }
       const acquired = await this.redis.set(keys.claim, owner, 'PX', this.#options.claimTtlMs, 'NX')
       const ownedBefore = acquired !== 'OK' && await this.redis.get(keys.claim) === owner
-      if (ownedBefore) waited = true
+      if (ownedBefore) {
+        waited = true
+        heldByEarlierTry = true
+      }
       if (acquired === 'OK' || ownedBefore) {
         // Re-read: the holder before us may have recorded its record just before releasing.
         const raced = await this.redis.get(keys.record)
@@ -81,6 +89,7 @@ export class EmailClaims {
         return {
           kind: 'claimed',
           mustLookUpAgain: waited,
+          heldByEarlierTry,
           release: async (createdLink?: RecordLink) => {
             if (createdLink !== undefined) await this.redis.set(keys.record, JSON.stringify(createdLink), 'EX', RECORD_MEMORY_SECONDS)
             await this.redis.eval(RELEASE_IF_OWNER, 1, keys.claim, owner)

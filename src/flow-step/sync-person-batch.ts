@@ -176,7 +176,7 @@ async function createForEmail (
       if (again !== undefined) {
         await linkAll(again)
         await claim.release(again)
-        return everyone(again, 'existed')
+        return everyone(again, claim.heldByEarlierTry ? 'created' : 'existed')
       }
     }
     const link = await deps.records.create(first.person.syncAs, toDynamicsRecord(first.fields, first.person.syncAs, first.person.assignTo))
