@@ -1,0 +1,55 @@
+import t from 'tap'
+import { Redis } from 'ioredis'
+import { startLocalRedis } from '../../src/sandbox/redis-server.ts'
+import { EmailClaims, EmailClaimTimeoutError } from '../../src/flow-step/email-claims.ts'
+
+const redisServer = await startLocalRedis()
+const redis = new Redis(redisServer.url)
+t.teardown(async () => {
+  redis.disconnect()
+  await redisServer.stop()
+})
+
+t.test('of many concurrent claimants for one email, one creates and the rest see its record', async (t) => {
+  const claims = new EmailClaims(redis, 't1', { pollIntervalMs: 5 })
+  const results = await Promise.all(Array.from({ length: 20 }, async (_, i) => {
+    const result = await claims.claim('same@example.com', `invocation-${i}`)
+    if (result.kind === 'claimed') await result.release({ type: 'Lead', id: 'lead-1' })
+    return result
+  }))
+  t.equal(results.filter((r) => r.kind === 'claimed').length, 1)
+  t.same(results.filter((r) => r.kind === 'created-by-other').map((r) => r.kind === 'created-by-other' && r.link), Array(19).fill({ type: 'Lead', id: 'lead-1' }))
+})
+
+t.test('while one claimant creates, others wait; if it creates nothing, the next one may try', async (t) => {
+  const claims = new EmailClaims(redis, 't2', { pollIntervalMs: 5 })
+  const impatient = new EmailClaims(redis, 't2', { pollIntervalMs: 5, waitTimeoutMs: 30 })
+  const first = await claims.claim('refused@example.com', 'inv-a')
+  t.equal(first.kind, 'claimed')
+  await t.rejects(impatient.claim('refused@example.com', 'inv-b'), EmailClaimTimeoutError, 'held: the other waits')
+  if (first.kind === 'claimed') await first.release()
+  t.match(await claims.claim('refused@example.com', 'inv-b'), { kind: 'claimed', heldByEarlierTry: false })
+})
+
+t.test('a retry of the invocation that holds the claim gets it back and must look up before creating', async (t) => {
+  const claims = new EmailClaims(redis, 't3', { pollIntervalMs: 5 })
+  const first = await claims.claim('timeout@example.com', 'inv-x')
+  t.equal(first.kind, 'claimed')
+  const retry = await claims.claim('timeout@example.com', 'inv-x')
+  t.match(retry, { kind: 'claimed', mustLookUpAgain: true, heldByEarlierTry: true })
+})
+
+t.test('a claim held too long by someone else ends the wait with a retryable error', async (t) => {
+  const claims = new EmailClaims(redis, 't4', { pollIntervalMs: 5, waitTimeoutMs: 50 })
+  await claims.claim('stuck@example.com', 'holder')
+  await t.rejects(claims.claim('stuck@example.com', 'waiter'), EmailClaimTimeoutError)
+})
+
+t.test('keys hold a digest, never the email', async (t) => {
+  const claims = new EmailClaims(redis, 't5')
+  const claim = await claims.claim('private.person@example.com', 'inv')
+  if (claim.kind === 'claimed') await claim.release({ type: 'Contact', id: 'c-1' })
+  const keys = await redis.keys('t5:*')
+  t.ok(keys.length > 0)
+  t.notOk(keys.some((k) => k.includes('private')))
+})
