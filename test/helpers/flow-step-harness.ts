@@ -4,15 +4,12 @@ import type { FastifyInstance } from 'fastify'
 import type { Redis } from 'ioredis'
 import { loadConfig, type Config } from '../../src/config.ts'
 import { loggerOptions } from '../../src/logger.ts'
-import { buildApp } from '../../src/app.ts'
-import { buildWorker, type RunningWorker } from '../../src/build-worker.ts'
-import { createApiRedisConnection, createWorkerRedisConnection } from '../../src/queue/connections.ts'
-import { createFlowStepQueues, type FlowStepQueues } from '../../src/queue/create-queues.ts'
-import { AssignToChoices } from '../../src/flow-step/assign-to-choices.ts'
-import { createCallbackCredentialsBox, createDataverseClient, createMarketoRestClient } from '../../src/runtime/service-clients.ts'
+import type { RunningWorker } from '../../src/build-worker.ts'
+import type { FlowStepQueues } from '../../src/queue/create-queues.ts'
+import { buildApiRuntime } from '../../src/runtime/api-runtime.ts'
+import { buildWorkerRuntime } from '../../src/runtime/worker-runtime.ts'
 import { startSandbox, type Sandbox, type SandboxOptions } from '../../src/sandbox/start-sandbox.ts'
 import type { InstalledService } from '../../src/sandbox/marketo/index.ts'
-import type { MarketoRestClient } from '../../src/marketo/marketo-rest-client.ts'
 
 /**
  * The product as it runs, on the sandbox: real Redis (a redis-server started for the test file),
@@ -28,7 +25,6 @@ export interface FlowStepHarness {
   readonly queues: FlowStepQueues
   readonly redis: Redis
   readonly service: InstalledService
-  readonly marketoRest: MarketoRestClient
   /** Every log line the API and worker wrote so far, parsed. */
   readonly logs: () => Array<Record<string, unknown>>
   readonly logText: () => string
@@ -53,35 +49,12 @@ export async function startFlowStepHarness (t: Teardown, options: SandboxOptions
   const config = loadConfig(sandbox.env)
   const logger = pino(loggerOptions(config.logLevel, 'test'), sink)
 
-  const redis = createApiRedisConnection(config.redis.url, 'test-api')
-  redis.on('error', () => undefined)
-  const queues = createFlowStepQueues(redis, { prefix: config.redis.keyPrefix, flowStepRetry: config.flowStep, callbackRetry: config.callback })
-  const apiDataverse = createDataverseClient(config, logger)
-  const app = await buildApp({
-    config,
-    logger,
-    redis,
-    queues,
-    assignToChoices: new AssignToChoices(apiDataverse, redis, `${config.redis.keyPrefix}:cache:picklist:assignTo`, logger),
-    callbackCredentialsBox: createCallbackCredentialsBox(config)
-  })
+  const { app, queues, redis } = await buildApiRuntime(config, logger)
   await app.listen({ host: config.http.host, port: config.http.port })
-  const marketoRest = createMarketoRestClient(config)
 
   const workers: RunningWorker[] = []
   const startWorker = () => {
-    const worker = buildWorker({
-      config,
-      logger,
-      connect: (name) => {
-        const connection = createWorkerRedisConnection(config.redis.url, name)
-        connection.on('error', () => undefined)
-        return connection
-      },
-      dataverse: createDataverseClient(config, logger),
-      marketo: marketoRest,
-      callbackCredentialsBox: createCallbackCredentialsBox(config)
-    })
+    const worker = buildWorkerRuntime(config, logger)
     workers.push(worker)
     return worker
   }
@@ -95,8 +68,6 @@ export async function startFlowStepHarness (t: Teardown, options: SandboxOptions
     closed = true
     for (const worker of workers) await worker.close()
     await app.close()
-    await queues.close()
-    redis.disconnect()
     await sandbox.close()
   }
   t.teardown(close)
@@ -107,7 +78,6 @@ export async function startFlowStepHarness (t: Teardown, options: SandboxOptions
     queues,
     redis,
     service,
-    marketoRest,
     logs: () => lines.map((line) => JSON.parse(line) as Record<string, unknown>),
     logText: () => lines.join('\n'),
     startWorker,

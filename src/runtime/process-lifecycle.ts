@@ -1,4 +1,5 @@
 import type { Logger } from 'pino'
+import { ConfigError } from '../errors.ts'
 
 /**
  * SIGTERM/SIGINT: close gracefully (finish active jobs, drain HTTP), but never hang a deploy —
@@ -21,4 +22,16 @@ export function exitOnSignals (logger: Logger, close: () => Promise<void>, deadl
   }
   process.on('SIGTERM', onSignal)
   process.on('SIGINT', onSignal)
+}
+
+/**
+ * A configuration problem is the operator's to fix: say what, not where in the code. Anything
+ * else at start-up is unexpected and keeps its stack.
+ */
+export function reportStartFailure (processName: string): (error: unknown) => void {
+  return (error) => {
+    const text = error instanceof ConfigError ? error.message : `failed to start: ${(error as Error).stack ?? String(error)}`
+    process.stderr.write(`${processName}: ${text}\n`)
+    process.exit(1)
+  }
 }

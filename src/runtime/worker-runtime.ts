@@ -1,0 +1,21 @@
+import type { Logger } from 'pino'
+import type { Config } from '../config.ts'
+import { buildWorker, type RunningWorker } from '../build-worker.ts'
+import { createWorkerRedisConnection } from '../queue/connections.ts'
+import { createCallbackCredentialsBox, createDataverseClient, createMarketoRestClient } from './service-clients.ts'
+
+/** A worker process's parts wired from config; `src/worker.ts` runs it, tests build the same. */
+export function buildWorkerRuntime (config: Config, logger: Logger): RunningWorker {
+  return buildWorker({
+    config,
+    logger,
+    connect: (name) => {
+      const connection = createWorkerRedisConnection(config.redis.url, name)
+      connection.on('error', (error) => logger.warn({ err: error, connection: name }, 'redis connection error'))
+      return connection
+    },
+    dataverse: createDataverseClient(config, logger),
+    marketo: createMarketoRestClient(config),
+    callbackCredentialsBox: createCallbackCredentialsBox(config)
+  })
+}
