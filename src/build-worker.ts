@@ -61,12 +61,13 @@ export function buildWorker (deps: WorkerDeps): RunningWorker {
     timeoutMs: config.callback.timeoutMs
   })
 
+  const lock = { lockDuration: config.worker.lockDurationMs, stalledInterval: config.worker.stalledIntervalMs }
   const workers = [
     new Worker<FlowStepJobData>(QUEUE.flowStep, syncProcessor, {
-      connection: connect('mds-worker-flow-step'), prefix, concurrency: config.worker.concurrency
+      connection: connect('mds-worker-flow-step'), prefix, concurrency: config.worker.concurrency, ...lock
     }),
     new Worker<FlowCallbackJobData>(QUEUE.flowStepCallback, callbackProcessor, {
-      connection: connect('mds-worker-callback'), prefix, concurrency: config.worker.concurrency
+      connection: connect('mds-worker-callback'), prefix, concurrency: config.worker.concurrency, ...lock
     })
   ]
   for (const worker of workers) {

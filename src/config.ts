@@ -44,7 +44,15 @@ export interface Config {
     readonly credential: AzureCredential
     readonly authorityHost: string
   }
-  readonly worker: { readonly concurrency: number }
+  readonly worker: {
+    readonly concurrency: number
+    /**
+     * BullMQ job lock: how long a job stays owned by a worker that stopped renewing it (crashed,
+     * killed), and how often workers look for such stalled jobs to run them again.
+     */
+    readonly lockDurationMs: number
+    readonly stalledIntervalMs: number
+  }
   /** Tries of a flow-step job while Dynamics or Marketo is unavailable; undecided persons are then reported failed. */
   readonly flowStep: { readonly attempts: number; readonly backoffMs: number }
   readonly callback: {
@@ -192,7 +200,12 @@ export function loadConfig (environment: Env): Config {
         protocols: ['https:']
       })
     },
-    worker: { concurrency: env.integer('WORKER_CONCURRENCY', 4, { min: 1, max: 64 }) },
+    worker: {
+      concurrency: env.integer('WORKER_CONCURRENCY', 4, { min: 1, max: 64 }),
+      // BullMQ's defaults: a killed worker's jobs run again within about 30 s.
+      lockDurationMs: env.integer('WORKER_LOCK_DURATION_MS', 30_000, { min: 1_000, max: 600_000 }),
+      stalledIntervalMs: env.integer('WORKER_STALLED_INTERVAL_MS', 30_000, { min: 500, max: 600_000 })
+    },
     flowStep: {
       attempts: env.integer('FLOW_STEP_ATTEMPTS', 10, { min: 1, max: 50 }),
       backoffMs: env.integer('FLOW_STEP_BACKOFF_MS', 2_000, { min: 10, max: 600_000 })

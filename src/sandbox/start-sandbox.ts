@@ -35,6 +35,8 @@ export interface SandboxOptions {
   readonly redisUrl?: string
   /** Port the API will listen on (PUBLIC_URL points there); free one by default. */
   readonly apiPort?: number
+  /** Where the emulators listen (the launcher's stable, documented URLs); omitted or 0: the OS chooses. */
+  readonly ports?: { readonly marketo?: number, readonly dataverse?: number, readonly azureAd?: number }
   /** Dataverse columns the emulated org requires on create (an org's own rules). */
   readonly requiredFields?: { readonly leads?: readonly string[], readonly contacts?: readonly string[] }
   readonly dataverseLatencyMs?: number
@@ -68,11 +70,13 @@ export async function startSandbox (options: SandboxOptions = {}): Promise<Sandb
 
     const azureAd = await startAzureAdEmulator({
       tls,
+      port: options.ports?.azureAd,
       tenantId: SANDBOX_CREDENTIALS.tenantId,
       clients: [{ clientId: SANDBOX_CREDENTIALS.azureClientId, clientSecret: SANDBOX_CREDENTIALS.azureClientSecret }]
     })
     started.push(azureAd)
     const dataverse = await startDataverseEmulator({
+      port: options.ports?.dataverse,
       verifyAccessToken: (token) => azureAd.verifyAccessToken(token),
       requiredFields: options.requiredFields,
       latencyMs: options.dataverseLatencyMs,
@@ -85,6 +89,7 @@ export async function startSandbox (options: SandboxOptions = {}): Promise<Sandb
     })
     started.push(dataverse)
     const marketo = await startMarketoEmulator({
+      port: options.ports?.marketo,
       munchkinId: SANDBOX_CREDENTIALS.munchkinId,
       clients: [{ clientId: SANDBOX_CREDENTIALS.marketoClientId, clientSecret: SANDBOX_CREDENTIALS.marketoClientSecret }],
       seedPersons: [

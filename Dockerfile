@@ -1,0 +1,30 @@
+# One image for both roles: `npm start` (the HTTP API) and `npm run worker` (the BullMQ workers).
+# TypeScript runs through tsx, which is a runtime dependency, so there is no build step and
+# `npm ci --omit=dev` installs everything the service needs.
+FROM node:20-bookworm-slim
+
+ENV NODE_ENV=production
+# npm runs scripts through /bin/sh (dash), which neither forwards SIGTERM to `tsx` nor execs it: a
+# `docker stop` would kill the shell and never let the worker finish its active jobs. bash execs a
+# single-command script, so npm's forwarded SIGTERM reaches tsx and then the service.
+ENV NPM_CONFIG_SCRIPT_SHELL=/bin/bash \
+    NPM_CONFIG_UPDATE_NOTIFIER=false \
+    NPM_CONFIG_FUND=false \
+    NPM_CONFIG_AUDIT=false
+
+WORKDIR /app
+
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev && npm cache clean --force
+
+COPY tsconfig.json ./
+COPY src ./src
+COPY routes ./routes
+COPY jobs ./jobs
+COPY openapi ./openapi
+
+# The files stay root-owned and read-only to the service; tsx's compile cache goes to /tmp.
+USER node
+
+EXPOSE 3000
+CMD ["npm", "start"]

@@ -1,0 +1,118 @@
+/**
+ * The text `npm run sandbox` prints once everything answers: where things are, who the seeded
+ * Marketo persons are and what the flow step will do for each, and copy-pasteable curl commands
+ * for the emulators' `/_emulator/*` control routes. Pure: the launcher gathers the facts.
+ */
+
+export interface SeededPerson {
+  readonly id: number
+  readonly email: string
+  readonly firstName: string
+}
+
+/** What the emulated Dynamics already holds, enough to predict the flow step's outcome. */
+export interface DynamicsSeedFacts {
+  hasLead (email: string): boolean
+  hasContact (email: string): boolean
+  /** Dataverse `lead.firstname` is a 50-character string column. */
+  readonly leadFirstNameMaxLength: number
+}
+
+export interface SandboxGuideFacts {
+  readonly publicUrl: string
+  readonly marketoUrl: string
+  readonly dataverseUrl: string
+  readonly azureAdUrl: string
+  readonly redis: { readonly url: string, readonly startedHere: boolean }
+  /** The service's own processes, e.g. `{ label: 'API', command: 'npm start', url, pid }`. */
+  readonly processes: ReadonlyArray<{ readonly label: string, readonly command: string, readonly url?: string, readonly pid: number | undefined }>
+  /** The launcher's own process, the one to signal. */
+  readonly launcherPid: number
+  /** The flow step's name as installed in the emulated Marketo. */
+  readonly flowStepName: string
+  readonly persons: readonly SeededPerson[]
+  readonly dynamics: DynamicsSeedFacts
+  /** The Dynamics user the demo campaign assigns new leads to (the "Assign To" flow-step field). */
+  readonly assignTo: { readonly name: string, readonly systemuserid: string }
+}
+
+/** How the guide's last line starts; the integration test waits for it. */
+export const SANDBOX_READY_MARK = 'Sandbox ready.'
+
+export type PredictedOutcome = 'lead created' | 'lead exists' | 'contact exists' | 'rejected by Dynamics'
+
+export function predictOutcome (person: SeededPerson, dynamics: DynamicsSeedFacts): PredictedOutcome {
+  if (dynamics.hasLead(person.email)) return 'lead exists'
+  if (dynamics.hasContact(person.email)) return 'contact exists'
+  if (person.firstName.length > dynamics.leadFirstNameMaxLength) return 'rejected by Dynamics'
+  return 'lead created'
+}
+
+function describeOutcome (person: SeededPerson, dynamics: DynamicsSeedFacts): string {
+  switch (predictOutcome(person, dynamics)) {
+    case 'lead exists': return 'already a lead in Dynamics → nothing is created (outcome "existed")'
+    case 'contact exists': return 'already a contact in Dynamics → no lead is created (outcome "existed")'
+    case 'rejected by Dynamics':
+      return `Dynamics rejects the ${person.firstName.length}-character first name (max ${dynamics.leadFirstNameMaxLength}) → the step fails with Dynamics' message`
+    case 'lead created': return 'new → a lead is created in Dynamics (outcome "created")'
+  }
+}
+
+export function buildSandboxGuide (facts: SandboxGuideFacts): string {
+  const [firstNew] = facts.persons.filter((person) => predictOutcome(person, facts.dynamics) === 'lead created')
+  const example = firstNew ?? facts.persons[0]
+  const runBody = JSON.stringify({
+    personIds: facts.persons.map((person) => person.id),
+    kind: 'trigger',
+    flowStepContext: { syncAs: 'Lead', assignTo: facts.assignTo.systemuserid }
+  })
+  const emailWidth = Math.max(...facts.persons.map((person) => person.email.length))
+
+  const lines = [
+    '',
+    'marketo-dynamics-sync sandbox',
+    '',
+    ...table([
+      ...facts.processes.map((p): TableRow => [`${p.label} (${p.command})`, [p.url, p.pid === undefined ? undefined : `pid ${p.pid}`].filter((part) => part !== undefined).join('  ')]),
+      ['Swagger UI', `${facts.publicUrl}/docs`],
+      ['SSFS definition', `${facts.publicUrl}/openapi.json  (installed in Marketo as "${facts.flowStepName}")`],
+      ['Marketo emulator', facts.marketoUrl],
+      ['Dynamics (Dataverse) emulator', `${facts.dataverseUrl}/api/data/v9.2/`],
+      ['Azure AD emulator', facts.azureAdUrl],
+      ['Redis', `${facts.redis.url}${facts.redis.startedHere ? '  (started for this sandbox)' : ''}`]
+    ]),
+    '',
+    'Marketo persons:',
+    ...facts.persons.map((person) => `  ${person.id}  ${person.email.padEnd(emailWidth)}  ${describeOutcome(person, facts.dynamics)}`),
+    '',
+    `1. Run a trigger campaign with the "${facts.flowStepName}" step for all of them, Assign To = ${facts.assignTo.name}:`,
+    '',
+    `  curl -s -X POST ${facts.marketoUrl}/_emulator/campaigns/run \\`,
+    "    -H 'content-type: application/json' \\",
+    `    -d '${runBody}'`,
+    '',
+    '2. A moment later (the worker does the work), see the leads in the emulated Dynamics:',
+    '',
+    `  curl -s ${facts.dataverseUrl}/_emulator/records/leads`,
+    ''
+  ]
+  if (example !== undefined) {
+    lines.push(
+      `3. See ${example.firstName}'s activity log in Marketo (the step's activity carries success and outcome):`,
+      '',
+      `  curl -s ${facts.marketoUrl}/_emulator/persons/${example.id}/activities`,
+      ''
+    )
+  }
+  // The pid is for a sandbox started in the background or from a script: npm does not pass a
+  // SIGINT sent to itself on to the launcher, a terminal's Ctrl-C reaches the whole process group.
+  lines.push(`${SANDBOX_READY_MARK} Ctrl-C (or kill -INT ${facts.launcherPid}) stops the API, the worker, the emulators and Redis.`, '')
+  return lines.join('\n')
+}
+
+type TableRow = readonly [label: string, value: string]
+
+function table (rows: readonly TableRow[]): string[] {
+  const width = Math.max(...rows.map(([label]) => label.length))
+  return rows.map(([label, value]) => `  ${label.padEnd(width)}  ${value}`)
+}
