@@ -22,6 +22,8 @@ export interface Config {
   readonly redis: { readonly url: string; readonly keyPrefix: string }
   readonly ssfs: {
     readonly apiKey: string
+    /** Seals Marketo's callback credentials inside job data; both API and worker hold it. */
+    readonly jobSealingKey: string
     readonly callbackHosts: readonly CallbackHostRule[]
     readonly providerName: string
     readonly supportContact: string
@@ -156,6 +158,11 @@ export function loadConfig (environment: Env): Config {
     env.problems.push('SSFS_API_KEY must be at least 16 characters long')
   }
 
+  const sealingKey = env.optional('JOB_SEALING_KEY')
+  if (sealingKey !== undefined && sealingKey.length < 32) {
+    env.problems.push('JOB_SEALING_KEY must be at least 32 characters long')
+  }
+
   const logLevel = env.optional('LOG_LEVEL') ?? 'info'
   if (!LOG_LEVELS.includes(logLevel)) {
     env.problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`)
@@ -177,6 +184,8 @@ export function loadConfig (environment: Env): Config {
     },
     ssfs: {
       apiKey: ssfsApiKey,
+      // Separate from the API key so rotating the key Marketo sends does not orphan queued callbacks.
+      jobSealingKey: env.optional('JOB_SEALING_KEY') ?? ssfsApiKey,
       callbackHosts,
       providerName: env.optional('SSFS_PROVIDER_NAME') ?? 'marketo-dynamics-sync',
       supportContact: env.optional('SSFS_SUPPORT_CONTACT') ?? 'https://github.com/marketo-dynamics-sync/marketo-dynamics-sync/issues'

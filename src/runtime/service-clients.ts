@@ -33,5 +33,5 @@ export function createMarketoRestClient (config: Config): MarketoRestClient {
 
 /** API seals Marketo's callback credentials into job data; the worker opens them. Same key on both. */
 export function createCallbackCredentialsBox (config: Config): SealedBox {
-  return createSealedBox(config.ssfs.apiKey, 'callback-credentials')
+  return createSealedBox(config.ssfs.jobSealingKey, 'callback-credentials')
 }

@@ -46,8 +46,10 @@ export function buildSsfsOpenApiDocument (options: SsfsDocumentOptions): Record<
           summary: 'Queue a batch of persons to sync; answers 201 at once and reports through the callback',
           requestBody: { required: true, content: jsonContent('async') },
           callbacks: {
+            // Adobe's sample and schema.yaml spell the runtime expression this way; Marketo's importer
+            // is only known to accept what they show, so keep their literal.
             selfServiceFlowComplete: {
-              '{$request.body#/callbackUrl}': {
+              '{$request.body#/flowComplete}': {
                 post: {
                   parameters: [
                     { in: 'header', name: 'x-api-key', description: 'apiCallBackKey from the invocation', required: true, schema: { type: 'string' } },

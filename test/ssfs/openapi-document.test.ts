@@ -55,5 +55,9 @@ t.test('the definition carries what Marketo needs to install the step', async (t
   const paths = committed.paths as Record<string, Record<string, { responses: Record<string, unknown>, callbacks?: unknown }>>
   for (const path of ['/submitAsyncAction', '/getServiceDefinition', '/status', '/getPicklist', '/serviceIcon', '/brandIcon']) t.ok(paths[path], `${path} declared`)
   t.same(Object.keys(paths['/submitAsyncAction']?.post?.responses ?? {}).filter((c) => ['201', '400', '401', '403', '429', '500'].includes(c)).length, 6)
-  t.ok(paths['/submitAsyncAction']?.post?.callbacks, 'the callback is declared')
+  const callbacks = paths['/submitAsyncAction']?.post?.callbacks as Record<string, Record<string, { post: { parameters: Array<{ name: string }>, responses: Record<string, unknown> } }>>
+  const callback = callbacks?.selfServiceFlowComplete?.['{$request.body#/flowComplete}']
+  t.ok(callback, 'the callback is declared under Adobe\'s literal runtime expression (schema.yaml cannot check it: its `callbacks` rule is inert)')
+  t.same(callback?.post.parameters.map((p) => p.name), ['x-api-key', 'x-callback-token'])
+  t.ok(callback?.post.responses['404'] !== undefined && callback?.post.responses['405'] !== undefined)
 })
