@@ -65,6 +65,25 @@ export class EmailClaims {
     return { claim: `${this.prefix}:email-claim:${digest}`, record: `${this.prefix}:email-record:${digest}` }
   }
 
+  /**
+   * Of the emails a look-up `found` in Dynamics, those whose claim `owner` still holds: an earlier
+   * try of this invocation created their record but never heard back (a timeout, a crash). Those
+   * claims are released as after a create — the record remembered for late arrivals — and the
+   * emails answered, so the person is reported created, not existed. One MGET for the whole batch.
+   */
+  async settleOwnCreations (found: ReadonlyMap<string, RecordLink>, owner: string): Promise<Set<string>> {
+    const emails = [...found.keys()]
+    if (emails.length === 0) return new Set()
+    const holders = await this.redis.mget(emails.map((email) => this.#keys(email).claim))
+    const own = new Set(emails.filter((_, index) => holders[index] === owner))
+    for (const email of own) {
+      const keys = this.#keys(email)
+      await this.redis.set(keys.record, JSON.stringify(found.get(email)), 'EX', RECORD_MEMORY_SECONDS)
+      await this.redis.eval(RELEASE_IF_OWNER, 1, keys.claim, owner)
+    }
+    return own
+  }
+
   async claim (email: string, owner: string): Promise<ClaimResult> {
     const keys = this.#keys(email)
     const deadline = Date.now() + this.#options.waitTimeoutMs

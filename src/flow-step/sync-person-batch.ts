@@ -86,10 +86,14 @@ export async function syncPersonBatch (
 
   // 2. Existing leads and contacts by email.
   const found = byEmail.size === 0 ? new Map<string, RecordLink>() : await deps.records.findByEmails([...byEmail.keys()])
+  // A record this invocation created on an earlier try whose answer never came (its claim is
+  // still ours) is reported created, as if the answer had arrived.
+  const ownCreations = await deps.claims.settleOwnCreations(found, invocationId)
   for (const [email, link] of found) {
-    for (const { person } of byEmail.get(email) ?? []) {
+    for (const [index, { person }] of (byEmail.get(email) ?? []).entries()) {
       await deps.links.set(person.marketoId, link)
-      outcomes.set(person.marketoId, existed(person.marketoId, link))
+      const createdHere = index === 0 && ownCreations.has(email)
+      outcomes.set(person.marketoId, createdHere ? { marketoId: person.marketoId, kind: 'created', recordType: link.type, recordId: link.id } : existed(person.marketoId, link))
     }
     byEmail.delete(email)
   }

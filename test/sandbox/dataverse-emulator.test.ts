@@ -278,6 +278,36 @@ t.test('fault injection, in process and over HTTP', async (t) => {
   t.same(records.map((row) => row.lastname), ['Passing'])
 })
 
+t.test('a write answered after the client\'s timeout has still happened (delayResponsesAfterCommit)', async (t) => {
+  const emulator = await started(t)
+  emulator.faults.delayResponsesAfterCommit(1, 1_000)
+  t.same(emulator.faults.state().delayAfterCommit, { count: 1, ms: 1_000 })
+
+  const lookUp = await call(emulator, 'GET', 'leads')
+  t.equal(lookUp.status, 200, 'a read does not use up the count')
+  const timedOut = await fetch(`${emulator.url}/api/data/v9.2/leads`, {
+    method: 'POST',
+    headers: { Authorization: TOKEN, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ lastname: 'Late' }),
+    signal: AbortSignal.timeout(200)
+  }).then(() => 'answered', (error: Error) => error.name)
+  t.equal(timedOut, 'TimeoutError', 'the client gives up before the answer')
+  t.same(emulator.store.list('leads').map((row) => row.lastname), ['Late'], 'but the row was created')
+  t.equal(emulator.faults.state().delayAfterCommit.count, 0)
+
+  const startedAt = performance.now()
+  t.equal((await call(emulator, 'POST', 'leads', { body: { lastname: 'Prompt' } })).status, 204)
+  t.ok(performance.now() - startedAt < 500, 'the next write is answered at once')
+
+  const put = await fetch(`${emulator.url}/_emulator/faults`, { method: 'PUT', body: JSON.stringify({ delayAfterCommit: { count: 1, ms: 300 } }) })
+  t.match(await put.json(), { delayAfterCommit: { count: 1, ms: 300 } })
+  const heldFor = performance.now()
+  t.equal((await call(emulator, 'POST', 'leads', { body: { lastname: 'Held' } })).status, 204, 'a patient client gets the normal answer')
+  t.ok(performance.now() - heldFor >= 250, 'after the delay')
+  const bad = await fetch(`${emulator.url}/_emulator/faults`, { method: 'PUT', body: JSON.stringify({ delayAfterCommit: { count: 1, ms: -5 } }) })
+  t.equal(bad.status, 400)
+})
+
 t.test('authorisation and request counting', async (t) => {
   const emulator = await started(t, { verifyAccessToken: (token) => token === 'good' })
   const anonymous = await fetch(`${emulator.url}/api/data/v9.2/leads`)

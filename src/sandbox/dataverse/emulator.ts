@@ -69,6 +69,7 @@ export interface DataverseEmulator {
 const WEB_API_PREFIX = '/api/data/v9.2/'
 const JSON_CONTENT_TYPE = 'application/json; odata.metadata=minimal'
 const MAX_BODY_BYTES = 16 * 1024 * 1024
+const WRITE_METHODS = new Set(['POST', 'PATCH', 'DELETE'])
 const GUID = /^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?$/
 
 interface WebApiRequestRecord {
@@ -83,6 +84,8 @@ interface RequestContext {
   /** `http://host:port/api/data/v9.2/` as the client addressed us: links must use it (§9.2). */
   readonly base: string
   readonly prefer: Preferences
+  /** Sends a write's answer: at once, or after the `delayResponsesAfterCommit` fault's delay. */
+  readonly answerWrite: (send: () => void) => void
 }
 
 interface Preferences {
@@ -94,6 +97,7 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
   const store = new RecordStore(options.defaultUserId === undefined ? {} : { defaultUserId: options.defaultUserId })
   const faults = new FaultInjector(options.latencyMs ?? 0)
   const requests: WebApiRequestRecord[] = []
+  const heldAnswers = new Set<NodeJS.Timeout>()
   const businessUnitId = randomUUID()
   const organizationId = randomUUID()
   const requiredFields: Record<string, readonly string[]> = {
@@ -152,13 +156,27 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
     if (faults.latencyMs > 0) await delay(faults.latencyMs)
     const fault = faults.takeFault()
     if (fault !== undefined) throw fault
+    const holdAnswerMs = WRITE_METHODS.has(method) ? faults.takeDelayAfterCommit() : 0
 
     const context: RequestContext = {
       request,
       response,
       url,
       base: `${origin}${WEB_API_PREFIX}`,
-      prefer: parsePrefer([request.headers.prefer ?? []].flat().join(','))
+      prefer: parsePrefer([request.headers.prefer ?? []].flat().join(',')),
+      answerWrite: (send) => {
+        if (holdAnswerMs === 0) {
+          send()
+          return
+        }
+        // The row is already written; only the answer is late (a client timing out meanwhile
+        // cannot know its write happened).
+        const timer = setTimeout(() => {
+          heldAnswers.delete(timer)
+          if (!response.destroyed) send()
+        }, holdAnswerMs)
+        heldAnswers.add(timer)
+      }
     }
     await routeWebApi(context, method, resource)
   }
@@ -321,8 +339,10 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
     const ifMatch = context.request.headers['if-match']
     if (ifMatch !== undefined && ifMatch !== '*' && ifMatch !== etagOf(existing)) throw versionMismatch()
     store.delete(definition.entitySet, id)
-    context.response.writeHead(204, { 'OData-Version': '4.0' })
-    context.response.end()
+    context.answerWrite(() => {
+      context.response.writeHead(204, { 'OData-Version': '4.0' })
+      context.response.end()
+    })
   }
 
   /**
@@ -334,18 +354,18 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
     const etag = etagOf(row)
     if (context.prefer.returnRepresentation) {
       const select = selectFrom(context, definition)
-      sendJson(context.response, outcome === 'created' ? 201 : 200, {
-        '@odata.context': entityContext(context, definition, select),
-        ...projectRow(row, select, definition)
-      }, { 'Preference-Applied': 'return=representation', ETag: etag })
+      const body = { '@odata.context': entityContext(context, definition, select), ...projectRow(row, select, definition) }
+      context.answerWrite(() => sendJson(context.response, outcome === 'created' ? 201 : 200, body, { 'Preference-Applied': 'return=representation', ETag: etag }))
       return
     }
-    context.response.writeHead(204, {
-      'OData-Version': '4.0',
-      'OData-EntityId': `${context.base}${definition.entitySet}(${id})`,
-      ETag: etag
+    context.answerWrite(() => {
+      context.response.writeHead(204, {
+        'OData-Version': '4.0',
+        'OData-EntityId': `${context.base}${definition.entitySet}(${id})`,
+        ETag: etag
+      })
+      context.response.end()
     })
-    context.response.end()
   }
 
   async function handleControl (request: IncomingMessage, response: ServerResponse, route: string): Promise<void> {
@@ -419,6 +439,8 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
     },
     close () {
       closing ??= new Promise<void>((resolve) => {
+        for (const timer of heldAnswers) clearTimeout(timer)
+        heldAnswers.clear()
         server.close(() => resolve())
         server.closeAllConnections()
       })

@@ -4,18 +4,26 @@ import { DataverseError, injectedFailure, requestLimitExceeded } from './dataver
  * Fault injection for the Dataverse emulator: added latency, service-protection throttling
  * (429 + Retry-After + `0x80072322`, reference doc §5) and plain server failures. Counts are
  * consumed one per Web API request, throttling first.
+ *
+ * `delayResponsesAfterCommit` is the ambiguous failure a client cannot rule out: the write is
+ * executed (the row exists) and only the answer is late — beyond a client's timeout, the client
+ * cannot know whether its create happened. Its count is consumed by writes (POST, PATCH, DELETE)
+ * that get past the throttle and failure faults; one Dataverse refuses (validation) still answers at once.
  */
 
 export interface DataverseFaultState {
   readonly latencyMs: number
   readonly throttle: { readonly count: number, readonly retryAfterSeconds: number }
   readonly fail: { readonly count: number, readonly status: number }
+  readonly delayAfterCommit: { readonly count: number, readonly ms: number }
 }
 
 export interface DataverseFaults {
   setLatency (ms: number): void
   throttleNext (count: number, retryAfterSeconds: number): void
   failNext (count: number, status?: number): void
+  /** The next `count` writes are executed, then answered only after `ms` milliseconds. */
+  delayResponsesAfterCommit (count: number, ms: number): void
   clear (): void
   state (): DataverseFaultState
 }
@@ -32,6 +40,7 @@ export class FaultInjector implements DataverseFaults {
   #latencyMs: number
   #throttle = { count: 0, retryAfterSeconds: 0 }
   #fail = { count: 0, status: 503 }
+  #delayAfterCommit = { count: 0, ms: 0 }
 
   constructor (latencyMs = 0) {
     this.#latencyMs = checkedCount(latencyMs, 'latencyMs')
@@ -50,14 +59,19 @@ export class FaultInjector implements DataverseFaults {
     this.#fail = { count: checkedCount(count, 'count'), status }
   }
 
+  delayResponsesAfterCommit (count: number, ms: number): void {
+    this.#delayAfterCommit = { count: checkedCount(count, 'count'), ms: checkedCount(ms, 'ms') }
+  }
+
   clear (): void {
     this.#latencyMs = 0
     this.#throttle = { count: 0, retryAfterSeconds: 0 }
     this.#fail = { count: 0, status: 503 }
+    this.#delayAfterCommit = { count: 0, ms: 0 }
   }
 
   state (): DataverseFaultState {
-    return { latencyMs: this.#latencyMs, throttle: { ...this.#throttle }, fail: { ...this.#fail } }
+    return { latencyMs: this.#latencyMs, throttle: { ...this.#throttle }, fail: { ...this.#fail }, delayAfterCommit: { ...this.#delayAfterCommit } }
   }
 
   get latencyMs (): number {
@@ -77,12 +91,19 @@ export class FaultInjector implements DataverseFaults {
     return undefined
   }
 
+  /** How long to hold the answer to this write once executed (0: answer at once); consumes one count. */
+  takeDelayAfterCommit (): number {
+    if (this.#delayAfterCommit.count === 0) return 0
+    this.#delayAfterCommit.count -= 1
+    return this.#delayAfterCommit.ms
+  }
+
   /** Applies the `/_emulator/faults` PUT body. */
   apply (settings: unknown): void {
     if (settings === null || typeof settings !== 'object' || Array.isArray(settings)) {
-      throw new FaultSettingsError('expected a JSON object {latencyMs?, throttle?: {count, retryAfterSeconds}, fail?: {count, status}}')
+      throw new FaultSettingsError('expected a JSON object {latencyMs?, throttle?: {count, retryAfterSeconds}, fail?: {count, status}, delayAfterCommit?: {count, ms}}')
     }
-    const { latencyMs, throttle, fail } = settings as Record<string, unknown>
+    const { latencyMs, throttle, fail, delayAfterCommit } = settings as Record<string, unknown>
     if (latencyMs !== undefined) this.setLatency(latencyMs as number)
     if (throttle !== undefined) {
       const { count, retryAfterSeconds } = (throttle ?? {}) as Record<string, unknown>
@@ -91,6 +112,10 @@ export class FaultInjector implements DataverseFaults {
     if (fail !== undefined) {
       const { count, status } = (fail ?? {}) as Record<string, unknown>
       this.failNext(count as number, status === undefined ? 503 : status as number)
+    }
+    if (delayAfterCommit !== undefined) {
+      const { count, ms } = (delayAfterCommit ?? {}) as Record<string, unknown>
+      this.delayResponsesAfterCommit(count as number, ms as number)
     }
   }
 }
