@@ -46,18 +46,49 @@ export function createSyncPersonBatchProcessor (deps: SyncPersonBatchDeps & { qu
       throw new PersonsLeftForRetryError(undecided.length)
     }
 
-    const ordered: PersonOutcome[] = job.data.persons.map((p) => settled.get(p.marketoId)).filter((o) => o !== undefined)
-    await deps.queues.flowStepCallback.add('send-flow-callback', {
-      invocationId: job.data.invocationId,
-      munchkinId: job.data.munchkinId,
-      callbackUrl: job.data.callbackUrl,
-      sealedCallbackCredentials: job.data.sealedCallbackCredentials,
-      outcomes: ordered
-    }, { jobId: flowCallbackJobId(job.data.invocationId) })
+    const ordered = await enqueueFlowCallback(deps.queues, job.data, settled)
     return {
       created: ordered.filter((o) => o.kind === 'created').length,
       existed: ordered.filter((o) => o.kind === 'existed').length,
       failed: ordered.filter((o) => o.kind === 'failed').length
     }
   }
+}
+
+/**
+ * Queues the invocation's callback: one outcome per person, in invocation order, each person once.
+ * The job id makes it idempotent — a processor and a failure handler racing add it once.
+ */
+async function enqueueFlowCallback (queues: FlowStepQueues, data: FlowStepJobData, settled: ReadonlyMap<number, PersonOutcome>): Promise<PersonOutcome[]> {
+  const ordered = [...new Set(data.persons.map((p) => p.marketoId))]
+    .map((marketoId) => settled.get(marketoId))
+    .filter((o) => o !== undefined)
+  await queues.flowStepCallback.add('send-flow-callback', {
+    invocationId: data.invocationId,
+    munchkinId: data.munchkinId,
+    callbackUrl: data.callbackUrl,
+    sealedCallbackCredentials: data.sealedCallbackCredentials,
+    outcomes: ordered
+  }, { jobId: flowCallbackJobId(data.invocationId) })
+  return ordered
+}
+
+/**
+ * A flow-step job that failed for good without reaching its callback — its processor crashed on
+ * every try, or BullMQ gave up on it after repeated stalls (killed workers) — still owes Marketo
+ * each person's outcome: what earlier tries settled, and a failure with the reason for the rest.
+ */
+export async function reportAbandonedBatch (queues: FlowStepQueues, job: Job<FlowStepJobData>, error: Error): Promise<void> {
+  const settled = new Map((job.data.settledOutcomes ?? []).map((o) => [o.marketoId, o]))
+  for (const person of job.data.persons) {
+    if (!settled.has(person.marketoId)) {
+      settled.set(person.marketoId, {
+        marketoId: person.marketoId,
+        kind: 'failed',
+        errorCode: 'SYNC_ABANDONED',
+        reason: `the sync was given up after ${job.attemptsMade} tries: ${error.message}`
+      })
+    }
+  }
+  await enqueueFlowCallback(queues, job.data, settled)
 }

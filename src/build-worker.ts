@@ -1,4 +1,4 @@
-import { Worker } from 'bullmq'
+import { Worker, type Job } from 'bullmq'
 import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { Config } from './config.ts'
@@ -11,7 +11,7 @@ import { PersonRecords } from './dynamics/person-records.ts'
 import type { DataverseClient } from './dynamics/dataverse-client.ts'
 import { RecordLinkStore } from './links/record-link-store.ts'
 import { EmailClaims } from './flow-step/email-claims.ts'
-import { createSyncPersonBatchProcessor } from '../jobs/sync-person-batch.ts'
+import { createSyncPersonBatchProcessor, reportAbandonedBatch } from '../jobs/sync-person-batch.ts'
 import { createSendFlowCallbackProcessor } from '../jobs/send-flow-callback.ts'
 
 export interface WorkerDeps {
@@ -61,23 +61,31 @@ export function buildWorker (deps: WorkerDeps): RunningWorker {
     timeoutMs: config.callback.timeoutMs
   })
 
+  // A job whose worker died is run again; BullMQ gives up after `maxStalledCount` such stalls,
+  // which must not come before the tries the job is entitled to (BullMQ's default is 1).
   const lock = { lockDuration: config.worker.lockDurationMs, stalledInterval: config.worker.stalledIntervalMs }
-  const workers = [
-    new Worker<FlowStepJobData>(QUEUE.flowStep, syncProcessor, {
-      connection: connect('mds-worker-flow-step'), prefix, concurrency: config.worker.concurrency, ...lock
-    }),
-    new Worker<FlowCallbackJobData>(QUEUE.flowStepCallback, callbackProcessor, {
-      connection: connect('mds-worker-callback'), prefix, concurrency: config.worker.concurrency, ...lock
-    })
-  ]
+  const flowStepWorker = new Worker<FlowStepJobData>(QUEUE.flowStep, syncProcessor, {
+    connection: connect('mds-worker-flow-step'), prefix, concurrency: config.worker.concurrency, ...lock, maxStalledCount: config.flowStep.attempts
+  })
+  const callbackWorker = new Worker<FlowCallbackJobData>(QUEUE.flowStepCallback, callbackProcessor, {
+    connection: connect('mds-worker-callback'), prefix, concurrency: config.worker.concurrency, ...lock, maxStalledCount: config.callback.attempts
+  })
+  const workers = [flowStepWorker, callbackWorker]
+  const isFinal = (job: Job, error: Error) => job.attemptsMade >= (job.opts.attempts ?? 1) || error.name === 'UnrecoverableError'
   for (const worker of workers) {
     worker.on('error', onError(worker.name))
     worker.on('failed', (job, error) => {
-      const final = job !== undefined && (job.attemptsMade >= (job.opts.attempts ?? 1) || error.name === 'UnrecoverableError')
+      const final = job !== undefined && isFinal(job, error)
       logger[final ? 'error' : 'warn']({ queue: worker.name, jobId: job?.id, attemptsMade: job?.attemptsMade, err: error }, final ? 'job failed for good' : 'job failed; will retry')
     })
     worker.on('completed', (job, result: unknown) => logger.info({ queue: worker.name, jobId: job.id, result }, 'job completed'))
   }
+  flowStepWorker.on('failed', (job, error) => {
+    if (job === undefined || !isFinal(job, error)) return
+    reportAbandonedBatch(queues, job, error).catch((reportError: unknown) => {
+      logger.error({ err: reportError, jobId: job.id }, 'could not queue the callback of an abandoned flow-step job')
+    })
+  })
 
   let closing: Promise<void> | undefined
   return {

@@ -100,7 +100,11 @@ export class DataverseClient {
       const body = page.json as { value?: T[]; '@odata.nextLink'?: string }
       rows.push(...(body.value ?? []))
       const next = body['@odata.nextLink']
-      path = next === undefined ? undefined : next.startsWith(this.#apiBase) ? next.slice(this.#apiBase.length) : next
+      if (next !== undefined && !next.startsWith(this.#apiBase)) {
+        // Never follow a link elsewhere: it would carry our bearer token to another host.
+        throw new DataverseError(page.status, 'FOREIGN_NEXT_LINK', 'Dataverse answered a nextLink outside the environment URL')
+      }
+      path = next?.slice(this.#apiBase.length)
     }
     return rows.slice(0, maxRows)
   }

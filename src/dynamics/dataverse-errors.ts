@@ -16,9 +16,13 @@ export class DataverseError extends Error {
     this.code = dataverseCode === '' ? `HTTP_${status}` : dataverseCode
   }
 
-  /** A 4xx other than throttling: the request itself is wrong and retrying cannot help. */
+  /**
+   * Dynamics refused this record itself (validation, conflict): sending it again cannot help, and
+   * nothing was written. Not 401/403 (the integration's access, which ops can fix: retry later),
+   * nor 404/408/429.
+   */
   get isRejection (): boolean {
-    return this.status >= 400 && this.status < 500 && this.status !== 429 && this.status !== 408
+    return this.status === 400 || this.status === 409 || this.status === 412
   }
 }
 

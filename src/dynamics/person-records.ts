@@ -1,6 +1,7 @@
 import type { RecordLink } from '../links/record-link-store.ts'
 import type { SyncAs } from '../schemas/flow-step.ts'
 import { odataString, type DataverseClient } from './dataverse-client.ts'
+import { normaliseEmail } from '../flow-step/person-field-mapping.ts'
 
 /**
  * Leads and contacts as the flow step sees them: find by id, find by email, create. Look-ups are
@@ -45,10 +46,14 @@ export class PersonRecords {
       for (const chunk of chunks(emails, VALUES_PER_FILTER)) {
         const rows = await this.client.retrieveMultiple<Record<string, string | null>>(entitySet, {
           select: [primaryKey, 'emailaddress1'],
+          // Several records for one email: the oldest is the person's, whichever page order Dataverse uses.
+          orderBy: 'createdon asc',
           filter: chunk.map((email) => `emailaddress1 eq ${odataString(email)}`).join(' or ')
         })
         for (const row of rows) {
-          const email = row.emailaddress1?.toLowerCase()
+          // Normalised like the requested emails: Dataverse's comparison also ignores case and
+          // trailing blanks, and a match keyed differently would be missed and duplicated.
+          const email = normaliseEmail(row.emailaddress1)
           const id = row[primaryKey]
           if (email === undefined || typeof id !== 'string') continue
           if (type === 'Contact' || !found.has(email)) found.set(email, { type, id: id.toLowerCase() })

@@ -2,8 +2,8 @@ import type { Logger } from 'pino'
 import type { FlowStepPerson, PersonOutcome } from '../queue/payloads.ts'
 import type { RecordLink, RecordLinkStore } from '../links/record-link-store.ts'
 import type { PersonRecords } from '../dynamics/person-records.ts'
-import type { EmailClaims } from './email-claims.ts'
-import { DataverseError } from '../dynamics/dataverse-errors.ts'
+import type { ClaimResult, EmailClaims } from './email-claims.ts'
+import { DataverseError, DataverseUnavailableError } from '../dynamics/dataverse-errors.ts'
 import { MARKETO_PERSON_FIELDS, normaliseEmail, toDynamicsRecord, type PersonFields } from './person-field-mapping.ts'
 
 /**
@@ -36,6 +36,11 @@ export interface BatchOutcome extends PersonOutcome {
   readonly retryable?: boolean
 }
 
+/** emailaddress1's maximum length in Dataverse (reference §7); longer cannot exist there. */
+const DYNAMICS_EMAIL_MAX_LENGTH = 100
+/** Emails created at once per batch; the Dataverse client's own limit bounds requests further. */
+const CREATES_IN_PARALLEL = 8
+
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 export async function syncPersonBatch (
@@ -46,6 +51,8 @@ export async function syncPersonBatch (
   const outcomes = new Map<number, BatchOutcome>()
   const pending = new Map<number, FlowStepPerson>()
   for (const person of persons) {
+    // A person listed twice in one invocation is synced and reported once.
+    if (pending.has(person.marketoId) || outcomes.has(person.marketoId)) continue
     if (person.assignTo !== undefined && !GUID.test(person.assignTo)) {
       outcomes.set(person.marketoId, failed(person, 'INVALID_ASSIGN_TO', 'Assign To is not a Dynamics user id; choose the user again in the flow step'))
     } else {
@@ -53,10 +60,10 @@ export async function syncPersonBatch (
     }
   }
 
-  const withEmail = await completeFromMarketo([...pending.values()], deps, outcomes)
+  const candidates = await completeFromMarketo([...pending.values()], deps, outcomes)
 
   // 1. Linked records, confirmed by id.
-  const links = await deps.links.getMany([...withEmail.keys()])
+  const links = await deps.links.getMany([...candidates.keys()])
   for (const type of ['Lead', 'Contact'] as const) {
     const linked = [...links].filter(([, link]) => link.type === type)
     if (linked.length === 0) continue
@@ -64,7 +71,7 @@ export async function syncPersonBatch (
     for (const [marketoId, link] of linked) {
       if (existing.has(link.id)) {
         outcomes.set(marketoId, existed(marketoId, link))
-        withEmail.delete(marketoId)
+        candidates.delete(marketoId)
       } else {
         await deps.links.remove(marketoId, link)
       }
@@ -73,10 +80,14 @@ export async function syncPersonBatch (
 
   // Persons with no email at all cannot be checked for an existing record: refuse rather than risk a duplicate.
   const byEmail = new Map<string, Array<{ person: FlowStepPerson; fields: PersonFields }>>()
-  for (const [marketoId, entry] of withEmail) {
+  for (const [marketoId, entry] of candidates) {
     const email = normaliseEmail(entry.fields.email)
     if (email === undefined) {
       outcomes.set(marketoId, failed(entry.person, 'MISSING_EMAIL', 'the person has no email address, so an existing lead or contact cannot be ruled out'))
+      continue
+    }
+    if (email.length > DYNAMICS_EMAIL_MAX_LENGTH) {
+      outcomes.set(marketoId, failed(entry.person, 'EMAIL_TOO_LONG', `the email address is longer than Dynamics' ${DYNAMICS_EMAIL_MAX_LENGTH} characters`))
       continue
     }
     const group = byEmail.get(email) ?? []
@@ -86,8 +97,8 @@ export async function syncPersonBatch (
 
   // 2. Existing leads and contacts by email.
   const found = byEmail.size === 0 ? new Map<string, RecordLink>() : await deps.records.findByEmails([...byEmail.keys()])
-  // A record this invocation created on an earlier try whose answer never came (its claim is
-  // still ours) is reported created, as if the answer had arrived.
+  // A record this invocation created on an earlier try whose answer never came (a timeout, a
+  // crash) is reported created, as if the answer had arrived.
   const ownCreations = await deps.claims.settleOwnCreations(found, invocationId)
   for (const [email, link] of found) {
     for (const [index, { person }] of (byEmail.get(email) ?? []).entries()) {
@@ -98,12 +109,20 @@ export async function syncPersonBatch (
     byEmail.delete(email)
   }
 
-  // 3. Create what is missing; one creator per email across all workers.
-  await Promise.all([...byEmail].map(async ([email, group]) => {
-    for (const outcome of await createForEmail(invocationId, email, group, deps)) outcomes.set(outcome.marketoId, outcome)
-  }))
+  // 3. Create what is missing; one creator per email across all workers. A few emails at a time:
+  // a claim is held only while its email is being worked on, not while it queues.
+  const groups = [...byEmail]
+  const createOne = async () => {
+    for (let next = groups.shift(); next !== undefined; next = groups.shift()) {
+      const [email, group] = next
+      for (const outcome of await createForEmail(invocationId, email, group, deps)) outcomes.set(outcome.marketoId, outcome)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(CREATES_IN_PARALLEL, groups.length) }, createOne))
 
-  const result = persons.map((person) => outcomes.get(person.marketoId) ?? failed(person, 'INTERNAL', 'no outcome was decided'))
+  const reported = new Set<number>()
+  const result = persons.filter((person) => !reported.has(person.marketoId) && reported.add(person.marketoId))
+    .map((person) => outcomes.get(person.marketoId) ?? failed(person, 'INTERNAL', 'no outcome was decided'))
   deps.logger.info({
     invocationId,
     persons: persons.length,
@@ -147,56 +166,70 @@ async function completeFromMarketo (
   return ready
 }
 
+/**
+ * Never throws: whatever goes wrong becomes an outcome for each person of the group, retryable
+ * when the record may or may not exist, so the batch's other persons are unaffected.
+ */
 async function createForEmail (
   invocationId: string,
   email: string,
-  group: ReadonlyArray<{ person: FlowStepPerson; fields: PersonFields }>,
+  group: ReadonlyArray<{ person: FlowStepPerson, fields: PersonFields }>,
   deps: SyncPersonBatchDeps
 ): Promise<BatchOutcome[]> {
   const [first, ...others] = group
   if (first === undefined) return []
-  const everyone = (link: RecordLink, firstKind: 'created' | 'existed'): BatchOutcome[] => [
-    { marketoId: first.person.marketoId, kind: firstKind, recordType: link.type, recordId: link.id },
-    ...others.map(({ person }) => existed(person.marketoId, link))
-  ]
-  const linkAll = async (link: RecordLink) => {
+  const everyone = async (link: RecordLink, firstKind: 'created' | 'existed'): Promise<BatchOutcome[]> => {
     for (const { person } of group) await deps.links.set(person.marketoId, link)
+    return [
+      { marketoId: first.person.marketoId, kind: firstKind, recordType: link.type, recordId: link.id },
+      ...others.map(({ person }) => existed(person.marketoId, link))
+    ]
   }
+  const undecided = (errorCode: string, reason: string) =>
+    group.map(({ person }) => ({ ...failed(person, errorCode, reason), retryable: true }))
 
-  let claim
+  let claim: ClaimResult
   try {
     claim = await deps.claims.claim(email, invocationId)
   } catch (error) {
-    return group.map(({ person }) => ({ ...failed(person, 'EMAIL_CLAIM_TIMEOUT', (error as Error).message), retryable: true }))
+    return undecided((error as { code?: string }).code ?? 'EMAIL_CLAIM_FAILED', (error as Error).message)
   }
   if (claim.kind === 'created-by-other') {
-    await linkAll(claim.link)
-    return everyone(claim.link, 'existed')
+    const { type, id } = claim.record
+    try {
+      return await everyone({ type, id }, claim.record.invocationId === invocationId ? 'created' : 'existed')
+    } catch (error) {
+      return undecided('LINK_FAILED', (error as Error).message)
+    }
   }
 
   try {
     if (claim.mustLookUpAgain) {
       const again = (await deps.records.findByEmails([email])).get(email)
       if (again !== undefined) {
-        await linkAll(again)
         await claim.release(again)
-        return everyone(again, claim.heldByEarlierTry ? 'created' : 'existed')
+        return await everyone(again, 'existed')
       }
     }
+    if (!await claim.confirm()) {
+      claim.abandon()
+      return undecided('EMAIL_CLAIM_LOST', 'the right to create this person was lost to another worker; retrying')
+    }
     const link = await deps.records.create(first.person.syncAs, toDynamicsRecord(first.fields, first.person.syncAs, first.person.assignTo))
-    await linkAll(link)
     await claim.release(link)
-    return everyone(link, 'created')
+    return await everyone(link, 'created')
   } catch (error) {
     if (error instanceof DataverseError && error.isRejection) {
       // Dynamics refused the record (validation): nothing was created, the next try may create.
-      await claim.release()
-        return group.map(({ person }) => failed(person, `DYNAMICS_${error.code}`, error.message))
+      await claim.release().catch(() => undefined)
+      return group.map(({ person }) => failed(person, `DYNAMICS_${error.code}`, error.message))
     }
-    // Unknown outcome (timeout, outage): keep the claim, so nobody creates until this invocation
-    // has looked the email up again on its retry.
+    // Unknown outcome (timeout, outage, Redis): leave the claim to lapse, so whoever claims next
+    // looks the email up before creating; this invocation's retry recognises its own record.
+    claim.abandon()
     deps.logger.warn({ err: error, invocationId, persons: group.length }, 'creating a Dynamics record did not complete')
-    return group.map(({ person }) => ({ ...failed(person, 'DYNAMICS_UNAVAILABLE', `Dynamics did not complete the create: ${(error as Error).message}`), retryable: true }))
+    return undecided(error instanceof DataverseError || error instanceof DataverseUnavailableError ? 'DYNAMICS_UNAVAILABLE' : 'SYNC_INTERRUPTED',
+      `Dynamics did not complete the create: ${(error as Error).message}`)
   }
 }
 

@@ -18,7 +18,9 @@ t.test('of many concurrent claimants for one email, one creates and the rest see
     return result
   }))
   t.equal(results.filter((r) => r.kind === 'claimed').length, 1)
-  t.same(results.filter((r) => r.kind === 'created-by-other').map((r) => r.kind === 'created-by-other' && r.link), Array(19).fill({ type: 'Lead', id: 'lead-1' }))
+  const creator = `invocation-${results.findIndex((r) => r.kind === 'claimed')}`
+  const seen = results.flatMap((r) => r.kind === 'created-by-other' ? [r.record] : [])
+  t.same(seen, Array(19).fill({ type: 'Lead', id: 'lead-1', invocationId: creator }))
 })
 
 t.test('while one claimant creates, others wait; if it creates nothing, the next one may try', async (t) => {
@@ -28,15 +30,30 @@ t.test('while one claimant creates, others wait; if it creates nothing, the next
   t.equal(first.kind, 'claimed')
   await t.rejects(impatient.claim('refused@example.com', 'inv-b'), EmailClaimTimeoutError, 'held: the other waits')
   if (first.kind === 'claimed') await first.release()
-  t.match(await claims.claim('refused@example.com', 'inv-b'), { kind: 'claimed', heldByEarlierTry: false })
+  t.match(await claims.claim('refused@example.com', 'inv-b'), { kind: 'claimed' })
 })
 
-t.test('a retry of the invocation that holds the claim gets it back and must look up before creating', async (t) => {
-  const claims = new EmailClaims(redis, 't3', { pollIntervalMs: 5 })
-  const first = await claims.claim('timeout@example.com', 'inv-x')
-  t.equal(first.kind, 'claimed')
-  const retry = await claims.claim('timeout@example.com', 'inv-x')
-  t.match(retry, { kind: 'claimed', mustLookUpAgain: true, heldByEarlierTry: true })
+t.test('a claim is kept alive while its holder works, and lapses when the holder stops', async (t) => {
+  const claims = new EmailClaims(redis, 't3', { pollIntervalMs: 5, claimTtlMs: 60 })
+  const holder = await claims.claim('slow.create@example.com', 'inv-x')
+  t.equal(holder.kind, 'claimed')
+  if (holder.kind !== 'claimed') return
+  const impatient = new EmailClaims(redis, 't3', { pollIntervalMs: 5, waitTimeoutMs: 300 })
+  await t.rejects(impatient.claim('slow.create@example.com', 'inv-y'), EmailClaimTimeoutError, 'five TTLs later the heartbeat still holds it')
+  t.equal(await holder.confirm(), true)
+  holder.abandon()
+  const next = await claims.claim('slow.create@example.com', 'inv-y')
+  t.match(next, { kind: 'claimed', mustLookUpAgain: true }, 'after it lapses, the next claimant must look Dynamics up first')
+  t.equal(await holder.confirm(), false, 'the old holder knows it lost the claim')
+})
+
+t.test('the invocation that created a record recognises it on a retry', async (t) => {
+  const claims = new EmailClaims(redis, 't6', { pollIntervalMs: 5 })
+  const first = await claims.claim('mine@example.com', 'inv-me')
+  if (first.kind === 'claimed') await first.release({ type: 'Lead', id: 'lead-9' })
+  t.match(await claims.claim('mine@example.com', 'inv-me'), { kind: 'created-by-other', record: { id: 'lead-9', invocationId: 'inv-me' } })
+  const own = await claims.settleOwnCreations(new Map([['mine@example.com', { type: 'Lead', id: 'lead-9' }], ['other@example.com', { type: 'Lead', id: 'lead-8' }]]), 'inv-me')
+  t.same([...own], ['mine@example.com'])
 })
 
 t.test('a claim held too long by someone else ends the wait with a retryable error', async (t) => {
