@@ -43,10 +43,13 @@ export function buildWorker (deps: WorkerDeps): RunningWorker {
     return connection
   }
   const commands = connect('mds-worker-commands')
-  const queues = createFlowStepQueues(commands, { prefix, flowStepRetry: config.flowStep, callbackRetry: config.callback })
   const onError = (queue: string) => (error: Error) => logger.error({ err: error, queue }, 'queue connection error')
-  queues.flowStep.on('error', onError(QUEUE.flowStep))
-  queues.flowStepCallback.on('error', onError(QUEUE.flowStepCallback))
+  const queues = createFlowStepQueues(commands, {
+    prefix,
+    onError: (error, queue) => { onError(queue)(error) },
+    flowStepRetry: config.flowStep,
+    callbackRetry: config.callback
+  })
 
   const syncProcessor = createSyncPersonBatchProcessor({
     records: new PersonRecords(deps.dataverse),

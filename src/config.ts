@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { ConfigError } from './errors.ts'
 import { parseCallbackHostAllowList, type CallbackHostRule } from './ssfs/callback-url-policy.ts'
+import type { AzureAdCredential } from './dynamics/access-token-provider.ts'
 
 /**
  * The one place the environment is read. `loadConfig(process.env)` runs once at start-up (API,
@@ -8,9 +9,6 @@ import { parseCallbackHostAllowList, type CallbackHostRule } from './ssfs/callba
  * in the code base reads `process.env`.
  */
 
-export type AzureCredential =
-  | { kind: 'secret'; clientSecret: string }
-  | { kind: 'certificate'; privateKeyPem: string; certificatePem: string }
 
 export interface Config {
   readonly http: {
@@ -43,7 +41,7 @@ export interface Config {
   readonly azure: {
     readonly tenantId: string
     readonly clientId: string
-    readonly credential: AzureCredential
+    readonly credential: AzureAdCredential
     readonly authorityHost: string
   }
   readonly worker: {
@@ -116,7 +114,7 @@ class EnvReader {
   }
 }
 
-function readAzureCredential (env: EnvReader): AzureCredential {
+function readAzureCredential (env: EnvReader): AzureAdCredential {
   const secret = env.optional('AZURE_CLIENT_SECRET')
   const certificatePath = env.optional('AZURE_CLIENT_CERTIFICATE_PATH')
   if (secret !== undefined && certificatePath !== undefined) {

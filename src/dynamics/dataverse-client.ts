@@ -2,6 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import { DataverseError, DataverseUnavailableError } from './dataverse-errors.ts'
 import { ConcurrencyLimit } from './concurrency-limit.ts'
+import type { AccessTokenProvider } from './access-token-provider.ts'
 
 /**
  * A small Dataverse Web API client: JSON with OData headers (reference §1.2), one retry policy,
@@ -10,14 +11,10 @@ import { ConcurrencyLimit } from './concurrency-limit.ts'
  * through one concurrency limit, and a 429 is waited out for exactly `Retry-After`.
  */
 
-export interface AccessTokenSource {
-  getAccessToken (): Promise<string>
-}
-
 export interface DataverseClientOptions {
   /** Environment URL, e.g. https://contoso.crm.dynamics.com */
   readonly url: string
-  readonly tokens: AccessTokenSource
+  readonly tokens: AccessTokenProvider
   readonly logger: Logger
   readonly maxConcurrentRequests: number
   readonly requestTimeoutMs: number

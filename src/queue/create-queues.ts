@@ -24,13 +24,15 @@ const RETENTION = {
 
 export interface FlowStepQueueOptions {
   readonly prefix: string
+  /** Every Queue needs an `error` listener, or a Redis hiccup becomes an unhandled 'error' event. */
+  readonly onError: (error: Error, queue: string) => void
   readonly flowStepRetry: RetryOptions
   readonly callbackRetry: RetryOptions
 }
 
 interface RetryOptions { readonly attempts: number; readonly backoffMs: number }
 
-export function createFlowStepQueues (connection: Redis, { prefix, flowStepRetry, callbackRetry }: FlowStepQueueOptions): FlowStepQueues {
+export function createFlowStepQueues (connection: Redis, { prefix, onError, flowStepRetry, callbackRetry }: FlowStepQueueOptions): FlowStepQueues {
   const flowStep = new Queue<FlowStepJobData>(QUEUE.flowStep, {
     connection,
     prefix,
@@ -41,6 +43,8 @@ export function createFlowStepQueues (connection: Redis, { prefix, flowStepRetry
     prefix,
     defaultJobOptions: { ...RETENTION, attempts: callbackRetry.attempts, backoff: { type: 'exponential', delay: callbackRetry.backoffMs } }
   })
+  flowStep.on('error', (error) => { onError(error, QUEUE.flowStep) })
+  flowStepCallback.on('error', (error) => { onError(error, QUEUE.flowStepCallback) })
   return {
     flowStep,
     flowStepCallback,

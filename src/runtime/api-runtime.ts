@@ -23,9 +23,12 @@ export interface ApiRuntime {
 export async function buildApiRuntime (config: Config, logger: Logger): Promise<ApiRuntime> {
   const redis = createApiRedisConnection(config.redis.url, 'mds-api')
   redis.on('error', (error) => logger.warn({ err: error }, 'redis connection error'))
-  const queues = createFlowStepQueues(redis, { prefix: config.redis.keyPrefix, flowStepRetry: config.flowStep, callbackRetry: config.callback })
-  queues.flowStep.on('error', (error) => logger.warn({ err: error }, 'queue error'))
-  queues.flowStepCallback.on('error', (error) => logger.warn({ err: error }, 'queue error'))
+  const queues = createFlowStepQueues(redis, {
+    prefix: config.redis.keyPrefix,
+    onError: (error, queue) => { logger.warn({ err: error, queue }, 'queue error') },
+    flowStepRetry: config.flowStep,
+    callbackRetry: config.callback
+  })
   const app = await buildApp({
     config,
     logger,

@@ -8,7 +8,7 @@ import type { FlowStepJobData } from '../../src/queue/payloads.ts'
 
 const redisServer = await startLocalRedis()
 const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null })
-const queues = createFlowStepQueues(redis, { prefix: 'abandoned', flowStepRetry: { attempts: 1, backoffMs: 10 }, callbackRetry: { attempts: 1, backoffMs: 10 } })
+const queues = createFlowStepQueues(redis, { prefix: 'abandoned', onError: () => undefined, flowStepRetry: { attempts: 1, backoffMs: 10 }, callbackRetry: { attempts: 1, backoffMs: 10 } })
 t.teardown(async () => {
   await queues.close()
   redis.disconnect()
