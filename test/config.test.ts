@@ -31,6 +31,8 @@ t.test('a complete environment gives a frozen, typed config with documented defa
   t.same(config.azure.credential, { kind: 'secret', clientSecret: 'secret' })
   t.same(config.ssfs.callbackHosts.map((r) => r.hostname), ['mkto-cfa.adobe.io'])
   t.ok(Object.isFrozen(config) && Object.isFrozen(config.http))
+  t.equal(config.ssfs.jobSealingKey, valid.SSFS_API_KEY, 'the sealing key defaults to the API key')
+  t.equal(loadConfig({ ...valid, JOB_SEALING_KEY: 'k'.repeat(32) }).ssfs.jobSealingKey, 'k'.repeat(32))
 })
 
 t.test('every missing required value is named at once', async (t) => {
@@ -48,6 +50,10 @@ t.test('malformed values are refused with the variable and the bad value', async
   t.match(problemsOf({ ...valid, SSFS_API_KEY: 'short' }), [/SSFS_API_KEY must be at least 16/])
   t.match(problemsOf({ ...valid, MARKETO_CALLBACK_HOSTS: 'ftp://x.example' }), [/MARKETO_CALLBACK_HOSTS: "ftp:\/\/x.example" must use http or https/])
   t.match(problemsOf({ ...valid, LOG_LEVEL: 'loud' }), [/LOG_LEVEL must be one of/])
+  t.match(problemsOf({ ...valid, WORKER_LOCK_DURATION_MS: '10' }), [/WORKER_LOCK_DURATION_MS must be an integer from 1000/])
+  t.match(problemsOf({ ...valid, WORKER_STALLED_INTERVAL_MS: 'soon' }), [/WORKER_STALLED_INTERVAL_MS must be an integer/])
+  t.match(problemsOf({ ...valid, FLOW_STEP_ATTEMPTS: '0' }), [/FLOW_STEP_ATTEMPTS must be an integer from 1 to 50/])
+  t.match(problemsOf({ ...valid, JOB_SEALING_KEY: 'too-short' }), [/JOB_SEALING_KEY must be at least 32/])
   t.match(problemsOf({ ...valid, AZURE_CLIENT_CERTIFICATE_PATH: '/nonexistent.pem' }), [/either AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH/, /cannot be read: ENOENT/])
 })
 
