@@ -8,6 +8,7 @@ import type { FlowStepQueues } from './queue/create-queues.ts'
 import type { AssignToChoices } from './flow-step/assign-to-choices.ts'
 import type { SealedBox } from './crypto/sealed-box.ts'
 import { replyWithError } from './http/error-handler.ts'
+import { registerJsonBodyParser } from './http/json-body-parser.ts'
 import { ErrorResponse } from './schemas/common.ts'
 import flowStepRoutes from '../routes/flow-step.ts'
 import ssfsDefinitionRoutes from '../routes/ssfs-definition.ts'
@@ -43,6 +44,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   })
   // Marketo speaks JSON only; any other media type is a 415, not a string body that fails later.
   app.removeContentTypeParser('text/plain')
+  registerJsonBodyParser(app)
   app.setErrorHandler(replyWithError)
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send({ statusCode: 404, code: 'NOT_FOUND', error: 'Not Found', message: `no route ${request.method} ${request.url.split('?')[0]}` })

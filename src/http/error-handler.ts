@@ -13,6 +13,7 @@ export function replyWithError (error: FastifyError, request: FastifyRequest, re
   } else {
     request.log.info({ code: error.code, statusCode }, 'request refused')
   }
+  if (statusCode === 413) drainRefusedBody(request, reply)
   const exposeMessage = statusCode < 500 || (error.code !== undefined && error.code !== '' && statusCode === 503)
   void reply.code(statusCode).type('application/json; charset=utf-8').send({
     statusCode,
@@ -20,4 +21,24 @@ export function replyWithError (error: FastifyError, request: FastifyRequest, re
     error: STATUS_CODES[statusCode] ?? 'Error',
     message: exposeMessage ? error.message : 'internal error; see the service log'
   })
+}
+
+/** How long a refused oversized body may keep arriving before the connection is cut. */
+const REFUSED_BODY_DRAIN_MS = 10_000
+
+/**
+ * A body over the limit is refused from its Content-Length, while the client is still sending it.
+ * Closing then (Node's default here) resets the connection with unread bytes in flight, and the
+ * client loses the 413 that was already on its way: it sees a dropped connection instead. So the
+ * rest of the body is read and discarded (Node does that for a kept-alive connection), with a
+ * deadline, after which the connection is cut regardless.
+ */
+function drainRefusedBody (request: FastifyRequest, reply: FastifyReply): void {
+  const raw = request.raw
+  if (raw.complete) return
+  void reply.header('connection', 'keep-alive')
+  const timer = setTimeout(() => { raw.socket?.destroy() }, REFUSED_BODY_DRAIN_MS)
+  timer.unref()
+  raw.once('end', () => { clearTimeout(timer) })
+  raw.once('close', () => { clearTimeout(timer) })
 }

@@ -1,0 +1,111 @@
+import { setTimeout as delay } from 'node:timers/promises'
+import { freePort } from '../src/sandbox/redis-server.ts'
+import { spawnServiceProcess } from '../src/sandbox/service-processes.ts'
+import { waitUntilReady } from '../src/sandbox/wait-until-ready.ts'
+import { createInvocationBodies } from './lib/invocation-bodies.ts'
+import { runMaxLoad, runPacedLoad, type LoadPoint, type LoadTarget } from './lib/load.ts'
+import { round } from './lib/percentiles.ts'
+import { printTable, say, writeResult } from './lib/result-file.ts'
+import { BENCH_SERVICE_ENV, PROJECT_ROOT, startServiceStack } from './lib/service-stack.ts'
+import { Writable } from 'node:stream'
+
+/**
+ * Invocation intake: `POST /submitAsyncAction` on one API process (no worker: this measures
+ * accepting, not syncing), every request a distinct invocation, at 100/s, 1,000/s and the maximum,
+ * with 1-person and 100-person batches. Baseline in the same run: a bare Fastify route on the same
+ * Redis doing one SET (bench/lib/baseline-server.ts). Targets: p99 ≤ 10 ms at 1,000/s; maximum
+ * rate ≥ 50 % of the baseline's.
+ */
+
+const NAME = 'intake'
+const POINT_MS = Number(process.env.BENCH_INTAKE_SECONDS ?? 10) * 1000
+const WARMUP_MS = 3_000
+const RATES = [100, 1000] as const
+const BATCH_SIZES = [1, 100] as const
+const MAX_CONNECTIONS = 32
+
+export async function runIntakeBenchmark (): Promise<void> {
+  say(NAME, `points of ${POINT_MS / 1000} s (BENCH_INTAKE_SECONDS), warm-up ${WARMUP_MS / 1000} s, max rate with ${MAX_CONNECTIONS} connections; services at LOG_LEVEL=${BENCH_SERVICE_ENV.LOG_LEVEL}`)
+  const stack = await startServiceStack({ workers: 0 })
+  const baselinePort = await freePort()
+  const baseline = spawnServiceProcess({
+    name: 'baseline',
+    entry: 'bench/lib/baseline-server.ts',
+    cwd: PROJECT_ROOT,
+    env: { ...process.env, PORT: String(baselinePort), REDIS_URL: stack.sandbox.redis.url },
+    output: new Writable({ write (_chunk, _encoding, done) { done() } })
+  })
+  const rows: Array<Record<string, string | number>> = []
+  const points: Array<{ target: string, persons: number } & LoadPoint> = []
+  try {
+    await waitUntilReady(`http://127.0.0.1:${baselinePort}/health/ready`, { timeoutMs: 30_000 })
+    const targets = {
+      api: { url: `${stack.sandbox.publicUrl}/submitAsyncAction`, headers: { 'x-api-key': stack.env.SSFS_API_KEY ?? '' } },
+      baseline: { url: `http://127.0.0.1:${baselinePort}/submitAsyncAction`, headers: {} }
+    }
+    for (const persons of BATCH_SIZES) {
+      const bodies = createInvocationBodies({ callbackUrl: stack.sandbox.marketo.callbackUrl, persons })
+      const target = (which: keyof typeof targets): LoadTarget => ({ ...targets[which], expectStatus: 201, nextBody: () => bodies.next().body })
+      for (const which of ['api', 'baseline'] as const) await runMaxLoad(target(which), { connections: MAX_CONNECTIONS, durationMs: WARMUP_MS })
+
+      const measure = async (which: keyof typeof targets, run: () => Promise<LoadPoint>) => {
+        const point = await run()
+        points.push({ target: which, persons, ...point })
+        rows.push({
+          target: which,
+          persons,
+          load: point.mode,
+          'req/s': point.requestsPerSecond,
+          'p50 ms': point.latencyMs.p50,
+          'p99 ms': point.latencyMs.p99,
+          errors: point.errors
+        })
+        say(NAME, `${which} ${persons}-person ${point.mode}: ${point.requestsPerSecond} req/s, p50 ${point.latencyMs.p50} ms, p99 ${point.latencyMs.p99} ms, ${point.errors} errors`)
+        await delay(500)
+      }
+      for (const rate of RATES) await measure('api', async () => await runPacedLoad(target('api'), { rate, durationMs: POINT_MS }))
+      await measure('api', async () => await runMaxLoad(target('api'), { connections: MAX_CONNECTIONS, durationMs: POINT_MS }))
+      await measure('baseline', async () => await runPacedLoad(target('baseline'), { rate: 1000, durationMs: POINT_MS }))
+      await measure('baseline', async () => await runMaxLoad(target('baseline'), { connections: MAX_CONNECTIONS, durationMs: POINT_MS }))
+    }
+  } finally {
+    await baseline.stop(10_000)
+    await stack.close()
+  }
+
+  const find = (target: string, persons: number, mode: string) => points.find((p) => p.target === target && p.persons === persons && p.mode === mode)
+  const summary = BATCH_SIZES.map((persons) => {
+    const apiMax = find('api', persons, 'max')?.requestsPerSecond ?? 0
+    const baselineMax = find('baseline', persons, 'max')?.requestsPerSecond ?? Number.NaN
+    const p99At1000 = find('api', persons, '1000/s')?.latencyMs.p99 ?? Number.NaN
+    return {
+      persons,
+      apiMaxPerSecond: apiMax,
+      baselineMaxPerSecond: baselineMax,
+      ratio: round(apiMax / baselineMax, 3),
+      p99At1000PerSecondMs: p99At1000,
+      meetsP99Target: p99At1000 <= 10,
+      meetsRatioTarget: apiMax / baselineMax >= 0.5
+    }
+  })
+  printTable('Invocation intake (POST /submitAsyncAction, one API process)', rows)
+  printTable('Intake vs baseline (bare Fastify + one Redis SET), same run', summary.map((s) => ({
+    persons: s.persons,
+    'api max/s': s.apiMaxPerSecond,
+    'baseline max/s': s.baselineMaxPerSecond,
+    ratio: s.ratio,
+    'p99 @1000/s ms': s.p99At1000PerSecondMs,
+    'p99<=10ms': s.meetsP99Target,
+    'ratio>=0.5': s.meetsRatioTarget
+  })))
+  const path = await writeResult(NAME, {
+    settings: { pointSeconds: POINT_MS / 1000, warmupSeconds: WARMUP_MS / 1000, maxConnections: MAX_CONNECTIONS, serviceEnv: BENCH_SERVICE_ENV },
+    targets: { p99At1000PerSecondMs: 10, minRatio: 0.5 },
+    ratio: Math.min(...summary.map((s) => s.ratio)),
+    summary,
+    points
+  })
+  say(NAME, `results written to ${path}`)
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await runIntakeBenchmark()

@@ -1,0 +1,123 @@
+import { fileURLToPath } from 'node:url'
+import { Writable } from 'node:stream'
+import { startSandbox, type Sandbox, type SandboxOptions } from '../../src/sandbox/start-sandbox.ts'
+import { describeExit, spawnServiceProcess, type ServiceProcess } from '../../src/sandbox/service-processes.ts'
+import { waitUntilReady } from '../../src/sandbox/wait-until-ready.ts'
+import type { InstalledService } from '../../src/sandbox/marketo/index.ts'
+
+/**
+ * What `npm run sandbox` starts, for a benchmark: a local redis-server and the emulators in this
+ * process (so the benchmark can watch Dataverse and Marketo directly), the API and workers as the
+ * separate processes they are in production. Their logs are kept in memory (the last lines are
+ * printed if a process dies) instead of being relayed: a terminal that reads slowly would make
+ * pino's synchronous stdout writes block the service and distort the figures.
+ */
+
+export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const READY_TIMEOUT_MS = 30_000
+const STOP_DEADLINE_MS = 15_000
+
+/** Environment every benchmark runs the services with (printed and written to the results). */
+export const BENCH_SERVICE_ENV: Readonly<Record<string, string>> = {
+  // `info` logs three lines per request; they are measured too, but kept off the bench's terminal.
+  LOG_LEVEL: 'warn'
+}
+
+export interface ServiceStack {
+  readonly sandbox: Sandbox
+  readonly api: ServiceProcess | undefined
+  readonly workers: readonly ServiceProcess[]
+  readonly env: Readonly<Record<string, string>>
+  /** The flow step as installed in the emulated Marketo (for `marketo.runCampaign`). */
+  readonly installed: InstalledService | undefined
+  /** Another worker process; `env` overrides the stack's environment for it (e.g. WORKER_CONCURRENCY). */
+  startWorker (env?: Readonly<Record<string, string>>): Promise<ServiceProcess>
+  stopWorkers (): Promise<void>
+  /** Lines the services wrote at `warn` or above. */
+  problems (): readonly string[]
+  close (): Promise<void>
+}
+
+export interface ServiceStackOptions extends SandboxOptions {
+  readonly api?: boolean
+  readonly workers?: number
+  /** Install the flow step in the emulated Marketo (needs the API). */
+  readonly install?: boolean
+}
+
+export async function startServiceStack (options: ServiceStackOptions = {}): Promise<ServiceStack> {
+  const sandbox = await startSandbox({ ...options, env: { ...BENCH_SERVICE_ENV, ...options.env } })
+  const env = { ...process.env, ...sandbox.env } as Record<string, string>
+  const workers: ServiceProcess[] = []
+  const recent: string[] = []
+  const problems: string[] = []
+  let closing = false
+
+  const spawn = (name: string, entry: string, extraEnv: Readonly<Record<string, string>> = {}): ServiceProcess => {
+    const output = new Writable({
+      write (chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString('utf8').split('\n')) {
+          if (line === '') continue
+          recent.push(line)
+          if (recent.length > 200) recent.shift()
+          if (/"level":(40|50|60)/.test(line) && problems.length < 1000) problems.push(line)
+        }
+        done()
+      }
+    })
+    const service = spawnServiceProcess({ name, entry, cwd: PROJECT_ROOT, env: { ...env, ...extraEnv }, output })
+    void service.exited.then((exit) => {
+      if (closing) return
+      process.stderr.write(`[bench] ${describeExit(exit)} unexpectedly; its last lines:\n${recent.slice(-30).join('\n')}\n`)
+      process.exitCode = 1
+    })
+    return service
+  }
+  process.on('exit', () => {
+    api?.killNow()
+    for (const worker of workers) worker.killNow()
+  })
+
+  let api: ServiceProcess | undefined
+  let installed: InstalledService | undefined
+  try {
+    if (options.api !== false) {
+      api = spawn('api', 'src/server.ts')
+      await waitUntilReady(`${sandbox.publicUrl}/health/ready`, { timeoutMs: READY_TIMEOUT_MS })
+      if (options.install === true) {
+        installed = await sandbox.marketo.installService({ openapiUrl: `${sandbox.publicUrl}/openapi.json`, apiKey: sandbox.env.SSFS_API_KEY ?? '' })
+      }
+    }
+    for (let i = 0; i < (options.workers ?? 0); i++) workers.push(spawn(`worker-${i + 1}`, 'src/worker.ts'))
+  } catch (error) {
+    closing = true
+    await Promise.all([api, ...workers].map(async (service) => await service?.stop(STOP_DEADLINE_MS)))
+    await sandbox.close()
+    throw error
+  }
+
+  return {
+    sandbox,
+    get api () { return api },
+    workers,
+    env,
+    installed,
+    async startWorker (workerEnv = {}) {
+      const worker = spawn(`worker-${workers.length + 1}`, 'src/worker.ts', workerEnv)
+      workers.push(worker)
+      return worker
+    },
+    async stopWorkers () {
+      closing = true
+      await Promise.all(workers.map(async (worker) => await worker.stop(STOP_DEADLINE_MS)))
+      workers.length = 0
+      closing = false
+    },
+    problems: () => problems,
+    async close () {
+      closing = true
+      await Promise.all([api, ...workers].map(async (service) => await service?.stop(STOP_DEADLINE_MS)))
+      await sandbox.close()
+    }
+  }
+}

@@ -1,0 +1,60 @@
+import type { FastifyInstance } from 'fastify'
+
+/**
+ * Fastify's own JSON parser (secure-json-parse, with the app's prototype-poisoning policy), behind
+ * a nesting-depth limit. Marketo's invocations nest five levels at most, but the interface lets a
+ * few members (`context.admin`, `programMemberContext`, `triggeringContext`) hold any object, and
+ * a body of 4 MB can nest a million levels: V8 parses that, but every recursive walk afterwards
+ * (JSON.stringify when an invocation without a token is identified by its content, logging,
+ * serialisers) overflows the stack and the client got a 500. Refused up front, it is a 400.
+ */
+export const MAX_JSON_NESTING = 64
+
+export class JsonTooDeeplyNestedError extends Error {
+  readonly code = 'BODY_TOO_DEEPLY_NESTED'
+  readonly statusCode = 400
+  constructor (max: number) {
+    super(`the JSON body nests deeper than ${max} levels`)
+    this.name = 'JsonTooDeeplyNestedError'
+  }
+}
+
+export function registerJsonBodyParser (app: FastifyInstance, maxNesting = MAX_JSON_NESTING): void {
+  const parseJson = app.getDefaultJsonParser('error', 'error')
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (exceedsJsonNesting(body as string, maxNesting)) {
+      done(new JsonTooDeeplyNestedError(maxNesting), undefined)
+      return
+    }
+    parseJson(request, body as string, done)
+  })
+}
+
+/**
+ * True when the (possibly invalid) JSON text opens more than `max` objects/arrays at once.
+ * One pass without recursion; string contents are skipped with indexOf, so long strings cost
+ * little. Invalid JSON is left for the parser to refuse.
+ */
+export function exceedsJsonNesting (text: string, max: number): boolean {
+  let depth = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 0x22) { // '"': jump to the closing quote (one not preceded by an odd run of backslashes)
+      let end = i
+      for (;;) {
+        end = text.indexOf('"', end + 1)
+        if (end === -1) return false
+        let backslashes = 0
+        while (text.charCodeAt(end - 1 - backslashes) === 0x5c) backslashes++
+        if (backslashes % 2 === 0) break
+      }
+      i = end
+    } else if (c === 0x7b || c === 0x5b) { // '{' '['
+      if (++depth > max) return true
+    } else if (c === 0x7d || c === 0x5d) { // '}' ']'
+      depth--
+    }
+  }
+  return false
+}

@@ -1,0 +1,12 @@
+import t from 'tap'
+import { exceedsJsonNesting } from '../../src/http/json-body-parser.ts'
+
+t.test('nesting is counted in objects and arrays, not inside strings', async (t) => {
+  t.notOk(exceedsJsonNesting('{"a":{"b":[1,2,{"c":3}]}}', 4))
+  t.ok(exceedsJsonNesting('{"a":{"b":[1,2,{"c":3}]}}', 3))
+  t.notOk(exceedsJsonNesting(`{"s":"${'['.repeat(1000)}"}`, 2), 'brackets in a string do not count')
+  t.notOk(exceedsJsonNesting(`{"s":"a\\"${'{'.repeat(100)}\\\\"}`, 2), 'escaped quotes do not end the string early')
+  t.ok(exceedsJsonNesting(`{"s":"a\\\\"${',{'.repeat(100)}`, 2), 'an escaped backslash does end it')
+  t.ok(exceedsJsonNesting('['.repeat(1_000_000), 64), 'a million levels, without recursion')
+  t.notOk(exceedsJsonNesting('{"unterminated', 1), 'invalid JSON is left to the parser')
+})
