@@ -32,8 +32,9 @@ const flowStepRoutes: FastifyPluginAsync<FlowStepRoutesOptions> = async (fastify
     }
   }, async (request, reply) => {
     const accepted = await acceptInvocation(request.body, options)
-    request.log.info({ invocationId: accepted.invocationId, persons: accepted.persons, duplicate: accepted.duplicate }, 'invocation accepted')
-    return await reply.code(201).send({ accepted: true, ...accepted })
+    request.log.info({ invocationId: accepted.invocationId, persons: accepted.persons }, 'invocation accepted')
+    void reply.code(201)
+    return { accepted: true as const, ...accepted }
   })
 
   app.post('/getPicklist', {

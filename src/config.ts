@@ -208,7 +208,8 @@ export function loadConfig (environment: Env): Config {
       })
     },
     worker: {
-      concurrency: env.integer('WORKER_CONCURRENCY', 4, { min: 1, max: 64 }),
+      // Jobs spend their time waiting on Dynamics, not on CPU; Dataverse requests are bounded separately.
+      concurrency: env.integer('WORKER_CONCURRENCY', 16, { min: 1, max: 128 }),
       // BullMQ's defaults: a killed worker's jobs run again within about 30 s.
       lockDurationMs: env.integer('WORKER_LOCK_DURATION_MS', 30_000, { min: 1_000, max: 600_000 }),
       stalledIntervalMs: env.integer('WORKER_STALLED_INTERVAL_MS', 30_000, { min: 500, max: 600_000 })

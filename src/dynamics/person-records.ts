@@ -40,24 +40,28 @@ export class PersonRecords {
    * (marketo-native-dynamics-sync.md §4).
    */
   async findByEmails (emails: readonly string[]): Promise<Map<string, RecordLink>> {
+    // Leads and contacts are asked at the same time: a trigger invocation waits for both.
+    const [leads, contacts] = await Promise.all([this.#findInTable('Lead', emails), this.#findInTable('Contact', emails)])
+    // Contacts second, so they win where an email has both.
+    return new Map([...leads, ...contacts])
+  }
+
+  async #findInTable (type: SyncAs, emails: readonly string[]): Promise<Map<string, RecordLink>> {
+    const { entitySet, primaryKey } = TABLE[type]
     const found = new Map<string, RecordLink>()
-    for (const type of ['Lead', 'Contact'] as const) {
-      const { entitySet, primaryKey } = TABLE[type]
-      for (const chunk of chunks(emails, VALUES_PER_FILTER)) {
-        const rows = await this.client.retrieveMultiple<Record<string, string | null>>(entitySet, {
-          select: [primaryKey, 'emailaddress1'],
-          // Several records for one email: the oldest is the person's, whichever page order Dataverse uses.
-          orderBy: 'createdon asc',
-          filter: chunk.map((email) => `emailaddress1 eq ${odataString(email)}`).join(' or ')
-        })
-        for (const row of rows) {
-          // Normalised like the requested emails: Dataverse's comparison also ignores case and
-          // trailing blanks, and a match keyed differently would be missed and duplicated.
-          const email = normaliseEmail(row.emailaddress1)
-          const id = row[primaryKey]
-          if (email === undefined || typeof id !== 'string') continue
-          if (type === 'Contact' || !found.has(email)) found.set(email, { type, id: id.toLowerCase() })
-        }
+    for (const chunk of chunks(emails, VALUES_PER_FILTER)) {
+      const rows = await this.client.retrieveMultiple<Record<string, string | null>>(entitySet, {
+        select: [primaryKey, 'emailaddress1'],
+        // Several records for one email: the oldest is the person's, whichever order Dataverse pages in.
+        orderBy: 'createdon asc',
+        filter: chunk.map((email) => `emailaddress1 eq ${odataString(email)}`).join(' or ')
+      })
+      for (const row of rows) {
+        // Normalised like the requested emails: Dataverse's comparison also ignores case and
+        // trailing blanks, and a match keyed differently would be missed and duplicated.
+        const email = normaliseEmail(row.emailaddress1)
+        const id = row[primaryKey]
+        if (email !== undefined && typeof id === 'string' && !found.has(email)) found.set(email, { type, id: id.toLowerCase() })
       }
     }
     return found

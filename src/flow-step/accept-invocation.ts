@@ -7,6 +7,7 @@ import { checkCallbackUrl } from '../ssfs/callback-url-policy.ts'
 import { CallbackUrlRefusedError, QueueUnavailableError } from '../errors.ts'
 import { flowStepJobId, invocationIdFor } from '../queue/job-ids.ts'
 import { PRIORITY } from '../queue/names.ts'
+import { MARKETO_PERSON_FIELDS, type PersonFields } from './person-field-mapping.ts'
 
 export interface AcceptInvocationDeps {
   readonly queues: FlowStepQueues
@@ -18,7 +19,6 @@ export interface AcceptInvocationDeps {
 export interface AcceptedInvocation {
   readonly invocationId: string
   readonly persons: number
-  readonly duplicate: boolean
 }
 
 /**
@@ -35,11 +35,10 @@ export async function acceptInvocation (body: SubmitAsyncActionBody, deps: Accep
   // Marketo sends a triggering context only when a trigger campaign invoked the step (§1.6).
   const triggered = objectData.some((item) => item.triggeringContext !== undefined)
   const persons: FlowStepPerson[] = objectData.map(({ objectContext, flowStepContext }) => {
-    const { id, ...fields } = objectContext
     const assignTo = flowStepContext?.assignTo?.trim()
     return {
-      marketoId: id,
-      fields,
+      marketoId: objectContext.id,
+      fields: mappedFields(objectContext),
       syncAs: flowStepContext?.syncAs ?? 'Lead',
       ...(assignTo === undefined || assignTo === '' ? {} : { assignTo })
     }
@@ -58,22 +57,27 @@ export async function acceptInvocation (body: SubmitAsyncActionBody, deps: Accep
     receivedAt: new Date().toISOString()
   }
 
-  const jobId = flowStepJobId(invocationId)
-  const enqueue = async (): Promise<boolean> => {
-    const existing = await deps.queues.flowStep.getJob(jobId)
-    if (existing !== undefined && existing !== null) return true
-    await deps.queues.flowStep.add('sync-person-batch', data, {
-      jobId,
-      priority: triggered ? PRIORITY.triggerCampaign : PRIORITY.batchCampaign
-    })
-    return false
-  }
+  // One round trip: BullMQ adds no job whose id it still holds, so a re-sent invocation is
+  // accepted again (Marketo needs its 201) without being queued twice.
   try {
-    const duplicate = await withDeadline(enqueue(), deps.enqueueTimeoutMs ?? 2_000)
-    return { invocationId, persons: persons.length, duplicate }
+    await withDeadline(deps.queues.flowStep.add('sync-person-batch', data, {
+      jobId: flowStepJobId(invocationId),
+      priority: triggered ? PRIORITY.triggerCampaign : PRIORITY.batchCampaign
+    }), deps.enqueueTimeoutMs ?? 2_000)
   } catch (error) {
     throw new QueueUnavailableError({ cause: error })
   }
+  return { invocationId, persons: persons.length }
+}
+
+/** Only the fields the step maps: whatever else an admin chose to send has no business in Redis. */
+function mappedFields (objectContext: Readonly<Record<string, unknown>>): PersonFields {
+  const fields: Record<string, string | number | boolean | null> = {}
+  for (const name of MARKETO_PERSON_FIELDS) {
+    const value = objectContext[name]
+    if (value !== undefined) fields[name] = value as string | number | boolean | null
+  }
+  return fields
 }
 
 /**

@@ -67,8 +67,7 @@ export type SubmitAsyncActionBody = Static<typeof SubmitAsyncActionBody>
 export const SubmitAsyncActionAccepted = Type.Object({
   accepted: Type.Literal(true),
   invocationId: Type.String({ description: 'Derived from the invocation; a retried invocation gets the same id' }),
-  persons: Type.Integer({ description: 'How many persons were queued' }),
-  duplicate: Type.Boolean({ description: 'True when this invocation had been accepted before and was not queued again' })
+  persons: Type.Integer({ description: 'How many persons the invocation carried (an invocation sent again is not queued twice)' })
 })
 
 export const ServiceStatus = Type.Object({

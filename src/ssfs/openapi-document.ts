@@ -110,7 +110,7 @@ export function buildSsfsOpenApiDocument (options: SsfsDocumentOptions): Record<
         objectData: ObjectData,
         submitAsyncActionAccepted: {
           type: 'object',
-          properties: { accepted: { type: 'boolean' }, invocationId: { type: 'string' }, persons: { type: 'integer' }, duplicate: { type: 'boolean' } }
+          properties: { accepted: { type: 'boolean' }, invocationId: { type: 'string' }, persons: { type: 'integer' } }
         },
         serviceDefinition: ServiceDefinition,
         serviceStatus: ServiceStatus,
