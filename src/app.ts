@@ -10,6 +10,7 @@ import type { SealedBox } from './crypto/sealed-box.ts'
 import { replyWithError } from './http/error-handler.ts'
 import { registerJsonBodyParser } from './http/json-body-parser.ts'
 import { ErrorResponse } from './schemas/common.ts'
+import packageJson from '../package.json' with { type: 'json' }
 import flowStepRoutes from '../routes/flow-step.ts'
 import ssfsDefinitionRoutes from '../routes/ssfs-definition.ts'
 import healthRoutes from '../routes/health.ts'
@@ -57,7 +58,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
       info: {
         title: 'marketo-dynamics-sync',
         description: 'Every route of the service. Marketo installs the flow step from `/openapi.json` (the Self-Service Flow Step definition); this document is for developers.',
-        version: '0.1.0'
+        version: packageJson.version
       },
       servers: [{ url: deps.config.http.publicUrl }],
       components: { securitySchemes: { apiKey: { type: 'apiKey', name: 'x-api-key', in: 'header' } } }

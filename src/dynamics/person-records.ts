@@ -1,7 +1,7 @@
 import type { RecordLink } from '../links/record-link-store.ts'
 import type { SyncAs } from '../schemas/flow-step.ts'
 import { odataString, type DataverseClient } from './dataverse-client.ts'
-import { normaliseEmail } from '../flow-step/person-field-mapping.ts'
+import { normaliseEmail } from '../sync/person-field-mapping.ts'
 
 /**
  * Leads and contacts as the flow step sees them: find by id, find by email, create. Look-ups are

@@ -7,7 +7,7 @@ import { checkCallbackUrl } from '../ssfs/callback-url-policy.ts'
 import { CallbackUrlRefusedError, QueueUnavailableError } from '../errors.ts'
 import { flowStepJobId, invocationIdFor } from '../queue/job-ids.ts'
 import { PRIORITY } from '../queue/names.ts'
-import { MARKETO_PERSON_FIELDS, type PersonFields } from './person-field-mapping.ts'
+import { MARKETO_PERSON_FIELDS, type PersonFields } from '../sync/person-field-mapping.ts'
 
 export interface AcceptInvocationDeps {
   readonly queues: FlowStepQueues

@@ -1,5 +1,5 @@
 import type { SyncAs } from '../schemas/flow-step.ts'
-import type { PersonFields } from '../flow-step/person-field-mapping.ts'
+import type { PersonFields } from '../sync/person-field-mapping.ts'
 
 /** One person of an invocation, as the flow-step job needs it. */
 export interface FlowStepPerson {

@@ -1,7 +1,8 @@
 import {
   FlowCallbackBody, GetPicklistBody, ObjectData, PicklistObject, ServiceDefinition, ServiceStatus,
-  SubmitAsyncActionBody
+  SubmitAsyncActionAccepted, SubmitAsyncActionBody
 } from '../schemas/flow-step.ts'
+import { ErrorResponse } from '../schemas/common.ts'
 import { toOpenApi30Schema } from './openapi-30-schema.ts'
 
 /**
@@ -108,20 +109,13 @@ export function buildSsfsOpenApiDocument (options: SsfsDocumentOptions): Record<
       schemas: toOpenApi30Schema({
         async: SubmitAsyncActionBody,
         objectData: ObjectData,
-        submitAsyncActionAccepted: {
-          type: 'object',
-          properties: { accepted: { type: 'boolean' }, invocationId: { type: 'string' }, persons: { type: 'integer' } }
-        },
+        submitAsyncActionAccepted: SubmitAsyncActionAccepted,
         serviceDefinition: ServiceDefinition,
         serviceStatus: ServiceStatus,
         getPicklistRequest: GetPicklistBody,
         picklistObject: PicklistObject,
         flowCallBack: FlowCallbackBody,
-        error: {
-          type: 'object',
-          required: ['statusCode', 'code', 'error', 'message'],
-          properties: { statusCode: { type: 'integer' }, code: { type: 'string' }, error: { type: 'string' }, message: { type: 'string' } }
-        }
+        error: ErrorResponse
       }),
       securitySchemes: {
         apiKey: { type: 'apiKey', name: 'x-api-key', in: 'header' }

@@ -1,5 +1,5 @@
 import type { ServiceDefinition } from '../schemas/flow-step.ts'
-import { PERSON_FIELD_MAPPINGS } from '../flow-step/person-field-mapping.ts'
+import { PERSON_FIELD_MAPPINGS } from '../sync/person-field-mapping.ts'
 
 /** Flow-step parameter names (the `flowStepContext` keys) and the callback's names. */
 export const FLOW_ATTRIBUTE = { assignTo: 'assignTo', syncAs: 'syncAs' } as const

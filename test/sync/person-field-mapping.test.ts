@@ -1,5 +1,5 @@
 import t from 'tap'
-import { normaliseEmail, toDynamicsRecord } from '../../src/flow-step/person-field-mapping.ts'
+import { normaliseEmail, toDynamicsRecord } from '../../src/sync/person-field-mapping.ts'
 
 t.test('a lead gets the documented default mapping, trimmed, empty values left out', async (t) => {
   const record = toDynamicsRecord({ email: ' Ann@Example.com ', firstName: 'Ann', lastName: 'Lee', company: 'Acme', title: '', phone: null, country: 'FR' }, 'Lead', undefined)
