@@ -5,7 +5,7 @@ import type { AssignToChoices } from '../src/flow-step/assign-to-choices.ts'
 import { acceptInvocation } from '../src/flow-step/accept-invocation.ts'
 import { SYNC_AS_CHOICES } from '../src/flow-step/assign-to-choices.ts'
 import { createApiKeyCheck } from '../src/http/api-key-check.ts'
-import { UnknownPicklistError } from '../src/errors.ts'
+import { DynamicsUnavailableError, UnknownPicklistError } from '../src/errors.ts'
 import { ErrorResponse } from '../src/schemas/common.ts'
 import { GetPicklistBody, PicklistObject, SubmitAsyncActionAccepted, SubmitAsyncActionBody } from '../src/schemas/flow-step.ts'
 import { FLOW_ATTRIBUTE } from '../src/ssfs/service-definition.ts'
@@ -43,10 +43,16 @@ const flowStepRoutes: FastifyPluginAsync<FlowStepRoutesOptions> = async (fastify
       summary: 'Choices for Assign To (Dynamics users, cached) and Sync As',
       security,
       body: GetPicklistBody,
-      response: { 200: PicklistObject, 400: ErrorResponse, 401: ErrorResponse }
+      response: { 200: PicklistObject, 400: ErrorResponse, 401: ErrorResponse, 503: ErrorResponse }
     }
   }, async (request) => {
-    if (request.body.name === FLOW_ATTRIBUTE.assignTo) return { choices: await options.assignToChoices.list() }
+    if (request.body.name === FLOW_ATTRIBUTE.assignTo) {
+      try {
+        return { choices: await options.assignToChoices.list() }
+      } catch (error) {
+        throw new DynamicsUnavailableError({ cause: error })
+      }
+    }
     if (request.body.name === FLOW_ATTRIBUTE.syncAs) return { choices: SYNC_AS_CHOICES }
     throw new UnknownPicklistError(request.body.name)
   })

@@ -43,3 +43,10 @@ export class UnknownPicklistError extends HttpError {
     super(400, 'UNKNOWN_PICKLIST', `no picklist named "${name}"`)
   }
 }
+
+/** Dynamics (or its token authority) cannot answer now: a picklist cannot be built, try later. */
+export class DynamicsUnavailableError extends HttpError {
+  constructor (options?: ErrorOptions) {
+    super(503, 'DYNAMICS_UNAVAILABLE', 'Dynamics cannot be reached right now; try again later', options)
+  }
+}

@@ -176,8 +176,10 @@ export class DataverseClient {
 
 function isTransient (error: unknown): boolean {
   if (error instanceof DataverseError) return error.status >= 500 || error.status === 408
-  // fetch rejects with TypeError on network failure and DOMException TimeoutError on our timeout.
-  return error instanceof TypeError || (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError'))
+  // fetch rejects with TypeError('fetch failed', { cause }) on network failure and a TimeoutError
+  // on our timeout; any other TypeError is a bug, and retrying a bug only hides it.
+  return (error instanceof TypeError && error.message === 'fetch failed') ||
+    (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError'))
 }
 
 function retryAfterToMs (header: string | null | undefined): number {

@@ -149,6 +149,13 @@ t.test('Assign To lists the enabled Dynamics users, cached so Dynamics is asked 
 
   const syncAs = await fetch(`${base}/getPicklist`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': key }, body: JSON.stringify({ name: 'syncAs', type: 'flow' }) })
   t.same((await syncAs.json() as { choices: Array<{ submittedValue: string }> }).choices.map((c) => c.submittedValue), ['Lead', 'Contact'])
+  h.sandbox.dataverse.faults.failNext(1000, 503)
+  await h.redis.del(`${h.config.redis.keyPrefix}:cache:picklist:assignTo`)
+  const outage = await ask()
+  h.sandbox.dataverse.faults.clear()
+  t.equal(outage.status, 503, 'a Dynamics outage is a 503 Marketo retries, not a 500')
+  t.match(await outage.json(), { code: 'DYNAMICS_UNAVAILABLE' })
+
   const unknown = await fetch(`${base}/getPicklist`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': key }, body: JSON.stringify({ name: 'colour', type: 'flow' }) })
   t.equal(unknown.status, 400)
   t.match(await unknown.json(), { code: 'UNKNOWN_PICKLIST' })
