@@ -18,28 +18,45 @@ import type { RecordLink } from '../links/record-link-store.ts'
  *                                          before it existed see it (short, so a record deleted in
  *                                          Dynamics afterwards is created anew later)
  *
- * A holder checks the claim is still its own right before it creates, and releases it atomically
- * with recording what it created. A create whose answer never came (timeout, crash) leaves the
- * claim to lapse instead of releasing it: whoever claims next must look Dynamics up first.
+ *   <prefix>:email-claim-gen:<sha256>      bumped on every acquisition: a claimant whose look-up
+ *                                          predates someone else's claim must look again, even
+ *                                          if that claim has lapsed by the time it gets its own
+ *
+ * A holder checks, right before it creates, that the claim is still its own and no record was
+ * remembered meanwhile. A record it created is remembered whatever happened to its claim. A
+ * create whose answer never came (timeout, crash) leaves the claim to lapse instead of releasing
+ * it: whoever claims next must look Dynamics up first.
  *
  * Emails are hashed: keys show up in Redis tooling and logs, personal data must not.
  */
 
 const RECORD_MEMORY_SECONDS = 15 * 60
 
-/** Renew only a claim that is still ours. */
+const GENERATION_MEMORY_SECONDS = 24 * 3600
+
+/** Take a free claim and bump the email's generation in one step; answers the new generation, or 0. */
+const ACQUIRE = `
+if not redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return 0 end
+local generation = redis.call('incr', KEYS[2])
+redis.call('expire', KEYS[2], ARGV[3])
+return generation`
+
+/** Renew only a claim that is still ours; 0 when it is not, or a record has been remembered since. */
 const RENEW_IF_OWNER = `
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
+if redis.call('get', KEYS[1]) ~= ARGV[1] or redis.call('exists', KEYS[2]) == 1 then return 0 end
+return redis.call('pexpire', KEYS[1], ARGV[2])`
+
+/**
+ * Remember the record (if any) — a record that exists in Dynamics must be known even if our claim
+ * lapsed meanwhile — and drop the claim if it is still ours.
+ */
+const RELEASE = `
+if ARGV[2] ~= '' then redis.call('set', KEYS[2], ARGV[2], 'EX', ARGV[3]) end
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0`
 
-/** Release a claim that is still ours and, in the same step, remember the record it led to. */
-const RELEASE_IF_OWNER = `
-if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
-if ARGV[2] ~= '' then redis.call('set', KEYS[2], ARGV[2], 'EX', ARGV[3]) end
-return redis.call('del', KEYS[1])`
-
 export interface CreatedRecord extends RecordLink {
-  /** The invocation whose job created it: its own retries report it as created, not existed. */
+  /** The invocation whose job created it ('' when it was found, not created): its own retries report it as created. */
   readonly invocationId: string
 }
 
@@ -49,8 +66,11 @@ export interface HeldClaim {
   readonly mustLookUpAgain: boolean
   /** True while the claim is ours; check right before creating. */
   confirm (): Promise<boolean>
-  /** Hand the claim back, recording the record created (or found) for it, if any. */
-  release (record?: RecordLink): Promise<void>
+  /**
+   * Hand the claim back, remembering the record for late arrivals: `created` when this invocation
+   * created it (its retries then report it created), not when it only found it.
+   */
+  release (record?: RecordLink, options?: { created: boolean }): Promise<void>
   /** Stop keeping the claim alive but leave it to lapse: the outcome of our create is unknown. */
   abandon (): void
 }
@@ -82,9 +102,23 @@ export class EmailClaims {
     this.#options = { claimTtlMs: 30_000, waitTimeoutMs: 150_000, pollIntervalMs: 25, maxPollIntervalMs: 1_000, ...options }
   }
 
-  #keys (email: string): { claim: string, record: string } {
+  #keys (email: string): ClaimKeys {
     const digest = createHash('sha256').update(email).digest('hex')
-    return { claim: `${this.prefix}:email-claim:${digest}`, record: `${this.prefix}:email-record:${digest}` }
+    return {
+      claim: `${this.prefix}:email-claim:${digest}`,
+      record: `${this.prefix}:email-record:${digest}`,
+      generation: `${this.prefix}:email-claim-gen:${digest}`
+    }
+  }
+
+  /**
+   * Each email's claim generation now: take it before looking Dynamics up, and hand it to
+   * `claim()`, which then knows whether anyone claimed (and maybe created) since the look-up.
+   */
+  async generations (emails: readonly string[]): Promise<Map<string, number>> {
+    if (emails.length === 0) return new Map()
+    const values = await this.redis.mget(emails.map((email) => this.#keys(email).generation))
+    return new Map(emails.map((email, index) => [email, Number(values[index] ?? 0)]))
   }
 
   /**
@@ -106,7 +140,7 @@ export class EmailClaims {
       const record = parseRecord(records[index])
       if (holder?.startsWith(`${invocationId}#`) === true) {
         const link = found.get(email)!
-        await this.redis.eval(RELEASE_IF_OWNER, 2, keys[index]!.claim, keys[index]!.record, holder, JSON.stringify({ ...link, invocationId }), RECORD_MEMORY_SECONDS)
+        await this.redis.eval(RELEASE, 2, keys[index]!.claim, keys[index]!.record, holder, JSON.stringify({ ...link, invocationId }), RECORD_MEMORY_SECONDS)
         own.add(email)
       } else if (record?.invocationId === invocationId) {
         own.add(email)
@@ -115,50 +149,61 @@ export class EmailClaims {
     return own
   }
 
-  async claim (email: string, invocationId: string): Promise<ClaimResult> {
+  /**
+   * `lookedUpAtGeneration`: the email's generation taken before the look-up that found nothing
+   * (see `generations`). Anyone who claimed since may have created the record.
+   */
+  async claim (email: string, invocationId: string, lookedUpAtGeneration: number): Promise<ClaimResult> {
     const keys = this.#keys(email)
     const owner = `${invocationId}#${randomUUID()}`
     const deadline = Date.now() + this.#options.waitTimeoutMs
-    let waited = false
     let pause = this.#options.pollIntervalMs
     for (;;) {
       const created = parseRecord(await this.redis.get(keys.record))
       if (created !== undefined) return { kind: 'created-by-other', record: created }
-      if (await this.redis.set(keys.claim, owner, 'PX', this.#options.claimTtlMs, 'NX') === 'OK') {
-        // Re-read: the holder before us may have recorded its record just before releasing.
-        const raced = parseRecord(await this.redis.get(keys.record))
-        if (raced !== undefined) {
-          await this.redis.eval(RELEASE_IF_OWNER, 2, keys.claim, keys.record, owner, '', 0)
-          return { kind: 'created-by-other', record: raced }
+      const generation = Number(await this.redis.eval(ACQUIRE, 2, keys.claim, keys.generation, owner, this.#options.claimTtlMs, GENERATION_MEMORY_SECONDS))
+      if (generation > 0) {
+        try {
+          // Re-read: the holder before us may have recorded its record just before releasing.
+          const raced = parseRecord(await this.redis.get(keys.record))
+          if (raced !== undefined) {
+            await this.redis.eval(RELEASE, 2, keys.claim, keys.record, owner, '', 0)
+            return { kind: 'created-by-other', record: raced }
+          }
+        } catch (error) {
+          // Do not leave a claim nobody keeps alive or releases.
+          await this.redis.eval(RELEASE, 2, keys.claim, keys.record, owner, '', 0).catch(() => undefined)
+          throw error
         }
-        return this.#held(keys, owner, invocationId, waited)
+        return this.#held(keys, owner, invocationId, generation - 1 !== lookedUpAtGeneration)
       }
       if (Date.now() > deadline) throw new EmailClaimTimeoutError()
-      waited = true
       // Polling with backoff, not a sleep-as-synchronisation: each turn reads the holder's result.
       await delay(pause)
       pause = Math.min(pause * 2, this.#options.maxPollIntervalMs)
     }
   }
 
-  #held (keys: { claim: string, record: string }, owner: string, invocationId: string, mustLookUpAgain: boolean): HeldClaim {
+  #held (keys: ClaimKeys, owner: string, invocationId: string, mustLookUpAgain: boolean): HeldClaim {
     const ttl = this.#options.claimTtlMs
-    const renew = async () => await this.redis.eval(RENEW_IF_OWNER, 1, keys.claim, owner, ttl) === 1
+    const renew = async () => await this.redis.eval(RENEW_IF_OWNER, 2, keys.claim, keys.record, owner, ttl) === 1
     const heartbeat = setInterval(() => { renew().catch(() => undefined) }, Math.max(ttl / 3, 10))
     heartbeat.unref()
     return {
       kind: 'claimed',
       mustLookUpAgain,
       confirm: renew,
-      release: async (record) => {
+      release: async (record, options) => {
         clearInterval(heartbeat)
-        const remembered = record === undefined ? '' : JSON.stringify({ ...record, invocationId })
-        await this.redis.eval(RELEASE_IF_OWNER, 2, keys.claim, keys.record, owner, remembered, RECORD_MEMORY_SECONDS)
+        const remembered = record === undefined ? '' : JSON.stringify({ ...record, invocationId: options?.created === true ? invocationId : '' })
+        await this.redis.eval(RELEASE, 2, keys.claim, keys.record, owner, remembered, RECORD_MEMORY_SECONDS)
       },
       abandon: () => { clearInterval(heartbeat) }
     }
   }
 }
+
+interface ClaimKeys { readonly claim: string, readonly record: string, readonly generation: string }
 
 function parseRecord (value: string | null | undefined): CreatedRecord | undefined {
   return value === null || value === undefined ? undefined : JSON.parse(value) as CreatedRecord

@@ -62,20 +62,30 @@ export async function syncPersonBatch (
 
   const candidates = await completeFromMarketo([...pending.values()], deps, outcomes)
 
-  // 1. Linked records, confirmed by id.
+  // 1. Linked records, confirmed by id. One this invocation created on an earlier try (the try
+  // ended before its outcome was saved) is still reported created.
   const links = await deps.links.getMany([...candidates.keys()])
+  const confirmed = new Map<number, RecordLink>()
   for (const type of ['Lead', 'Contact'] as const) {
     const linked = [...links].filter(([, link]) => link.type === type)
     if (linked.length === 0) continue
     const existing = await deps.records.existingIds(type, linked.map(([, link]) => link.id))
     for (const [marketoId, link] of linked) {
-      if (existing.has(link.id)) {
-        outcomes.set(marketoId, existed(marketoId, link))
-        candidates.delete(marketoId)
-      } else {
-        await deps.links.remove(marketoId, link)
-      }
+      if (existing.has(link.id)) confirmed.set(marketoId, link)
+      else await deps.links.remove(marketoId, link)
     }
+  }
+  const linkedByEmail = new Map<string, RecordLink>()
+  for (const [marketoId, link] of confirmed) {
+    const email = normaliseEmail(candidates.get(marketoId)?.fields.email)
+    if (email !== undefined) linkedByEmail.set(email, link)
+  }
+  const ownLinked = await deps.claims.settleOwnCreations(linkedByEmail, invocationId)
+  for (const [marketoId, link] of confirmed) {
+    const email = normaliseEmail(candidates.get(marketoId)?.fields.email)
+    const createdHere = email !== undefined && ownLinked.delete(email)
+    outcomes.set(marketoId, createdHere ? created(marketoId, link) : existed(marketoId, link))
+    candidates.delete(marketoId)
   }
 
   // Persons with no email at all cannot be checked for an existing record: refuse rather than risk a duplicate.
@@ -95,7 +105,9 @@ export async function syncPersonBatch (
     byEmail.set(email, group)
   }
 
-  // 2. Existing leads and contacts by email.
+  // 2. Existing leads and contacts by email. The claim generations are read first: a claim taken
+  // after this look-up means the look-up may be stale for that email (email-claims.ts).
+  const generations = await deps.claims.generations([...byEmail.keys()])
   const found = byEmail.size === 0 ? new Map<string, RecordLink>() : await deps.records.findByEmails([...byEmail.keys()])
   // A record this invocation created on an earlier try whose answer never came (a timeout, a
   // crash) is reported created, as if the answer had arrived.
@@ -104,7 +116,7 @@ export async function syncPersonBatch (
     for (const [index, { person }] of (byEmail.get(email) ?? []).entries()) {
       await deps.links.set(person.marketoId, link)
       const createdHere = index === 0 && ownCreations.has(email)
-      outcomes.set(person.marketoId, createdHere ? { marketoId: person.marketoId, kind: 'created', recordType: link.type, recordId: link.id } : existed(person.marketoId, link))
+      outcomes.set(person.marketoId, createdHere ? created(person.marketoId, link) : existed(person.marketoId, link))
     }
     byEmail.delete(email)
   }
@@ -115,7 +127,7 @@ export async function syncPersonBatch (
   const createOne = async () => {
     for (let next = groups.shift(); next !== undefined; next = groups.shift()) {
       const [email, group] = next
-      for (const outcome of await createForEmail(invocationId, email, group, deps)) outcomes.set(outcome.marketoId, outcome)
+      for (const outcome of await createForEmail(invocationId, email, generations.get(email) ?? 0, group, deps)) outcomes.set(outcome.marketoId, outcome)
     }
   }
   await Promise.all(Array.from({ length: Math.min(CREATES_IN_PARALLEL, groups.length) }, createOne))
@@ -173,6 +185,7 @@ async function completeFromMarketo (
 async function createForEmail (
   invocationId: string,
   email: string,
+  lookedUpAtGeneration: number,
   group: ReadonlyArray<{ person: FlowStepPerson, fields: PersonFields }>,
   deps: SyncPersonBatchDeps
 ): Promise<BatchOutcome[]> {
@@ -190,7 +203,7 @@ async function createForEmail (
 
   let claim: ClaimResult
   try {
-    claim = await deps.claims.claim(email, invocationId)
+    claim = await deps.claims.claim(email, invocationId, lookedUpAtGeneration)
   } catch (error) {
     return undecided((error as { code?: string }).code ?? 'EMAIL_CLAIM_FAILED', (error as Error).message)
   }
@@ -207,16 +220,16 @@ async function createForEmail (
     if (claim.mustLookUpAgain) {
       const again = (await deps.records.findByEmails([email])).get(email)
       if (again !== undefined) {
-        await claim.release(again)
+        await claim.release(again, { created: false })
         return await everyone(again, 'existed')
       }
     }
     if (!await claim.confirm()) {
-      claim.abandon()
-      return undecided('EMAIL_CLAIM_LOST', 'the right to create this person was lost to another worker; retrying')
+      await claim.release()
+      return undecided('EMAIL_CLAIM_LOST', 'another worker took over or recorded this person meanwhile; retrying')
     }
     const link = await deps.records.create(first.person.syncAs, toDynamicsRecord(first.fields, first.person.syncAs, first.person.assignTo))
-    await claim.release(link)
+    await claim.release(link, { created: true })
     return await everyone(link, 'created')
   } catch (error) {
     if (error instanceof DataverseError && error.isRejection) {
@@ -224,13 +237,26 @@ async function createForEmail (
       await claim.release().catch(() => undefined)
       return group.map(({ person }) => failed(person, `DYNAMICS_${error.code}`, error.message))
     }
-    // Unknown outcome (timeout, outage, Redis): leave the claim to lapse, so whoever claims next
-    // looks the email up before creating; this invocation's retry recognises its own record.
-    claim.abandon()
+    if (createCertainlyNotSent(error)) {
+      await claim.release().catch(() => undefined)
+    } else {
+      // Unknown outcome (timeout, outage): leave the claim to lapse, so whoever claims next looks
+      // the email up before creating; this invocation's retry recognises its own record.
+      claim.abandon()
+    }
     deps.logger.warn({ err: error, invocationId, persons: group.length }, 'creating a Dynamics record did not complete')
     return undecided(error instanceof DataverseError || error instanceof DataverseUnavailableError ? 'DYNAMICS_UNAVAILABLE' : 'SYNC_INTERRUPTED',
       `Dynamics did not complete the create: ${(error as Error).message}`)
   }
+}
+
+/**
+ * Errors after which no create can have reached Dynamics: an answer that refused it (access,
+ * throttling beyond our patience) — not a timeout, a 5xx or a broken connection.
+ */
+function createCertainlyNotSent (error: unknown): boolean {
+  const answered = error instanceof DataverseUnavailableError ? error.cause : error
+  return answered instanceof DataverseError && answered.status < 500 && answered.status !== 408
 }
 
 function pickFields (lead: Record<string, unknown>): PersonFields {
@@ -244,6 +270,10 @@ function pickFields (lead: Record<string, unknown>): PersonFields {
 
 function withoutEmpty (fields: PersonFields): PersonFields {
   return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== null && value !== undefined && value !== ''))
+}
+
+function created (marketoId: number, link: RecordLink): BatchOutcome {
+  return { marketoId, kind: 'created', recordType: link.type, recordId: link.id }
 }
 
 function existed (marketoId: number, link: RecordLink): BatchOutcome {

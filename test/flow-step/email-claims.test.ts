@@ -1,4 +1,5 @@
 import t from 'tap'
+import { createHash } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { startLocalRedis } from '../../src/sandbox/redis-server.ts'
 import { EmailClaims, EmailClaimTimeoutError } from '../../src/flow-step/email-claims.ts'
@@ -13,8 +14,8 @@ t.teardown(async () => {
 t.test('of many concurrent claimants for one email, one creates and the rest see its record', async (t) => {
   const claims = new EmailClaims(redis, 't1', { pollIntervalMs: 5 })
   const results = await Promise.all(Array.from({ length: 20 }, async (_, i) => {
-    const result = await claims.claim('same@example.com', `invocation-${i}`)
-    if (result.kind === 'claimed') await result.release({ type: 'Lead', id: 'lead-1' })
+    const result = await claims.claim('same@example.com', `invocation-${i}`, 0)
+    if (result.kind === 'claimed') await result.release({ type: 'Lead', id: 'lead-1' }, { created: true })
     return result
   }))
   t.equal(results.filter((r) => r.kind === 'claimed').length, 1)
@@ -26,45 +27,73 @@ t.test('of many concurrent claimants for one email, one creates and the rest see
 t.test('while one claimant creates, others wait; if it creates nothing, the next one may try', async (t) => {
   const claims = new EmailClaims(redis, 't2', { pollIntervalMs: 5 })
   const impatient = new EmailClaims(redis, 't2', { pollIntervalMs: 5, waitTimeoutMs: 30 })
-  const first = await claims.claim('refused@example.com', 'inv-a')
+  const first = await claims.claim('refused@example.com', 'inv-a', 0)
   t.equal(first.kind, 'claimed')
-  await t.rejects(impatient.claim('refused@example.com', 'inv-b'), EmailClaimTimeoutError, 'held: the other waits')
+  await t.rejects(impatient.claim('refused@example.com', 'inv-b', 0), EmailClaimTimeoutError, 'held: the other waits')
   if (first.kind === 'claimed') await first.release()
-  t.match(await claims.claim('refused@example.com', 'inv-b'), { kind: 'claimed' })
+  t.match(await claims.claim('refused@example.com', 'inv-b', 0), { kind: 'claimed' })
 })
 
 t.test('a claim is kept alive while its holder works, and lapses when the holder stops', async (t) => {
   const claims = new EmailClaims(redis, 't3', { pollIntervalMs: 5, claimTtlMs: 60 })
-  const holder = await claims.claim('slow.create@example.com', 'inv-x')
+  const holder = await claims.claim('slow.create@example.com', 'inv-x', 0)
   t.equal(holder.kind, 'claimed')
   if (holder.kind !== 'claimed') return
   const impatient = new EmailClaims(redis, 't3', { pollIntervalMs: 5, waitTimeoutMs: 300 })
-  await t.rejects(impatient.claim('slow.create@example.com', 'inv-y'), EmailClaimTimeoutError, 'five TTLs later the heartbeat still holds it')
+  await t.rejects(impatient.claim('slow.create@example.com', 'inv-y', 0), EmailClaimTimeoutError, 'five TTLs later the heartbeat still holds it')
   t.equal(await holder.confirm(), true)
   holder.abandon()
-  const next = await claims.claim('slow.create@example.com', 'inv-y')
+  const next = await claims.claim('slow.create@example.com', 'inv-y', 0)
   t.match(next, { kind: 'claimed', mustLookUpAgain: true }, 'after it lapses, the next claimant must look Dynamics up first')
   t.equal(await holder.confirm(), false, 'the old holder knows it lost the claim')
 })
 
 t.test('the invocation that created a record recognises it on a retry', async (t) => {
   const claims = new EmailClaims(redis, 't6', { pollIntervalMs: 5 })
-  const first = await claims.claim('mine@example.com', 'inv-me')
-  if (first.kind === 'claimed') await first.release({ type: 'Lead', id: 'lead-9' })
-  t.match(await claims.claim('mine@example.com', 'inv-me'), { kind: 'created-by-other', record: { id: 'lead-9', invocationId: 'inv-me' } })
+  const first = await claims.claim('mine@example.com', 'inv-me', 0)
+  if (first.kind === 'claimed') await first.release({ type: 'Lead', id: 'lead-9' }, { created: true })
+  t.match(await claims.claim('mine@example.com', 'inv-me', 0), { kind: 'created-by-other', record: { id: 'lead-9', invocationId: 'inv-me' } })
   const own = await claims.settleOwnCreations(new Map([['mine@example.com', { type: 'Lead', id: 'lead-9' }], ['other@example.com', { type: 'Lead', id: 'lead-8' }]]), 'inv-me')
   t.same([...own], ['mine@example.com'])
 })
 
 t.test('a claim held too long by someone else ends the wait with a retryable error', async (t) => {
   const claims = new EmailClaims(redis, 't4', { pollIntervalMs: 5, waitTimeoutMs: 50 })
-  await claims.claim('stuck@example.com', 'holder')
-  await t.rejects(claims.claim('stuck@example.com', 'waiter'), EmailClaimTimeoutError)
+  await claims.claim('stuck@example.com', 'holder', 0)
+  await t.rejects(claims.claim('stuck@example.com', 'waiter', 0), EmailClaimTimeoutError)
+})
+
+t.test('a claimant whose look-up predates another claim looks again, even after that claim lapsed unseen', async (t) => {
+  const claims = new EmailClaims(redis, 't7', { pollIntervalMs: 5, claimTtlMs: 40 })
+  const [snapshot] = [...(await claims.generations(['lapsed@example.com'])).values()]
+  const earlier = await claims.claim('lapsed@example.com', 'inv-timed-out', snapshot!)
+  t.match(earlier, { kind: 'claimed', mustLookUpAgain: false })
+  if (earlier.kind === 'claimed') earlier.abandon() // its create timed out: the lead may exist
+  const deadline = Date.now() + 5_000
+  const claimKey = `t7:email-claim:${createHash('sha256').update('lapsed@example.com').digest('hex')}`
+  // Polls a condition with a deadline: the claim must lapse before the late claimant arrives.
+  while (await redis.exists(claimKey) === 1) {
+    if (Date.now() > deadline) throw new Error('the claim never lapsed')
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  t.match(await claims.claim('lapsed@example.com', 'inv-late', snapshot!), { kind: 'claimed', mustLookUpAgain: true }, 'it must not trust its older look-up')
+})
+
+t.test('a record is remembered even when its creator lost the claim meanwhile', async (t) => {
+  const claims = new EmailClaims(redis, 't8', { pollIntervalMs: 5, claimTtlMs: 40 })
+  const slow = await claims.claim('slow@example.com', 'inv-slow', 0)
+  if (slow.kind !== 'claimed') return t.fail('expected a claim')
+  slow.abandon()
+  const next = await claims.claim('slow@example.com', 'inv-next', 0) // waits for the lapse
+  t.equal(next.kind, 'claimed')
+  await slow.release({ type: 'Lead', id: 'lead-slow' }, { created: true })
+  if (next.kind === 'claimed') t.equal(await next.confirm(), false, 'the next holder is told before it creates a second lead')
+  t.match(await claims.claim('slow@example.com', 'inv-third', 0), { kind: 'created-by-other', record: { id: 'lead-slow', invocationId: 'inv-slow' } })
 })
 
 t.test('keys hold a digest, never the email', async (t) => {
   const claims = new EmailClaims(redis, 't5')
-  const claim = await claims.claim('private.person@example.com', 'inv')
+  const claim = await claims.claim('private.person@example.com', 'inv', 0)
   if (claim.kind === 'claimed') await claim.release({ type: 'Contact', id: 'c-1' })
   const keys = await redis.keys('t5:*')
   t.ok(keys.length > 0)
