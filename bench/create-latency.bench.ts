@@ -29,7 +29,7 @@ const DRAIN_LIMIT_MS = 20_000
  * one worker may use 48 of them, two share them at 26 each. Each new person costs three Dataverse
  * requests (lead and contact look-ups in parallel, then the create), so at 100 persons/s and 50 ms
  * about 15 are in flight on average — a limit of 24 queued the bursts (p95 ~1 s), 48 does not.
- * The defaults (WORKER_CONCURRENCY 16, DYNAMICS_MAX_CONCURRENCY 8) are measured too, last.
+ * The defaults (WORKER_CONCURRENCY 16, DYNAMICS_MAX_CONCURRENCY 16) are measured too, last.
  */
 const TUNED_WORKER_ENV = { WORKER_CONCURRENCY: '48', DYNAMICS_MAX_CONCURRENCY: '48' }
 const TUNED_PAIR_WORKER_ENV = { WORKER_CONCURRENCY: '48', DYNAMICS_MAX_CONCURRENCY: '26' }
@@ -103,7 +103,7 @@ export async function runCreateLatencyBenchmark (): Promise<void> {
     await stack.stopWorkers()
     await stack.startWorker()
     await warmUp(timeline)
-    steps.push(await measureStep(stack, redis, timeline, STEADY_RATE, { workers: 1, workerEnv: 'defaults', limit: 8 }))
+    steps.push(await measureStep(stack, redis, timeline, STEADY_RATE, { workers: 1, workerEnv: 'defaults', limit: 16 }))
   } finally {
     clearInterval(clearer)
     timeline.close()
@@ -132,7 +132,7 @@ export async function runCreateLatencyBenchmark (): Promise<void> {
   const ceilings = [1, 2].map((workers) => ceilingOf(steps.filter((s) => s.workers === workers && s.workerEnv === 'tuned'), workers))
   for (const c of ceilings) say(NAME, `ceiling with ${c.workers} worker(s): ~${c.leadsPerSecond} leads/s; bound by ${c.boundBy}`)
   const defaults = steps.find((s) => s.workerEnv === 'defaults')
-  if (defaults !== undefined) say(NAME, `with the default WORKER_CONCURRENCY/DYNAMICS_MAX_CONCURRENCY (16/8) one worker completes ${defaults.leadsPerSecond} leads/s of ${defaults.offeredPerSecond}/s offered`)
+  if (defaults !== undefined) say(NAME, `with the default WORKER_CONCURRENCY/DYNAMICS_MAX_CONCURRENCY (16/16) one worker completes ${defaults.leadsPerSecond} leads/s of ${defaults.offeredPerSecond}/s offered`)
   const path = await writeResult(NAME, {
     settings: {
       steadyRatePerSecond: STEADY_RATE,

@@ -195,7 +195,7 @@ export function loadConfig (environment: Env): Config {
     },
     dynamics: {
       url: env.url('DYNAMICS_URL', 'the Dataverse environment URL, e.g. https://contoso.crm.dynamics.com', { protocols: ['https:', 'http:'] }),
-      maxConcurrentRequests: env.integer('DYNAMICS_MAX_CONCURRENCY', 8, { min: 1, max: 52 }),
+      maxConcurrentRequests: env.integer('DYNAMICS_MAX_CONCURRENCY', 16, { min: 1, max: 52 }),
       requestTimeoutMs: env.integer('DYNAMICS_REQUEST_TIMEOUT_MS', 30_000, { min: 100, max: 300_000 })
     },
     azure: {
