@@ -47,6 +47,9 @@ export function createSyncPersonBatchProcessor (deps: SyncPersonBatchDeps & { qu
     }
 
     const ordered = await enqueueFlowCallback(deps.queues, job.data, settled)
+    // The job record stays a day (its id keeps a re-sent invocation from queueing twice); the
+    // persons' fields need not: the outcomes now live in the callback job, ids only.
+    await job.updateData({ ...job.data, persons: job.data.persons.map(({ marketoId, syncAs }) => ({ marketoId, syncAs, fields: {} })), settledOutcomes: [] })
     return {
       created: ordered.filter((o) => o.kind === 'created').length,
       existed: ordered.filter((o) => o.kind === 'existed').length,

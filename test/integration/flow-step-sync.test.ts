@@ -148,7 +148,9 @@ t.test('a retried invocation (same token) is queued once and reported once', asy
   t.equal(callback.status, 202)
   t.equal(leadsWithEmail('retried.invocation@example.com').length, 1)
   const jobs = await h.queues.flowStep.getJobs(['completed', 'waiting', 'active', 'prioritized', 'delayed'])
-  t.equal(jobs.filter((j) => j.data.persons.some((p) => p.marketoId === id)).length, 1, 'one job')
+  const mine = jobs.filter((j) => j.data.persons.some((p) => p.marketoId === id))
+  t.equal(mine.length, 1, 'one job')
+  t.same(mine[0]?.data.persons.map((p) => p.fields), [{}], 'once reported, the completed job keeps no personal data')
 })
 
 t.test('a person whose fields were not mapped is read from Marketo; an expired Marketo token is re-acquired', async (t) => {
