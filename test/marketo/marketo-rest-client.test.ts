@@ -1,0 +1,44 @@
+import t from 'tap'
+import { startMarketoEmulator } from '../../src/sandbox/marketo/index.ts'
+import { MarketoRestClient } from '../../src/marketo/marketo-rest-client.ts'
+import { MarketoApiError, MarketoAuthError } from '../../src/marketo/marketo-errors.ts'
+
+/** The Marketo REST client against the emulator: tokens, batching and typed errors. */
+
+const emulator = await startMarketoEmulator({ munchkinId: '123-ABC-456', clients: [{ clientId: 'cid', clientSecret: 'secret' }] })
+t.teardown(async () => { await emulator.close() })
+const client = () => new MarketoRestClient({ baseUrl: emulator.url, clientId: 'cid', clientSecret: 'secret' })
+
+t.test('persons are read by id, 300 to a call, with one identity call for all of them', async (t) => {
+  const ids = Array.from({ length: 301 }, (_, i) => emulator.persons.create({ email: `reader${i}@example.com`, firstName: `R${i}` }))
+  const reader = client()
+  const identityBefore = emulator.identityRequestCount()
+  const leads = await reader.getLeadsByIds(ids, ['email', 'firstName'])
+  t.equal(leads.length, 301)
+  t.match(leads[0], { id: ids[0], email: 'reader0@example.com', firstName: 'R0' })
+  t.equal(reader.restCallCount, 2, 'two calls for 301 persons')
+  t.equal(emulator.identityRequestCount() - identityBefore, 1)
+})
+
+t.test('an expired token (602) is replaced once and the call repeated', async (t) => {
+  const reader = client()
+  const id = emulator.persons.create({ email: 'expiry@example.com' })
+  await reader.getLeadsByIds([id], ['email'])
+  emulator.expireTokens()
+  const identityBefore = emulator.identityRequestCount()
+  t.match(await reader.getLeadsByIds([id], ['email']), [{ email: 'expiry@example.com' }])
+  t.equal(emulator.identityRequestCount() - identityBefore, 1)
+})
+
+t.test('Marketo errors arrive typed, with Marketo\'s code', async (t) => {
+  emulator.faults.rateLimitNext(1)
+  const error = await client().getLeadsByIds([1], ['email']).catch((e: unknown) => e)
+  t.type(error, MarketoApiError)
+  t.match(error, { code: '606' })
+})
+
+t.test('bad client credentials are an authentication error that names no secret', async (t) => {
+  const error = await new MarketoRestClient({ baseUrl: emulator.url, clientId: 'cid', clientSecret: 'wrong-secret' }).getLeadsByIds([1], ['email']).catch((e: unknown) => e)
+  t.type(error, MarketoAuthError)
+  t.notMatch((error as Error).message, /wrong-secret/)
+})
