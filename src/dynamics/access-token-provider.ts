@@ -97,8 +97,7 @@ export function createMsalAccessTokenProvider (options: MsalAccessTokenProviderO
 
 const MSAL_RENEWAL_OFFSET_MS = 300_000
 
-/** Exported for the sandbox launcher's diagnostics; the product only needs the provider. */
-export function msalConfiguration (options: MsalAccessTokenProviderOptions): Configuration {
+function msalConfiguration (options: MsalAccessTokenProviderOptions): Configuration {
   const authorityUrl = new URL(options.authorityHost)
   const authority = `${authorityUrl.origin}/${options.tenantId}`
   // MSAL compares knownAuthorities entries with the authority's host *including the port*
@@ -125,7 +124,7 @@ export function msalConfiguration (options: MsalAccessTokenProviderOptions): Con
 }
 
 /** Hex SHA-256 of the DER certificate, the form MSAL's `thumbprintSha256` wants. */
-export function certificateThumbprintSha256 (certificatePem: string): string {
+function certificateThumbprintSha256 (certificatePem: string): string {
   return new X509Certificate(certificatePem).fingerprint256.replaceAll(':', '').toLowerCase()
 }
 

@@ -69,7 +69,6 @@ export class DataverseClient {
   readonly #options: DataverseClientOptions
   readonly #retry: RetryPolicy
   readonly #limit: ConcurrencyLimit
-  #requestCount = 0
 
   constructor (options: DataverseClientOptions) {
     this.#options = options
@@ -78,10 +77,6 @@ export class DataverseClient {
     this.#limit = new ConcurrencyLimit(options.maxConcurrentRequests)
   }
 
-  /** Requests sent to Dynamics by this client, retries included (Dataverse counts those too). */
-  get requestCount (): number {
-    return this.#requestCount
-  }
 
   async retrieveMultiple<T> (entitySet: string, query: QueryOptions = {}): Promise<T[]> {
     const params: string[] = []
@@ -155,7 +150,6 @@ export class DataverseClient {
       ...options.headers
     }
     if (options.body !== undefined) headers['Content-Type'] = 'application/json; charset=utf-8'
-    this.#requestCount++
     const response = await fetch(new URL(path, this.#apiBase), {
       method,
       headers,

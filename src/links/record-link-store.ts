@@ -38,11 +38,6 @@ export class RecordLinkStore {
     return links
   }
 
-  async getMarketoId (link: RecordLink): Promise<number | undefined> {
-    const value = await this.redis.get(this.#recordKey(link))
-    return value === null ? undefined : Number(value)
-  }
-
   async set (marketoId: number, link: RecordLink): Promise<void> {
     await this.redis.multi()
       .hset(this.#personKey(marketoId), { type: link.type, id: link.id, linkedAt: new Date().toISOString() })
