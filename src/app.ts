@@ -4,7 +4,7 @@ import swaggerUi from '@fastify/swagger-ui'
 import type { Logger } from 'pino'
 import type { Redis } from 'ioredis'
 import type { Config } from './config.ts'
-import type { FlowStepQueues } from './queue/create-queues.ts'
+import type { FlowStepIntake } from './queue/flow-step-intake.ts'
 import type { AssignToChoices } from './flow-step/assign-to-choices.ts'
 import type { SealedBox } from './crypto/sealed-box.ts'
 import { replyWithError } from './http/error-handler.ts'
@@ -20,7 +20,7 @@ export interface AppDeps {
   readonly logger: Logger
   /** The API's own Redis connection (fail-fast policy, see src/queue/connections.ts). */
   readonly redis: Redis
-  readonly queues: FlowStepQueues
+  readonly intake: FlowStepIntake
   readonly assignToChoices: Pick<AssignToChoices, 'list'>
   readonly callbackCredentialsBox: SealedBox
 }
@@ -76,7 +76,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   })
   await app.register(flowStepRoutes, {
     apiKey: deps.config.ssfs.apiKey,
-    queues: deps.queues,
+    intake: deps.intake,
     callbackHosts: deps.config.ssfs.callbackHosts,
     callbackCredentialsBox: deps.callbackCredentialsBox,
     assignToChoices: deps.assignToChoices

@@ -7,6 +7,8 @@ import type { PersonDirectory } from './flow-step/sync-person-batch.ts'
 import type { SealedBox } from './crypto/sealed-box.ts'
 import { createFlowStepQueues } from './queue/create-queues.ts'
 import { QUEUE } from './queue/names.ts'
+import { flowStepIntakeKeys } from './queue/flow-step-intake.ts'
+import { IntakeMover } from './queue/intake-mover.ts'
 import { PersonRecords } from './dynamics/person-records.ts'
 import type { DataverseClient } from './dynamics/dataverse-client.ts'
 import { RecordLinkStore } from './links/record-link-store.ts'
@@ -30,8 +32,9 @@ export interface RunningWorker {
 }
 
 /**
- * A worker process's job consumers. Any number of these may run against one Redis: BullMQ hands
- * each job to one of them, and the email claims keep creation exclusive across them.
+ * A worker process's job consumers, and its mover of the API's intake into the flow-step queue.
+ * Any number of these may run against one Redis: BullMQ hands each job to one of them, the
+ * intake's consumer group each entry, and the email claims keep creation exclusive across them.
  */
 export function buildWorker (deps: WorkerDeps): RunningWorker {
   const { config, logger } = deps
@@ -90,11 +93,21 @@ export function buildWorker (deps: WorkerDeps): RunningWorker {
     })
   })
 
+  const intakeMover = new IntakeMover({
+    redis: connect('mds-worker-intake'),
+    queue: queues.flowStep,
+    keys: flowStepIntakeKeys(prefix),
+    logger: logger.child({ component: 'intake-mover' }),
+    claimIdleMs: config.worker.lockDurationMs
+  })
+  intakeMover.start()
+
   let closing: Promise<void> | undefined
   return {
     close () {
       closing ??= (async () => {
         for (const step of [
+          async () => { await intakeMover.close() },
           async () => { await Promise.all(workers.map(async (w) => { await w.close() })) },
           async () => { await queues.close() },
           async () => { for (const connection of connections) connection.disconnect() }

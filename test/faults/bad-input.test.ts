@@ -4,12 +4,11 @@ import { once } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { Writable } from 'node:stream'
-import { Queue } from 'bullmq'
 import { Redis } from 'ioredis'
 import { startSandbox } from '../../src/sandbox/start-sandbox.ts'
 import { spawnServiceProcess } from '../../src/sandbox/service-processes.ts'
 import { waitUntilReady } from '../../src/sandbox/wait-until-ready.ts'
-import { QUEUE } from '../../src/queue/names.ts'
+import { FlowStepIntake, flowStepIntakeKeys } from '../../src/queue/flow-step-intake.ts'
 
 /**
  * Bad input, as a hostile or broken client sends it: a generated corpus of over 10,000 malformed
@@ -53,9 +52,9 @@ const api = spawnServiceProcess({
   output: new Writable({ write (chunk: Buffer, _encoding, done) { apiOutput.push(chunk.toString()); done() } })
 })
 const redis = new Redis(sandbox.redis.url, { maxRetriesPerRequest: 1 })
-const flowStepQueue = new Queue(QUEUE.flowStep, { connection: redis, prefix: 'mds' })
+// No worker runs here: whatever the API accepted stays in the intake stream, to be counted.
+const intake = new FlowStepIntake({ redis, keys: flowStepIntakeKeys('mds'), timeoutMs: 2_000 })
 t.teardown(async () => {
-  await flowStepQueue.close()
   redis.disconnect()
   await api.stop(10_000)
   await sandbox.close()
@@ -257,7 +256,7 @@ t.test(`${CORPUS_SIZE} malformed invocations: each a 4xx with a JSON error, no 5
   t.notOk([...statuses.keys()].some((status) => status >= 500), 'no 5xx')
   t.ok(statuses.get(401)! > 0 && statuses.get(400)! > 0 && statuses.get(415)! > 0 && statuses.get(413)! > 0, `401, 400, 415 and 413 all seen: ${JSON.stringify(Object.fromEntries(statuses))}`)
   t.ok(rssAtEnd - rssAfterWarmUp < LEAK_BOUND_MB, `API RSS ${rssAfterWarmUp.toFixed(0)} MB after warm-up, ${rssAtEnd.toFixed(0)} MB at the end (bound +${LEAK_BOUND_MB} MB)`)
-  t.equal(await flowStepQueue.count(), 0, 'nothing was queued')
+  t.equal(await intake.backlog(), 0, 'nothing was queued')
 })
 
 t.test('a valid invocation with deep nesting where the interface allows any object is not a 5xx', async (t) => {
@@ -273,7 +272,7 @@ t.test('a valid invocation with deep nesting where the interface allows any obje
 })
 
 t.test('callback URLs that only look allowed are refused and never contacted', async (t) => {
-  const before = await flowStepQueue.count()
+  const before = await intake.backlog()
   const refused = [
     `http://127.0.0.1:${trapPort}/cb`,
     `https://127.0.0.1:${trapPort}/cb`,
@@ -305,6 +304,6 @@ t.test('callback URLs that only look allowed are refused and never contacted', a
   }
   const allowed = await send({ what: 'allowed', body: JSON.stringify({ ...validBody(), callbackUrl: `https://${ALLOWED_HOST}/cb` }), headers: { 'content-type': 'application/json', 'x-api-key': key } })
   t.equal(allowed.status, 201, 'the allowed host itself is accepted (the list is not simply refusing everything)')
-  t.equal(await flowStepQueue.count(), before + 1, 'only the allowed invocation was queued')
+  t.equal(await intake.backlog(), before + 1, 'only the allowed invocation was queued')
   t.same(contacted, [], 'the trap listener was never contacted')
 })

@@ -5,7 +5,8 @@ import type { Redis } from 'ioredis'
 import { loadConfig, type Config } from '../../src/config.ts'
 import { loggerOptions } from '../../src/logger.ts'
 import type { RunningWorker } from '../../src/build-worker.ts'
-import type { FlowStepQueues } from '../../src/queue/create-queues.ts'
+import { createFlowStepQueues, type FlowStepQueues } from '../../src/queue/create-queues.ts'
+import type { FlowStepIntake } from '../../src/queue/flow-step-intake.ts'
 import { buildApiRuntime } from '../../src/runtime/api-runtime.ts'
 import { buildWorkerRuntime } from '../../src/runtime/worker-runtime.ts'
 import { startSandbox, type Sandbox, type SandboxOptions } from '../../src/sandbox/start-sandbox.ts'
@@ -22,7 +23,9 @@ export interface FlowStepHarness {
   readonly sandbox: Sandbox
   readonly config: Config
   readonly app: FastifyInstance
+  /** The queues, for inspection (the API itself only appends to the intake). */
   readonly queues: FlowStepQueues
+  readonly intake: FlowStepIntake
   readonly redis: Redis
   readonly service: InstalledService
   /** Every log line the API and worker wrote so far, parsed. */
@@ -49,7 +52,8 @@ export async function startFlowStepHarness (t: Teardown, options: SandboxOptions
   const config = loadConfig(sandbox.env)
   const logger = pino(loggerOptions(config.logLevel, 'test'), sink)
 
-  const { app, queues, redis } = await buildApiRuntime(config, logger)
+  const { app, intake, redis } = await buildApiRuntime(config, logger)
+  const queues = createFlowStepQueues(redis, { prefix: config.redis.keyPrefix, onError: () => undefined, flowStepRetry: config.flowStep, callbackRetry: config.callback })
   await app.listen({ host: config.http.host, port: config.http.port })
 
   const workers: RunningWorker[] = []
@@ -67,6 +71,7 @@ export async function startFlowStepHarness (t: Teardown, options: SandboxOptions
     if (closed) return
     closed = true
     for (const worker of workers) await worker.close()
+    await queues.close()
     await app.close()
     await sandbox.close()
   }
@@ -76,6 +81,7 @@ export async function startFlowStepHarness (t: Teardown, options: SandboxOptions
     config,
     app,
     queues,
+    intake,
     redis,
     service,
     logs: () => lines.map((line) => JSON.parse(line) as Record<string, unknown>),

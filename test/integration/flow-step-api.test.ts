@@ -8,7 +8,8 @@ import { startLocalRedis } from '../../src/sandbox/redis-server.ts'
 /**
  * The flow step's HTTP surface as Marketo and developers meet it: authentication, validation,
  * the callback allow-list, picklists, status, the API definition and the docs. No worker runs
- * in this file, so what the API queued stays in Redis to be inspected.
+ * in this file (but where one is started), so what the API accepted stays in the intake stream
+ * to be inspected.
  */
 
 const h = await startFlowStepHarness(t, { withWorker: false, env: { WORKER_CONCURRENCY: '1' } })
@@ -35,9 +36,9 @@ async function submit (body: unknown, headers: Record<string, string> = {}): Pro
   return { status: response.status, json: await response.json() as Record<string, unknown> }
 }
 
-const queuedCount = async () => (await h.queues.flowStep.getJobCounts('prioritized', 'waiting')).prioritized! + (await h.queues.flowStep.getJobCounts('waiting')).waiting!
+const queuedCount = async () => await h.intake.backlog()
 
-t.test('a valid invocation is answered 201 at once and queued as one job', async (t) => {
+t.test('a valid invocation is answered 201 at once and appended to the intake as one entry', async (t) => {
   const before = await queuedCount()
   const { status, json } = await submit(invocation())
   t.equal(status, 201)
@@ -105,19 +106,23 @@ t.test('a callback URL off the allow-list is refused and its host is never conta
 })
 
 t.test('trigger-campaign invocations are queued ahead of batch-campaign ones', async (t) => {
+  const before = await queuedCount()
   const batch = await submit(invocation({ objectData: [{ objectType: 'lead', objectContext: { id: 6001, email: 'batch.first@example.com' } }] }))
   const trigger = await submit(invocation({ objectData: [{ objectType: 'lead', objectContext: { id: 6002, email: 'trigger.second@example.com' }, triggeringContext: { name: 'Form', triggerName: 'Fills Out Form' } }] }))
-  const batchJob = await h.queues.flowStep.getJob(`flow-step-${String(batch.json.invocationId)}`)
-  const triggerJob = await h.queues.flowStep.getJob(`flow-step-${String(trigger.json.invocationId)}`)
-  t.ok(batchJob && triggerJob)
-  t.ok(triggerJob!.opts.priority! < batchJob!.opts.priority!, 'the trigger job has the higher priority (lower number)')
-  t.equal(triggerJob!.data.triggered, true)
-  t.equal(batchJob!.data.triggered, false)
+  t.equal(await queuedCount(), before + 2, 'both wait in the intake while no worker runs')
 
-  // A single worker with concurrency 1 then takes the trigger job first, though it came second.
+  // A worker's mover turns both entries into jobs in one batch; with concurrency 1 the worker
+  // then takes the trigger job first, though it came second.
   const order: string[] = []
   const worker = h.startWorker()
   t.teardown(async () => { await worker.close() })
+  const [batchJob, triggerJob] = await eventually(async () => {
+    const jobs = await Promise.all([batch, trigger].map(async (r) => await h.queues.flowStep.getJob(`flow-step-${String(r.json.invocationId)}`)))
+    return jobs.every((job) => job !== undefined) ? jobs : undefined
+  }, { what: 'both invocations moved into the flow-step queue' })
+  t.ok(triggerJob!.opts.priority! < batchJob!.opts.priority!, 'the trigger job has the higher priority (lower number)')
+  t.equal(triggerJob!.data.triggered, true)
+  t.equal(batchJob!.data.triggered, false)
   await eventually(async () => {
     for (const job of [batchJob!, triggerJob!]) {
       const state = await h.queues.flowStep.getJobState(job.id!)

@@ -1,0 +1,177 @@
+import t, { type Test } from 'tap'
+import { Writable } from 'node:stream'
+import pino from 'pino'
+import { Queue } from 'bullmq'
+import { Redis } from 'ioredis'
+import { startLocalRedis } from '../../src/sandbox/redis-server.ts'
+import { decodeIntakeEntry, FlowStepIntake, flowStepIntakeKeys, IntakeUnavailableError, type IntakeEntry } from '../../src/queue/flow-step-intake.ts'
+import { FLOW_STEP_JOB_NAME, IntakeMover } from '../../src/queue/intake-mover.ts'
+import { QUEUE } from '../../src/queue/names.ts'
+import type { FlowStepJobData } from '../../src/queue/payloads.ts'
+import { eventually } from '../helpers/flow-step-harness.ts'
+
+/**
+ * The intake between API and workers, on a real Redis and real BullMQ: what the API appends
+ * becomes exactly one flow-step job with the API's id and priority, whatever happens to the
+ * movers in between, and an entry that cannot be a job is parked with its reason, never dropped.
+ */
+
+const redisServer = await startLocalRedis()
+const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null })
+t.teardown(async () => {
+  redis.disconnect()
+  await redisServer.stop()
+})
+
+let prefixes = 0
+function setup (t: Test, { claimIdleMs = 60_000 } = {}) {
+  const prefix = `intake-${++prefixes}`
+  const keys = flowStepIntakeKeys(prefix)
+  const intake = new FlowStepIntake({ redis, keys, timeoutMs: 2_000 })
+  const queueConnection = new Redis(redisServer.url, { maxRetriesPerRequest: null })
+  const queue = new Queue<FlowStepJobData>(QUEUE.flowStep, { connection: queueConnection, prefix })
+  const logLines: Array<Record<string, unknown>> = []
+  const logger = pino({ level: 'debug' }, new Writable({ write (chunk: Buffer, _encoding, done) { logLines.push(...chunk.toString().split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>)); done() } }))
+  const movers: IntakeMover[] = []
+  const startMover = () => {
+    const mover = new IntakeMover({ redis: new Redis(redisServer.url, { maxRetriesPerRequest: null }), queue, keys, logger, claimIdleMs, blockMs: 200 })
+    movers.push(mover)
+    mover.start()
+    return mover
+  }
+  t.teardown(async () => {
+    for (const mover of movers) await mover.close()
+    await queue.close()
+    queueConnection.disconnect() // BullMQ leaves a connection it was given open
+  })
+  return { prefix, keys, intake, queue, startMover, logLines }
+}
+
+const jobData = (invocationId: string, email = `${invocationId}@example.com`): FlowStepJobData => ({
+  invocationId,
+  munchkinId: '123-ABC-456',
+  campaignId: 7,
+  triggered: false,
+  callbackUrl: 'https://mkto-cfa.adobe.io/cb',
+  sealedCallbackCredentials: 'v1.sealed',
+  persons: [{ marketoId: 1, fields: { email }, syncAs: 'Lead' }],
+  receivedAt: '2026-11-25T00:00:00.000Z'
+})
+const entry = (invocationId: string, priority = 10): IntakeEntry => ({ jobId: `flow-step-${invocationId}`, priority, data: jobData(invocationId) })
+
+t.test('entries appended before any worker ran become jobs with the API\'s id, priority and data, and leave the stream', async (t) => {
+  const s = setup(t)
+  await s.intake.append(entry('inv-a', 10))
+  await s.intake.append(entry('inv-b', 1))
+  t.equal(await s.intake.backlog(), 2)
+  s.startMover()
+  await eventually(async () => (await s.intake.backlog()) === 0 ? true : undefined, { what: 'the intake drained' })
+  const a = await s.queue.getJob('flow-step-inv-a')
+  const b = await s.queue.getJob('flow-step-inv-b')
+  t.equal(a?.name, FLOW_STEP_JOB_NAME)
+  t.same(a?.data, jobData('inv-a'))
+  t.equal(a?.opts.priority, 10)
+  t.equal(b?.opts.priority, 1)
+  t.equal(await s.queue.count(), 2)
+  t.equal(await redis.xlen(s.keys.parked), 0, 'nothing parked')
+})
+
+t.test('a re-sent invocation (same job id twice) is one job, whether both entries move together or apart', async (t) => {
+  const s = setup(t)
+  await s.intake.append(entry('inv-twice'))
+  await s.intake.append(entry('inv-twice'))
+  s.startMover()
+  await eventually(async () => (await s.intake.backlog()) === 0 ? true : undefined, { what: 'the intake drained' })
+  await s.intake.append(entry('inv-twice'))
+  await eventually(async () => (await s.intake.backlog()) === 0 ? true : undefined, { what: 'the intake drained again' })
+  t.equal(await s.queue.count(), 1)
+})
+
+t.test('new entries are moved as they arrive, by one of several movers each', async (t) => {
+  const s = setup(t)
+  s.startMover()
+  s.startMover()
+  const ids = Array.from({ length: 250 }, (_, i) => `inv-${i}`)
+  await Promise.all(ids.map(async (id) => { await s.intake.append(entry(id)) }))
+  await eventually(async () => (await s.queue.count()) === ids.length ? true : undefined, { what: 'every entry queued' })
+  t.equal(await s.intake.backlog(), 0)
+  const jobs = await s.queue.getJobs(['prioritized', 'waiting'])
+  t.same(jobs.map((job) => job.id).sort(), ids.map((id) => `flow-step-${id}`).sort(), 'each invocation queued once')
+})
+
+t.test('an entry that cannot be a job is parked with its reason and logged; the entries beside it still move', async (t) => {
+  const s = setup(t)
+  await s.intake.append(entry('inv-before'))
+  await redis.xadd(s.keys.stream, '*', 'v', '1', 'jobId', 'flow-step-broken', 'priority', '10', 'data', '{not json')
+  await redis.xadd(s.keys.stream, '*', 'v', '99', 'jobId', 'flow-step-future', 'priority', '10', 'data', '{}')
+  await s.intake.append(entry('inv-after'))
+  s.startMover()
+  await eventually(async () => (await s.intake.backlog()) === 0 ? true : undefined, { what: 'the intake drained' })
+  t.ok(await s.queue.getJob('flow-step-inv-before'))
+  t.ok(await s.queue.getJob('flow-step-inv-after'))
+  t.equal(await s.queue.count(), 2, 'the broken entries are not jobs')
+  const parked = await redis.xrange(s.keys.parked, '-', '+')
+  t.equal(parked.length, 2)
+  const asRecord = (fields: string[]) => Object.fromEntries(fields.flatMap((_, i) => i % 2 === 0 ? [[fields[i], fields[i + 1]]] : []))
+  t.match(asRecord(parked[0]![1]), { problem: 'data is not JSON', jobId: 'flow-step-broken', data: '{not json', entryId: /^\d+-\d+$/ })
+  t.match(asRecord(parked[1]![1]), { problem: /unknown intake format version "99"/, jobId: 'flow-step-future' })
+  const logged = s.logLines.filter((line) => line.msg === 'intake mover: an intake entry cannot become a flow-step job; parked for ops')
+  t.equal(logged.length, 2)
+  t.equal(logged[0]?.level, 50, 'logged as an error')
+  t.notOk(JSON.stringify(logged).includes('{not json'), 'the entry\'s data is not logged')
+})
+
+t.test('an entry read by a mover that died before queueing it is taken over by another', async (t) => {
+  const s = setup(t, { claimIdleMs: 300 })
+  await redis.xgroup('CREATE', s.keys.stream, s.keys.group, '0', 'MKSTREAM')
+  await s.intake.append(entry('inv-orphaned'))
+  // A mover that read the entry and was killed: it stays pending under that consumer's name.
+  const read = await redis.xreadgroup('GROUP', s.keys.group, 'killed-worker', 'COUNT', 10, 'STREAMS', s.keys.stream, '>') as Array<[string, unknown[]]>
+  t.equal(read[0]?.[1].length, 1)
+  s.startMover()
+  await eventually(async () => await s.queue.getJob('flow-step-inv-orphaned'), { what: 'the orphaned entry queued' })
+  await eventually(async () => (await s.intake.backlog()) === 0 ? true : undefined, { what: 'the entry deleted' })
+  const pending = await redis.xpending(s.keys.stream, s.keys.group) as [number, ...unknown[]]
+  t.equal(pending[0], 0, 'nothing left pending')
+  t.ok(s.logLines.some((line) => line.msg === 'intake mover: took over invocations a stopped worker had read but not queued'))
+})
+
+t.test('a mover recreates its consumer group when Redis lost it, and carries on', async (t) => {
+  const s = setup(t)
+  s.startMover()
+  await s.intake.append(entry('inv-1'))
+  await eventually(async () => await s.queue.getJob('flow-step-inv-1'), { what: 'the first entry queued' })
+  await redis.del(s.keys.stream) // the group goes with the key, as after a restart without persistence
+  await s.intake.append(entry('inv-2'))
+  await eventually(async () => await s.queue.getJob('flow-step-inv-2'), { what: 'the entry after the loss queued' })
+  t.equal(await s.intake.backlog(), 0)
+})
+
+t.test('a closed mover leaves the group; a clean stop leaves nothing pending', async (t) => {
+  const s = setup(t)
+  const mover = s.startMover()
+  await s.intake.append(entry('inv-x'))
+  await eventually(async () => await s.queue.getJob('flow-step-inv-x'), { what: 'queued' })
+  await mover.close()
+  const consumers = await redis.xinfo('CONSUMERS', s.keys.stream, s.keys.group) as unknown[]
+  t.equal(consumers.length, 0)
+})
+
+t.test('decodeIntakeEntry names what is wrong with an entry', async (t) => {
+  const good = ['v', '1', 'jobId', 'flow-step-inv', 'priority', '1', 'data', JSON.stringify(jobData('inv'))]
+  t.same(decodeIntakeEntry(good), { jobId: 'flow-step-inv', priority: 1, data: jobData('inv') })
+  const withField = (name: string, value: string) => good.map((item, i) => good[i - 1] === name ? value : item)
+  t.same(decodeIntakeEntry(withField('v', '2')), { problem: 'unknown intake format version "2"' })
+  t.same(decodeIntakeEntry(withField('jobId', '')), { problem: 'no jobId' })
+  t.same(decodeIntakeEntry(withField('priority', '-1')), { problem: 'priority "-1" is not a non-negative integer' })
+  t.same(decodeIntakeEntry(withField('priority', 'high')), { problem: 'priority "high" is not a non-negative integer' })
+  t.same(decodeIntakeEntry(withField('data', '[]')), { problem: 'data is not a flow-step invocation' })
+  t.same(decodeIntakeEntry(withField('data', '{"invocationId":"x"}')), { problem: 'data is not a flow-step invocation' })
+})
+
+t.test('the API\'s append fails fast with a named error while Redis is unreachable', async (t) => {
+  const unreachable = new Redis('redis://127.0.0.1:1', { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true, retryStrategy: () => null })
+  t.teardown(() => { unreachable.disconnect() })
+  const intake = new FlowStepIntake({ redis: unreachable, keys: flowStepIntakeKeys('nowhere'), timeoutMs: 2_000 })
+  await t.rejects(intake.append(entry('inv-lost')), IntakeUnavailableError)
+})
