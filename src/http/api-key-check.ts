@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { hash, timingSafeEqual } from 'node:crypto'
 import type { onRequestAsyncHookHandler } from 'fastify'
 import { UnauthorizedError } from '../errors.ts'
 
@@ -8,10 +8,10 @@ import { UnauthorizedError } from '../errors.ts'
  * length leaks through response timing.
  */
 export function createApiKeyCheck (apiKey: string): onRequestAsyncHookHandler {
-  const expected = createHash('sha256').update(apiKey).digest()
+  const expected = hash('sha256', apiKey, 'buffer')
   return async function checkApiKey (request) {
     const presented = request.headers['x-api-key']
-    const candidate = createHash('sha256').update(typeof presented === 'string' ? presented : '').digest()
+    const candidate = hash('sha256', typeof presented === 'string' ? presented : '', 'buffer')
     if (typeof presented !== 'string' || !timingSafeEqual(candidate, expected)) throw new UnauthorizedError()
   }
 }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 
 /**
  * Job ids give idempotency: a retried invocation (same one-time token, same campaign run) maps
@@ -6,14 +6,11 @@ import { createHash } from 'node:crypto'
  * contain ':' and must not be all digits, hence the prefix and hex digest.
  */
 export function invocationIdFor (parts: { campaignId: number; batchid?: string; token?: string; body: unknown }): string {
-  const hash = createHash('sha256')
-  if (parts.token !== undefined) {
-    hash.update(`token\u0000${parts.campaignId}\u0000${parts.batchid ?? ''}\u0000${parts.token}`)
-  } else {
+  const identity = parts.token !== undefined
+    ? `token\u0000${parts.campaignId}\u0000${parts.batchid ?? ''}\u0000${parts.token}`
     // No token: the only identity an invocation has is its content.
-    hash.update(`body\u0000${JSON.stringify(parts.body)}`)
-  }
-  return `inv-${hash.digest('hex').slice(0, 40)}`
+    : `body\u0000${JSON.stringify(parts.body)}`
+  return `inv-${hash('sha256', identity, 'hex').slice(0, 40)}`
 }
 
 export const flowStepJobId = (invocationId: string) => `flow-step-${invocationId}`
