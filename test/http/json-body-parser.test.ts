@@ -1,5 +1,5 @@
 import t from 'tap'
-import { exceedsJsonNesting } from '../../src/http/json-body-parser.ts'
+import { exceedsJsonNesting, nestsDeeperThan } from '../../src/http/json-body-parser.ts'
 
 t.test('nesting is counted in objects and arrays, not inside strings', async (t) => {
   t.notOk(exceedsJsonNesting('{"a":{"b":[1,2,{"c":3}]}}', 4))
@@ -9,4 +9,13 @@ t.test('nesting is counted in objects and arrays, not inside strings', async (t)
   t.ok(exceedsJsonNesting(`{"s":"a\\\\"${',{'.repeat(100)}`, 2), 'an escaped backslash does end it')
   t.ok(exceedsJsonNesting('['.repeat(1_000_000), 64), 'a million levels, without recursion')
   t.notOk(exceedsJsonNesting('{"unterminated', 1), 'invalid JSON is left to the parser')
+})
+
+t.test('a parsed value is measured without recursion, objects and arrays alike', async (t) => {
+  t.notOk(nestsDeeperThan(JSON.parse('{"a":{"b":[1,2,{"c":3}]}}'), 4))
+  t.ok(nestsDeeperThan(JSON.parse('{"a":{"b":[1,2,{"c":3}]}}'), 3))
+  t.notOk(nestsDeeperThan(JSON.parse('[[1],[2],{"x":[3]}]'), 3), 'siblings do not add up')
+  t.notOk(nestsDeeperThan('a string', 0))
+  t.notOk(nestsDeeperThan(null, 0))
+  t.ok(nestsDeeperThan(JSON.parse(`${'{"a":'.repeat(200_000)}1${'}'.repeat(200_000)}`), 64), 'two hundred thousand levels of objects')
 })
