@@ -14,7 +14,9 @@ import { Writable } from 'node:stream'
  * accepting, not syncing), every request a distinct invocation, at 100/s, 1,000/s and the maximum,
  * with 1-person and 100-person batches. Baseline in the same run: a bare Fastify route on the same
  * Redis doing one SET (bench/lib/baseline-server.ts). Targets: p99 ≤ 10 ms at 1,000/s; maximum
- * rate ≥ 50 % of the baseline's.
+ * rate ≥ 50 % of the baseline's. The API's Redis client auto-pipelines and the baseline's, as
+ * specified, is bare; so the maximum of a second baseline whose client auto-pipelines too is
+ * measured and its ratio printed beside the target's, for a reader who wants like against like.
  */
 
 const NAME = 'intake'
@@ -27,26 +29,38 @@ const MAX_CONNECTIONS = 32
 export async function runIntakeBenchmark (): Promise<void> {
   say(NAME, `points of ${POINT_MS / 1000} s (BENCH_INTAKE_SECONDS), warm-up ${WARMUP_MS / 1000} s, max rate with ${MAX_CONNECTIONS} connections; services at LOG_LEVEL=${BENCH_SERVICE_ENV.LOG_LEVEL}`)
   const stack = await startServiceStack({ workers: 0 })
-  const baselinePort = await freePort()
-  const baseline = spawnServiceProcess({
-    name: 'baseline',
-    entry: 'bench/lib/baseline-server.ts',
-    cwd: PROJECT_ROOT,
-    env: { ...process.env, PORT: String(baselinePort), REDIS_URL: stack.sandbox.redis.url },
-    output: new Writable({ write (_chunk, _encoding, done) { done() } })
-  })
+  const startBaseline = async (autoPipelining: boolean) => {
+    const port = await freePort()
+    const server = spawnServiceProcess({
+      name: autoPipelining ? 'baseline-pipelined' : 'baseline',
+      entry: 'bench/lib/baseline-server.ts',
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, PORT: String(port), REDIS_URL: stack.sandbox.redis.url, AUTO_PIPELINING: autoPipelining ? '1' : '0' },
+      output: new Writable({ write (_chunk, _encoding, done) { done() } })
+    })
+    // Ready before the next free port is picked, so the two cannot be handed the same one.
+    try {
+      await waitUntilReady(`http://127.0.0.1:${port}/health/ready`, { timeoutMs: 30_000 })
+    } catch (error) {
+      await server.stop(5_000)
+      throw error
+    }
+    return { port, server }
+  }
+  const baseline = await startBaseline(false)
+  const pipelinedBaseline = await startBaseline(true).catch(async (error: unknown) => { await baseline.server.stop(5_000); throw error })
   const rows: Array<Record<string, string | number>> = []
   const points: Array<{ target: string, persons: number } & LoadPoint> = []
   try {
-    await waitUntilReady(`http://127.0.0.1:${baselinePort}/health/ready`, { timeoutMs: 30_000 })
     const targets = {
       api: { url: `${stack.sandbox.publicUrl}/submitAsyncAction`, headers: { 'x-api-key': stack.env.SSFS_API_KEY ?? '' } },
-      baseline: { url: `http://127.0.0.1:${baselinePort}/submitAsyncAction`, headers: {} }
+      baseline: { url: `http://127.0.0.1:${baseline.port}/submitAsyncAction`, headers: {} },
+      'baseline-pipelined': { url: `http://127.0.0.1:${pipelinedBaseline.port}/submitAsyncAction`, headers: {} }
     }
     for (const persons of BATCH_SIZES) {
       const bodies = createInvocationBodies({ callbackUrl: stack.sandbox.marketo.callbackUrl, persons })
       const target = (which: keyof typeof targets): LoadTarget => ({ ...targets[which], expectStatus: 201, nextBody: () => bodies.next().body })
-      for (const which of ['api', 'baseline'] as const) await runMaxLoad(target(which), { connections: MAX_CONNECTIONS, durationMs: WARMUP_MS })
+      for (const which of ['api', 'baseline', 'baseline-pipelined'] as const) await runMaxLoad(target(which), { connections: MAX_CONNECTIONS, durationMs: WARMUP_MS })
 
       const measure = async (which: keyof typeof targets, run: () => Promise<LoadPoint>) => {
         const point = await run()
@@ -67,9 +81,10 @@ export async function runIntakeBenchmark (): Promise<void> {
       await measure('api', async () => await runMaxLoad(target('api'), { connections: MAX_CONNECTIONS, durationMs: POINT_MS }))
       await measure('baseline', async () => await runPacedLoad(target('baseline'), { rate: 1000, durationMs: POINT_MS }))
       await measure('baseline', async () => await runMaxLoad(target('baseline'), { connections: MAX_CONNECTIONS, durationMs: POINT_MS }))
+      await measure('baseline-pipelined', async () => await runMaxLoad(target('baseline-pipelined'), { connections: MAX_CONNECTIONS, durationMs: POINT_MS }))
     }
   } finally {
-    await baseline.stop(10_000)
+    await Promise.all([baseline, pipelinedBaseline].map(async ({ server }) => await server.stop(10_000)))
     await stack.close()
   }
 
@@ -77,12 +92,15 @@ export async function runIntakeBenchmark (): Promise<void> {
   const summary = BATCH_SIZES.map((persons) => {
     const apiMax = find('api', persons, 'max')?.requestsPerSecond ?? 0
     const baselineMax = find('baseline', persons, 'max')?.requestsPerSecond ?? Number.NaN
+    const pipelinedBaselineMax = find('baseline-pipelined', persons, 'max')?.requestsPerSecond ?? Number.NaN
     const p99At1000 = find('api', persons, '1000/s')?.latencyMs.p99 ?? Number.NaN
     return {
       persons,
       apiMaxPerSecond: apiMax,
       baselineMaxPerSecond: baselineMax,
       ratio: round(apiMax / baselineMax, 3),
+      pipelinedBaselineMaxPerSecond: pipelinedBaselineMax,
+      ratioToPipelinedBaseline: round(apiMax / pipelinedBaselineMax, 3),
       p99At1000PerSecondMs: p99At1000,
       meetsP99Target: p99At1000 <= 10,
       meetsRatioTarget: apiMax / baselineMax >= 0.5
@@ -94,6 +112,8 @@ export async function runIntakeBenchmark (): Promise<void> {
     'api max/s': s.apiMaxPerSecond,
     'baseline max/s': s.baselineMaxPerSecond,
     ratio: s.ratio,
+    'pipelined baseline max/s': s.pipelinedBaselineMaxPerSecond,
+    'ratio to it': s.ratioToPipelinedBaseline,
     'p99 @1000/s ms': s.p99At1000PerSecondMs,
     'p99<=10ms': s.meetsP99Target,
     'ratio>=0.5': s.meetsRatioTarget

@@ -4,10 +4,15 @@ import { Redis } from 'ioredis'
 /**
  * The intake benchmark's baseline: the least a Fastify endpoint storing an invocation can do —
  * parse the JSON body, one Redis `SET` on the same Redis, answer 201. Run as its own process
- * (like the API) by bench/intake.bench.ts; configured by PORT and REDIS_URL only.
+ * (like the API) by bench/intake.bench.ts; configured by PORT and REDIS_URL, and AUTO_PIPELINING=1
+ * for the variant whose Redis client batches commands per event-loop turn as the API's does.
  */
 const port = Number(process.env.PORT)
-const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { enableOfflineQueue: false, maxRetriesPerRequest: 1 })
+const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', {
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 1,
+  enableAutoPipelining: process.env.AUTO_PIPELINING === '1'
+})
 const app = Fastify({ logger: false, bodyLimit: 4 * 1024 * 1024 })
 let sequence = 0
 
