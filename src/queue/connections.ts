@@ -5,9 +5,7 @@ import { Redis } from 'ioredis'
  *
  * The HTTP side must never hang a Marketo invocation nor answer 201 for work it did not store:
  * its connection fails commands at once while Redis is unreachable (`enableOfflineQueue: false`,
- * one retry per request), and the route turns that into a 503. Its commands are auto-pipelined:
- * under load many invocations arrive in one event-loop turn, and their `XADD`s then leave in one
- * socket write instead of one system call each (a fifth more invocations a second on 2 cores).
+ * one retry per request), and the route turns that into a 503.
  *
  * Workers ride out Redis restarts: BullMQ requires `maxRetriesPerRequest: null` for blocking
  * connections, and commands wait in the offline queue until the connection is back.
@@ -15,7 +13,6 @@ import { Redis } from 'ioredis'
 export function createApiRedisConnection (url: string, name: string): Redis {
   return new Redis(url, {
     connectionName: name,
-    enableAutoPipelining: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 2_000,

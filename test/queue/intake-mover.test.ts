@@ -174,4 +174,15 @@ t.test('the API\'s append fails fast with a named error while Redis is unreachab
   t.teardown(() => { unreachable.disconnect() })
   const intake = new FlowStepIntake({ redis: unreachable, keys: flowStepIntakeKeys('nowhere'), timeoutMs: 2_000 })
   await t.rejects(intake.append(entry('inv-lost')), IntakeUnavailableError)
+  // Appends made in one turn leave as one pipeline; each of them still fails on its own.
+  const together = await Promise.allSettled(['inv-1', 'inv-2', 'inv-3'].map(async (id) => { await intake.append(entry(id)) }))
+  t.same(together.map((r) => r.status === 'rejected' && r.reason instanceof IntakeUnavailableError), [true, true, true])
+})
+
+t.test('appends made in one turn are sent together and each lands once', async (t) => {
+  const s = setup(t)
+  const ids = Array.from({ length: 40 }, (_, i) => `inv-turn-${i}`)
+  await Promise.all(ids.map(async (id) => { await s.intake.append(entry(id)) }))
+  const entries = await redis.xrange(s.keys.stream, '-', '+')
+  t.same(entries.map(([, fields]) => fields[fields.indexOf('jobId') + 1]), ids.map((id) => `flow-step-${id}`), 'all of them, in the order they were appended')
 })
