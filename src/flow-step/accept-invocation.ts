@@ -76,12 +76,13 @@ const MAPPED_FIELD_NAMES: ReadonlySet<string> = new Set(MARKETO_PERSON_FIELDS)
 
 /**
  * Only the fields the step maps: whatever else an admin chose to send has no business in Redis.
- * Walks the person's own keys (a handful) rather than probing for every mapped name: at 100
- * persons an invocation that is half the work of picking them.
+ * Walks the person's own keys (a handful; the object comes from JSON.parse, so `for…in` meets no
+ * inherited ones) rather than probing for every mapped name: at 100 persons an invocation that is
+ * half the work of picking them.
  */
 function mappedFields (objectContext: Readonly<Record<string, unknown>>): PersonFields {
   const fields: Record<string, string | number | boolean | null> = {}
-  for (const name of Object.keys(objectContext)) {
+  for (const name in objectContext) {
     if (MAPPED_FIELD_NAMES.has(name)) fields[name] = objectContext[name] as string | number | boolean | null
   }
   return fields
