@@ -235,6 +235,9 @@ function ceilingOf (steps: readonly StepFigures[], workers: number): { workers: 
   if (busiestWorker >= 0.85) reasons.push(`worker CPU (${busiestWorker} of one core)`)
   if ((failed.cpu.redis ?? 0) >= 0.85) reasons.push(`Redis CPU (${failed.cpu.redis})`)
   if ((failed.cpu.api ?? 0) >= 0.85) reasons.push(`API CPU (${failed.cpu.api})`)
+  // The emulated Dataverse and Marketo and the load generator share this one thread.
+  const bench = failed.cpu['bench+emulators'] ?? 0
+  if (bench >= 0.85) reasons.push(`the bench process itself (emulators and load generator on one thread: ${bench} of one core)`)
   const ours = round(Object.values(failed.cpu).reduce((sum, v) => sum + v, 0))
   const cores = cpus().length
   if (failed.machineBusy >= 0.85) {
