@@ -16,6 +16,8 @@ export interface FlowStepQueues {
  *
  * Completed jobs are kept for a day so their ids keep blocking a re-sent invocation (a custom
  * job id only de-duplicates while the job record exists); failed ones for a week, for ops to read.
+ * The count caps bound Redis memory, so above about 100,000 invocations a day the window in which
+ * a re-sent invocation is recognised is shorter than a day.
  */
 const RETENTION = {
   removeOnComplete: { age: 24 * 3600, count: 100_000 },

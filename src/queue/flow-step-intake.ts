@@ -18,6 +18,8 @@ import type { FlowStepJobData } from './payloads.ts'
  */
 
 export const INTAKE_FORMAT_VERSION = '1'
+/** BullMQ's highest priority number (2^21 - 1); it refuses a job with a larger one. */
+const MAX_PRIORITY = 2 ** 21 - 1
 
 export interface IntakeKeys {
   readonly stream: string
@@ -55,6 +57,9 @@ export interface FlowStepIntakeOptions {
 
 type PendingAppend = { readonly args: Array<string | number>, resolve (): void, reject (error: unknown): void }
 
+/** Past this much entry data held for the turn's pipeline, it is sent at once. */
+const MAX_HELD_CHARS = 8 * 1024
+
 /**
  * The API's end: one `XADD` per accepted invocation.
  *
@@ -66,9 +71,6 @@ type PendingAppend = { readonly args: Array<string | number>, resolve (): void, 
  * invocations queued behind each other: p99 at 1,000 100-person invocations a second went from 4 ms
  * to 50 ms. Here every pipeline leaves at once.)
  */
-/** Past this much entry data held for the turn's pipeline, it is sent at once. */
-const MAX_HELD_CHARS = 8 * 1024
-
 export class FlowStepIntake {
   readonly #redis: Redis
   readonly #keys: IntakeKeys
@@ -84,8 +86,8 @@ export class FlowStepIntake {
 
   /**
    * Resolves once Redis holds the entry. Rejects with {@link IntakeUnavailableError} when it does
-   * not confirm within the deadline; the entry may still land just after, which is harmless: the
-   * caller answers 503, Marketo re-sends, and both entries carry the same job id.
+   * not confirm within the deadline; the entry may still land just after: the caller answers 503,
+   * Marketo re-sends, and both entries carry the same job id, so they make one job.
    */
   async append (entry: IntakeEntry): Promise<void> {
     const data = JSON.stringify(entry.data)
@@ -147,7 +149,7 @@ export function decodeIntakeEntry (fields: readonly string[]): IntakeEntry | { r
   const jobId = record.get('jobId')
   const priority = Number(record.get('priority'))
   if (jobId === undefined || jobId === '') return { problem: 'no jobId' }
-  if (!Number.isInteger(priority) || priority < 0) return { problem: `priority ${JSON.stringify(record.get('priority') ?? null)} is not a non-negative integer` }
+  if (!Number.isInteger(priority) || priority < 0 || priority > MAX_PRIORITY) return { problem: `priority ${JSON.stringify(record.get('priority') ?? null)} is not an integer from 0 to ${MAX_PRIORITY}` }
   let data: unknown
   try {
     data = JSON.parse(record.get('data') ?? '')

@@ -16,11 +16,12 @@ export interface IntakeMoverOptions {
   readonly keys: IntakeKeys
   readonly logger: Logger
   /**
-   * An entry read by a mover that then died stays pending in the group; after this long another
-   * mover takes it over. The workers' job lock is the same promise, so they share the setting.
+   * An entry read by a mover that then died stays pending in the group; one pending this long is
+   * presumed to be a dead mover's and another takes it over. Workers take over a dead worker's
+   * jobs after their lock duration; the same setting serves both.
    */
   readonly claimIdleMs: number
-  /** Entries per read; they become one `addBulk` (one MULTI). */
+  /** Entries per read; they become one `addBulk`. */
   readonly batchSize?: number
   /** How long a read waits for new entries; also the most `close()` waits for one. */
   readonly blockMs?: number
@@ -37,9 +38,11 @@ const FORGET_CONSUMER_AFTER_MS = 60 * 60 * 1000
  * and deletes them. Every worker process runs one; the group hands each entry to one of them.
  *
  * Nothing is lost between the two structures: an entry leaves the stream only after `addBulk` has
- * returned, and an entry whose mover died in between is claimed by another one and added again —
- * harmless, since BullMQ does not add a job whose id it already holds. An entry that cannot be a
- * job at all is parked, with its reason, and logged.
+ * returned, and an entry whose mover failed or died in between is read again (by the same mover at
+ * once, or by another after `claimIdleMs`) and added again. BullMQ does not add a job whose id it
+ * still holds, so that is one job, as long as the first one's record exists (see the retention in
+ * src/queue/create-queues.ts). An entry that cannot be a job is parked with its reason and logged,
+ * and never holds up the entries beside it.
  */
 export class IntakeMover {
   readonly #options: Required<IntakeMoverOptions>
@@ -62,32 +65,49 @@ export class IntakeMover {
   async close (): Promise<void> {
     this.#stopping = true
     this.#wakeFromPause?.()
-    if (this.#running !== undefined) {
-      let timer: NodeJS.Timeout | undefined
-      const gaveUp = new Promise<false>((resolve) => { timer = setTimeout(() => { resolve(false) }, this.#options.blockMs + 500) })
-      const stopped = await Promise.race([this.#running.then(() => true), gaveUp])
-      clearTimeout(timer)
-      // A read queued while Redis is away never returns by itself: disconnecting rejects it.
-      if (!stopped) this.#options.redis.disconnect()
-      await this.#running
+    if (this.#running !== undefined && !await this.#settlesWithin(this.#running, this.#options.blockMs + 500)) {
+      // Redis is away: the read waits in ioredis's offline queue, or the batch in `addBulk` on the
+      // queue's connection. Disconnecting fails the read; the batch stays pending for a later mover.
+      this.#options.redis.disconnect()
+      if (!await this.#settlesWithin(this.#running, 1_000)) this.#options.logger.warn('intake mover: closed with a batch still waiting for Redis; it stays pending for another worker')
     }
     await this.#forgetSelf()
     this.#options.redis.disconnect()
+  }
+
+  async #settlesWithin (work: Promise<unknown>, ms: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<false>((resolve) => { timer = setTimeout(() => { resolve(false) }, ms) })
+    try {
+      return await Promise.race([work.then(() => true, () => true), timeout])
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   async #run (): Promise<void> {
     const { logger } = this.#options
     let failures = 0
     let groupReady = false
+    // After a failure this mover's own pending entries (read, not yet queued) are read again at
+    // once, rather than waiting `claimIdleMs` for another mover to claim them.
+    let retryOwnPending = false
     while (!this.#stopping) {
       try {
         if (!groupReady) groupReady = await this.#ensureGroup()
         if (Date.now() >= this.#nextClaimAt) await this.#claimAbandoned()
-        const entries = await this.#readNew()
+        if (retryOwnPending) {
+          const pending = await this.#read('0', 0)
+          if (pending.length > 0) await this.#move(pending)
+          else retryOwnPending = false
+          continue
+        }
+        const entries = await this.#read('>', this.#options.blockMs)
         if (entries.length > 0) await this.#move(entries)
         failures = 0
       } catch (error) {
         if (this.#stopping) break
+        retryOwnPending = true
         if (error instanceof Error && error.message.startsWith('NOGROUP')) {
           // Redis lost the group (restarted without persistence, or a flush): create it again.
           groupReady = false
@@ -111,10 +131,16 @@ export class IntakeMover {
     return true
   }
 
-  async #readNew (): Promise<StreamEntry[]> {
-    const { redis, keys, batchSize, blockMs } = this.#options
-    const reply = await redis.xreadgroup('GROUP', keys.group, this.#consumer, 'COUNT', batchSize, 'BLOCK', blockMs, 'STREAMS', keys.stream, '>') as Array<[string, StreamEntry[]]> | null
-    return reply?.[0]?.[1] ?? []
+  /** `>`: entries no mover has read yet, waiting up to `blockMs`; `0`: this mover's pending ones. */
+  async #read (from: '>' | '0', blockMs: number): Promise<StreamEntry[]> {
+    const { redis, keys, batchSize } = this.#options
+    const block = from === '>' ? ['BLOCK', blockMs] : []
+    const reply = await redis.xreadgroup('GROUP', keys.group, this.#consumer, 'COUNT', batchSize, ...block as [], 'STREAMS', keys.stream, from) as Array<[string, Array<[string, string[] | null]>]> | null
+    const entries = reply?.[0]?.[1] ?? []
+    // A pending entry deleted meanwhile comes back without fields: nothing to move, only to acknowledge.
+    const gone = entries.filter(([, fields]) => fields === null).map(([id]) => id)
+    if (gone.length > 0) await redis.xack(keys.stream, keys.group, ...gone)
+    return entries.filter((entry): entry is StreamEntry => entry[1] !== null)
   }
 
   /** Takes over entries another mover read but never acknowledged (it crashed or was killed). */
@@ -124,7 +150,8 @@ export class IntakeMover {
     let cursor = '0-0'
     do {
       const [next, entries] = await redis.xautoclaim(keys.stream, keys.group, this.#consumer, claimIdleMs, cursor, 'COUNT', batchSize) as [string, StreamEntry[], string[]?]
-      // Entries deleted while pending come back without fields; XAUTOCLAIM already dropped them.
+      // Redis 7 lists entries deleted while pending apart (third element); before 7 they came back
+      // without fields. Either way there is nothing to move.
       const live = entries.filter((entry): entry is StreamEntry => Array.isArray(entry?.[1]))
       if (live.length > 0) {
         this.#options.logger.warn({ entries: live.length }, 'intake mover: took over invocations a stopped worker had read but not queued')
@@ -136,27 +163,56 @@ export class IntakeMover {
   }
 
   async #move (entries: readonly StreamEntry[]): Promise<void> {
-    const { redis, keys, queue, logger } = this.#options
-    const jobs: IntakeEntry[] = []
+    const { redis, keys, logger } = this.#options
+    const jobs: Array<IntakeEntry & { entryId: string }> = []
     const parked: Array<{ id: string, fields: string[], problem: string }> = []
     for (const [id, fields] of entries) {
       const decoded = decodeIntakeEntry(fields)
       if ('problem' in decoded) parked.push({ id, fields, problem: decoded.problem })
-      else jobs.push(decoded)
+      else jobs.push({ ...decoded, entryId: id })
     }
-    if (jobs.length > 0) {
-      await queue.addBulk(jobs.map(({ jobId, priority, data }) => ({ name: FLOW_STEP_JOB_NAME, data, opts: { jobId, priority } })))
+    parked.push(...await this.#addJobs(jobs, entries))
+    // Parked entries are written and confirmed before anything is acknowledged: a failure in a
+    // MULTI does not stop the commands after it, so parking and deleting must not share one.
+    if (parked.length > 0) {
+      const parking = redis.pipeline()
+      for (const entry of parked) parking.xadd(keys.parked, '*', 'entryId', entry.id, 'problem', entry.problem, ...entry.fields)
+      throwFirstError(await parking.exec())
     }
     const ids = entries.map(([id]) => id)
-    const done = redis.multi()
-    for (const entry of parked) done.xadd(keys.parked, '*', 'entryId', entry.id, 'problem', entry.problem, ...entry.fields)
-    done.xack(keys.stream, keys.group, ...ids)
-    done.xdel(keys.stream, ...ids)
-    await done.exec()
+    throwFirstError(await redis.multi().xack(keys.stream, keys.group, ...ids).xdel(keys.stream, ...ids).exec())
     for (const entry of parked) {
       logger.error({ entryId: entry.id, problem: entry.problem, parkedIn: keys.parked }, 'intake mover: an intake entry cannot become a flow-step job; parked for ops')
     }
-    logger.debug({ moved: jobs.length, parked: parked.length }, 'intake mover: invocations queued')
+    logger.debug({ moved: jobs.length - parked.length, parked: parked.length }, 'intake mover: invocations queued')
+  }
+
+  /**
+   * One `addBulk` for the batch. BullMQ checks every job before adding any, and Redis may refuse
+   * one, so when the batch fails for a reason other than the connection the jobs are added one by
+   * one and those refused come back to be parked, instead of blocking the batch for ever.
+   */
+  async #addJobs (jobs: ReadonlyArray<IntakeEntry & { entryId: string }>, entries: readonly StreamEntry[]): Promise<Array<{ id: string, fields: string[], problem: string }>> {
+    const { queue } = this.#options
+    const asJob = ({ jobId, priority, data }: IntakeEntry) => ({ name: FLOW_STEP_JOB_NAME, data, opts: { jobId, priority } })
+    if (jobs.length === 0) return []
+    try {
+      await queue.addBulk(jobs.map(asJob))
+      return []
+    } catch (error) {
+      if (isConnectionError(error)) throw error
+    }
+    const refused: Array<{ id: string, fields: string[], problem: string }> = []
+    for (const job of jobs) {
+      try {
+        await queue.add(FLOW_STEP_JOB_NAME, job.data, { jobId: job.jobId, priority: job.priority })
+      } catch (error) {
+        if (isConnectionError(error)) throw error
+        const fields = entries.find(([id]) => id === job.entryId)?.[1] ?? []
+        refused.push({ id: job.entryId, fields, problem: `the queue refused it: ${error instanceof Error ? error.message : String(error)}` })
+      }
+    }
+    return refused
   }
 
   /** Killed workers leave their consumer names in the group; drop those with nothing pending. */
@@ -193,4 +249,16 @@ export class IntakeMover {
       this.#wakeFromPause = () => { clearTimeout(timer); resolve() }
     })
   }
+}
+
+/** Failures of the link to Redis, as opposed to a job Redis or BullMQ refused. */
+function isConnectionError (error: unknown): boolean {
+  if (!(error instanceof Error)) return true
+  if (error.name === 'ReplyError') return /^(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN)/.test(error.message)
+  return /connect|connection|closed|writeable|timed? ?out|ECONNRESET|EPIPE|ETIMEDOUT|ENOTFOUND/i.test(error.message)
+}
+
+function throwFirstError (replies: Array<[Error | null, unknown]> | null): void {
+  if (replies === null) throw new Error('the transaction was discarded')
+  for (const [error] of replies) if (error !== null) throw error
 }

@@ -121,6 +121,48 @@ t.test('an entry that cannot be a job is parked with its reason and logged; the 
   t.notOk(JSON.stringify(logged).includes('{not json'), 'the entry\'s data is not logged')
 })
 
+t.test('an entry the queue refuses is parked with the queue\'s reason, and does not hold up the entries beside it', async (t) => {
+  const s = setup(t)
+  await s.intake.append(entry('inv-good-1'))
+  // Decodable, but BullMQ refuses a job id made of digits: the whole addBulk fails.
+  await s.intake.append({ jobId: '12345', priority: 10, data: jobData('inv-digits') })
+  await s.intake.append(entry('inv-good-2'))
+  s.startMover()
+  await eventually(async () => (await s.intake.backlog()) === 0 ? true : undefined, { what: 'the intake drained' })
+  t.ok(await s.queue.getJob('flow-step-inv-good-1'))
+  t.ok(await s.queue.getJob('flow-step-inv-good-2'))
+  t.equal(await s.queue.count(), 2)
+  const parked = await redis.xrange(s.keys.parked, '-', '+')
+  t.equal(parked.length, 1)
+  const fields = parked[0]![1]
+  t.match(fields[fields.indexOf('problem') + 1], /^the queue refused it: Custom Id cannot be integers/)
+  t.equal(fields[fields.indexOf('jobId') + 1], '12345', 'the whole entry is kept for ops')
+})
+
+t.test('close() returns while Redis is unreachable, leaving the batch for another worker', async (t) => {
+  const ownServer = await startLocalRedis()
+  const keys = flowStepIntakeKeys('unreachable')
+  const connections = [0, 1].map(() => {
+    const connection = new Redis(ownServer.url, { maxRetriesPerRequest: null, retryStrategy: () => 50 })
+    connection.on('error', () => undefined)
+    return connection
+  })
+  const queue = new Queue<FlowStepJobData>(QUEUE.flowStep, { connection: connections[0]!, prefix: 'unreachable' })
+  queue.on('error', () => undefined)
+  const mover = new IntakeMover({ redis: connections[1]!, queue, keys, logger: pino({ level: 'silent' }), claimIdleMs: 60_000, blockMs: 200 })
+  mover.start()
+  await eventually(async () => (await connections[0]!.exists(keys.stream)) === 1 ? true : undefined, { what: 'the mover reading' })
+  await ownServer.stop()
+  let timer: NodeJS.Timeout | undefined
+  const outcome = await Promise.race([
+    mover.close().then(() => 'closed'),
+    new Promise((resolve) => { timer = setTimeout(() => { resolve('hung') }, 10_000) })
+  ])
+  clearTimeout(timer)
+  t.equal(outcome, 'closed')
+  connections[0]!.disconnect()
+})
+
 t.test('an entry read by a mover that died before queueing it is taken over by another', async (t) => {
   const s = setup(t, { claimIdleMs: 300 })
   await redis.xgroup('CREATE', s.keys.stream, s.keys.group, '0', 'MKSTREAM')
@@ -163,14 +205,16 @@ t.test('decodeIntakeEntry names what is wrong with an entry', async (t) => {
   const withField = (name: string, value: string) => good.map((item, i) => good[i - 1] === name ? value : item)
   t.same(decodeIntakeEntry(withField('v', '2')), { problem: 'unknown intake format version "2"' })
   t.same(decodeIntakeEntry(withField('jobId', '')), { problem: 'no jobId' })
-  t.same(decodeIntakeEntry(withField('priority', '-1')), { problem: 'priority "-1" is not a non-negative integer' })
-  t.same(decodeIntakeEntry(withField('priority', 'high')), { problem: 'priority "high" is not a non-negative integer' })
+  t.same(decodeIntakeEntry(withField('priority', '-1')), { problem: 'priority "-1" is not an integer from 0 to 2097151' })
+  t.same(decodeIntakeEntry(withField('priority', 'high')), { problem: 'priority "high" is not an integer from 0 to 2097151' })
+  t.same(decodeIntakeEntry(withField('priority', '3000000')), { problem: 'priority "3000000" is not an integer from 0 to 2097151' }, 'BullMQ refuses priorities past 2^21 - 1')
   t.same(decodeIntakeEntry(withField('data', '[]')), { problem: 'data is not a flow-step invocation' })
   t.same(decodeIntakeEntry(withField('data', '{"invocationId":"x"}')), { problem: 'data is not a flow-step invocation' })
 })
 
 t.test('the API\'s append fails fast with a named error while Redis is unreachable', async (t) => {
   const unreachable = new Redis('redis://127.0.0.1:1', { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true, retryStrategy: () => null })
+  unreachable.on('error', () => undefined) // the refusals are what this test is about
   t.teardown(() => { unreachable.disconnect() })
   const intake = new FlowStepIntake({ redis: unreachable, keys: flowStepIntakeKeys('nowhere'), timeoutMs: 2_000 })
   await t.rejects(intake.append(entry('inv-lost')), IntakeUnavailableError)
