@@ -1,6 +1,6 @@
 import type { EntityDefinition } from './entity-model.ts'
 import { queryError, unknownQueryProperty } from './dataverse-error.ts'
-import { FilterSyntaxError, evaluateCondition, filterProperties, parseFilter, type FilterExpression } from './odata-filter.ts'
+import { FilterSyntaxError, equalityCandidates, evaluateCondition, filterProperties, parseFilter, type FilterExpression } from './odata-filter.ts'
 import type { DataverseRecord } from './record-store.ts'
 
 /**
@@ -23,7 +23,7 @@ export interface CollectionQuery {
 }
 
 export interface CollectionPage {
-  readonly rows: DataverseRecord[]
+  readonly rows: ReadonlyArray<Readonly<DataverseRecord>>
   readonly totalCount: number
   /** Offset of the next page, when there is one. */
   readonly nextOffset: number | undefined
@@ -87,10 +87,17 @@ export function parseCollectionQuery (params: URLSearchParams, definition: Entit
 }
 
 /** The rows of one page, in query order. `pageSize` comes from `Prefer: odata.maxpagesize`. */
-export function runCollectionQuery (rows: DataverseRecord[], query: CollectionQuery, pageSize: number | undefined): CollectionPage {
-  const matching = query.filter === undefined
-    ? rows
-    : rows.filter((row) => evaluateCondition(query.filter as FilterExpression, row))
+export function runCollectionQuery (rows: ReadonlyArray<Readonly<DataverseRecord>>, query: CollectionQuery, pageSize: number | undefined): CollectionPage {
+  const filter = query.filter
+  const candidates = filter === undefined ? undefined : equalityCandidates(filter)
+  // A string that is not a candidate cannot match; any other value is left to the full evaluation.
+  const mayMatch = candidates === undefined
+    ? () => true
+    : (row: Readonly<DataverseRecord>) => {
+        const value = row[candidates.property]
+        return typeof value === 'string' ? candidates.values.has(value.toLowerCase()) : value !== null && value !== undefined
+      }
+  const matching = filter === undefined ? rows : rows.filter((row) => mayMatch(row) && evaluateCondition(filter, row))
   const ordered = query.orderBy.length === 0 ? matching : [...matching].sort((a, b) => compareRows(a, b, query.orderBy))
   const limited = pageSize === undefined && query.top !== undefined ? ordered.slice(0, query.top) : ordered
   const size = Math.min(pageSize ?? MAX_PAGE_SIZE, MAX_PAGE_SIZE)
@@ -99,7 +106,7 @@ export function runCollectionQuery (rows: DataverseRecord[], query: CollectionQu
   return { rows: page, totalCount: Math.min(limited.length, MAX_PAGE_SIZE), nextOffset }
 }
 
-function compareRows (a: DataverseRecord, b: DataverseRecord, orderBy: CollectionQuery['orderBy']): number {
+function compareRows (a: Readonly<DataverseRecord>, b: Readonly<DataverseRecord>, orderBy: CollectionQuery['orderBy']): number {
   for (const { column, descending } of orderBy) {
     const result = compareValues(a[column], b[column])
     if (result !== 0) return descending ? -result : result
@@ -141,7 +148,7 @@ function decodeSkipToken (token: string): number {
 }
 
 /** Applies `$select`, keeping the primary key as Dataverse does (§1.3). */
-export function projectRow (row: DataverseRecord, select: readonly string[] | undefined, definition: EntityDefinition): DataverseRecord {
+export function projectRow (row: Readonly<DataverseRecord>, select: readonly string[] | undefined, definition: EntityDefinition): DataverseRecord {
   const etag = `W/"${String(row.versionnumber)}"`
   if (select === undefined) return { '@odata.etag': etag, ...row }
   const projected: DataverseRecord = { '@odata.etag': etag }

@@ -247,7 +247,7 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
 
   function retrieveMultiple (context: RequestContext, definition: EntityDefinition): void {
     const query = parseCollectionQuery(context.url.searchParams, definition)
-    const page = runCollectionQuery(store.list(definition.entitySet), query, context.prefer.maxPageSize)
+    const page = runCollectionQuery(store.scan(definition.entitySet), query, context.prefer.maxPageSize)
     const body: Record<string, unknown> = {
       '@odata.context': `${context.base}$metadata#${definition.entitySet}${query.select === undefined ? '' : `(${query.select.join(',')})`}`
     }
@@ -271,7 +271,7 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
 
   function countCollection (context: RequestContext, definition: EntityDefinition): void {
     const query = parseCollectionQuery(context.url.searchParams, definition)
-    const { totalCount } = runCollectionQuery(store.list(definition.entitySet), { ...query, offset: 0 }, MAX_PAGE_SIZE)
+    const { totalCount } = runCollectionQuery(store.scan(definition.entitySet), { ...query, offset: 0 }, MAX_PAGE_SIZE)
     const payload = String(totalCount)
     context.response.writeHead(200, {
       'Content-Type': 'text/plain',

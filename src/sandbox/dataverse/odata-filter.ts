@@ -210,6 +210,33 @@ export function parseFilter (source: string): FilterExpression {
   return expression
 }
 
+/**
+ * When every row a filter matches must have one property equal to one of a few strings (an `or`
+ * of `eq` comparisons, possibly `and`-ed with more conditions), that property and the strings,
+ * lower-cased as `eq` compares them; otherwise undefined. Lets a query skip most rows with one set
+ * look-up instead of evaluating a 40-way `or` on each: the look-ups by email the flow step sends.
+ */
+export function equalityCandidates (expression: FilterExpression): { readonly property: string, readonly values: ReadonlySet<string> } | undefined {
+  switch (expression.kind) {
+    case 'compare': {
+      if (expression.operator !== 'eq') return undefined
+      const [property, literal] = expression.left.kind === 'property' ? [expression.left, expression.right] : [expression.right, expression.left]
+      if (property.kind !== 'property' || literal.kind !== 'literal' || literal.literal.kind !== 'string') return undefined
+      // A string that reads as a time compares as a time with a datetime column: leave it to evaluation.
+      if (!Number.isNaN(Date.parse(literal.literal.value))) return undefined
+      return { property: property.name, values: new Set([literal.literal.value.toLowerCase()]) }
+    }
+    case 'or': {
+      const left = equalityCandidates(expression.left)
+      const right = equalityCandidates(expression.right)
+      if (left === undefined || right === undefined || left.property !== right.property) return undefined
+      return { property: left.property, values: new Set([...left.values, ...right.values]) }
+    }
+    case 'and': return equalityCandidates(expression.left) ?? equalityCandidates(expression.right)
+    default: return undefined
+  }
+}
+
 /** Every property a filter names, so the caller can reject unknown columns before evaluating. */
 export function filterProperties (expression: FilterExpression): string[] {
   switch (expression.kind) {
