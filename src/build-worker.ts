@@ -6,7 +6,7 @@ import type { FlowCallbackJobData, FlowStepJobData } from './queue/payloads.ts'
 import type { PersonDirectory } from './flow-step/sync-person-batch.ts'
 import type { SealedBox } from './crypto/sealed-box.ts'
 import { createFlowStepQueues } from './queue/create-queues.ts'
-import { QUEUE } from './queue/names.ts'
+import { FLOW_STEP_JOB_NAME, QUEUE } from './queue/names.ts'
 import { flowStepIntakeKeys } from './queue/flow-step-intake.ts'
 import { IntakeMover } from './queue/intake-mover.ts'
 import { PersonRecords } from './dynamics/person-records.ts'
@@ -59,7 +59,7 @@ export function buildWorker (deps: WorkerDeps): RunningWorker {
     marketo: deps.marketo,
     links: new RecordLinkStore(commands, prefix),
     claims: new EmailClaims(commands, prefix),
-    logger: logger.child({ job: 'sync-person-batch' }),
+    logger: logger.child({ job: FLOW_STEP_JOB_NAME }),
     queues
   })
   const callbackProcessor = createSendFlowCallbackProcessor({

@@ -5,9 +5,7 @@ import type { Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { FlowStepJobData } from './payloads.ts'
 import { decodeIntakeEntry, type IntakeEntry, type IntakeKeys } from './flow-step-intake.ts'
-
-/** The job name every flow-step job carries (jobs/sync-person-batch.ts processes it). */
-export const FLOW_STEP_JOB_NAME = 'sync-person-batch'
+import { FLOW_STEP_JOB_NAME } from './names.ts'
 
 export interface IntakeMoverOptions {
   /** A connection of the mover's own: it blocks on the stream, and the mover closes it. */
@@ -28,6 +26,8 @@ export interface IntakeMoverOptions {
 }
 
 type StreamEntry = [id: string, fields: string[]]
+type DecodedEntry = IntakeEntry & { readonly entryId: string, readonly fields: string[] }
+type ParkedEntry = { readonly id: string, readonly fields: string[], readonly problem: string }
 
 /** A consumer that has had no pending entries and done nothing for this long is a dead process's. */
 const FORGET_CONSUMER_AFTER_MS = 60 * 60 * 1000
@@ -164,14 +164,15 @@ export class IntakeMover {
 
   async #move (entries: readonly StreamEntry[]): Promise<void> {
     const { redis, keys, logger } = this.#options
-    const jobs: Array<IntakeEntry & { entryId: string }> = []
-    const parked: Array<{ id: string, fields: string[], problem: string }> = []
+    const jobs: DecodedEntry[] = []
+    const parked: ParkedEntry[] = []
     for (const [id, fields] of entries) {
       const decoded = decodeIntakeEntry(fields)
       if ('problem' in decoded) parked.push({ id, fields, problem: decoded.problem })
-      else jobs.push({ ...decoded, entryId: id })
+      else jobs.push({ ...decoded, entryId: id, fields })
     }
-    parked.push(...await this.#addJobs(jobs, entries))
+    const refused = await this.#addJobs(jobs)
+    parked.push(...refused)
     // Parked entries are written and confirmed before anything is acknowledged: a failure in a
     // MULTI does not stop the commands after it, so parking and deleting must not share one.
     if (parked.length > 0) {
@@ -184,7 +185,7 @@ export class IntakeMover {
     for (const entry of parked) {
       logger.error({ entryId: entry.id, problem: entry.problem, parkedIn: keys.parked }, 'intake mover: an intake entry cannot become a flow-step job; parked for ops')
     }
-    logger.debug({ moved: jobs.length - parked.length, parked: parked.length }, 'intake mover: invocations queued')
+    logger.debug({ moved: jobs.length - refused.length, parked: parked.length }, 'intake mover: invocations queued')
   }
 
   /**
@@ -192,7 +193,7 @@ export class IntakeMover {
    * one, so when the batch fails for a reason other than the connection the jobs are added one by
    * one and those refused come back to be parked, instead of blocking the batch for ever.
    */
-  async #addJobs (jobs: ReadonlyArray<IntakeEntry & { entryId: string }>, entries: readonly StreamEntry[]): Promise<Array<{ id: string, fields: string[], problem: string }>> {
+  async #addJobs (jobs: readonly DecodedEntry[]): Promise<ParkedEntry[]> {
     const { queue } = this.#options
     const asJob = ({ jobId, priority, data }: IntakeEntry) => ({ name: FLOW_STEP_JOB_NAME, data, opts: { jobId, priority } })
     if (jobs.length === 0) return []
@@ -202,14 +203,14 @@ export class IntakeMover {
     } catch (error) {
       if (isConnectionError(error)) throw error
     }
-    const refused: Array<{ id: string, fields: string[], problem: string }> = []
+    const refused: ParkedEntry[] = []
     for (const job of jobs) {
       try {
-        await queue.add(FLOW_STEP_JOB_NAME, job.data, { jobId: job.jobId, priority: job.priority })
+        const { name, data, opts } = asJob(job)
+        await queue.add(name, data, opts)
       } catch (error) {
         if (isConnectionError(error)) throw error
-        const fields = entries.find(([id]) => id === job.entryId)?.[1] ?? []
-        refused.push({ id: job.entryId, fields, problem: `the queue refused it: ${error instanceof Error ? error.message : String(error)}` })
+        refused.push({ id: job.entryId, fields: job.fields, problem: `the queue refused it: ${error instanceof Error ? error.message : String(error)}` })
       }
     }
     return refused

@@ -11,5 +11,8 @@ export const QUEUE = {
 } as const
 export type QueueName = typeof QUEUE[keyof typeof QUEUE]
 
+/** The name every `flow-step` job carries (jobs/sync-person-batch.ts processes it). */
+export const FLOW_STEP_JOB_NAME = 'sync-person-batch'
+
 /** BullMQ: a lower number runs first. Trigger campaigns are real time; batch runs can wait. */
 export const PRIORITY = { triggerCampaign: 1, batchCampaign: 10 } as const

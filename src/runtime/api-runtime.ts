@@ -10,8 +10,8 @@ import { createCallbackCredentialsBox, createDataverseClient } from './service-c
 
 /**
  * The API process's parts wired from config: its fail-fast Redis connection, the intake it
- * appends invocations to, the Dataverse client behind the Assign To picklist, and the app. Closing the app closes
- * the rest. `src/server.ts` listens on it; tests build the very same thing.
+ * appends invocations to, the Dataverse client behind the Assign To picklist, and the app.
+ * Closing the app closes the rest. `src/server.ts` listens on it; tests build the very same thing.
  */
 export interface ApiRuntime {
   readonly app: FastifyInstance

@@ -3,6 +3,7 @@ import { Redis } from 'ioredis'
 import { startLocalRedis } from '../../src/sandbox/redis-server.ts'
 import { createFlowStepQueues } from '../../src/queue/create-queues.ts'
 import { flowCallbackJobId, flowStepJobId } from '../../src/queue/job-ids.ts'
+import { FLOW_STEP_JOB_NAME } from '../../src/queue/names.ts'
 import { reportAbandonedBatch } from '../../jobs/sync-person-batch.ts'
 import type { FlowStepJobData } from '../../src/queue/payloads.ts'
 
@@ -32,7 +33,7 @@ t.test('a flow-step job given up for good still reports every person once: settl
     receivedAt: new Date().toISOString(),
     settledOutcomes: [{ marketoId: 2, kind: 'created', recordType: 'Lead', recordId: 'lead-2' }]
   }
-  await queues.flowStep.add('sync-person-batch', data, { jobId: flowStepJobId(data.invocationId) })
+  await queues.flowStep.add(FLOW_STEP_JOB_NAME, data, { jobId: flowStepJobId(data.invocationId) })
   const job = await queues.flowStep.getJob(flowStepJobId(data.invocationId))
   await reportAbandonedBatch(queues, job!, new Error('worker died twice'))
   await reportAbandonedBatch(queues, job!, new Error('reported again'))
