@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { DEFAULT_TLS_DIR } from '../src/sandbox/start-sandbox.ts'
-import { ensureSandboxTls } from '../src/sandbox/tls.ts'
+import { DEFAULT_TLS_DIR } from '../sandbox/start-sandbox.ts'
+import { ensureSandboxTls } from '../sandbox/tls.ts'
 
 /**
  * `npm run bench [name…]`: runs the named scenarios (all when none is named), each in its own

@@ -1,5 +1,5 @@
-import type { Sandbox } from '../../src/sandbox/start-sandbox.ts'
-import type { InstalledService } from '../../src/sandbox/marketo/index.ts'
+import type { Sandbox } from '../../sandbox/start-sandbox.ts'
+import type { InstalledService } from '../../sandbox/marketo/index.ts'
 
 /**
  * Drives trigger or batch campaigns through the emulated Marketo (so the invocation, its one-time

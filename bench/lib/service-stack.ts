@@ -1,9 +1,9 @@
 import { fileURLToPath } from 'node:url'
 import { Writable } from 'node:stream'
-import { startSandbox, type Sandbox, type SandboxOptions } from '../../src/sandbox/start-sandbox.ts'
-import { describeExit, spawnServiceProcess, type ServiceProcess } from '../../src/sandbox/service-processes.ts'
-import { waitUntilReady } from '../../src/sandbox/wait-until-ready.ts'
-import type { InstalledService } from '../../src/sandbox/marketo/index.ts'
+import { startSandbox, type Sandbox, type SandboxOptions } from '../../sandbox/start-sandbox.ts'
+import { describeExit, spawnServiceProcess, type ServiceProcess } from '../../sandbox/service-processes.ts'
+import { waitUntilReady } from '../../sandbox/wait-until-ready.ts'
+import type { InstalledService } from '../../sandbox/marketo/index.ts'
 
 /**
  * What `npm run sandbox` starts, for a benchmark: a local redis-server and the emulators in this

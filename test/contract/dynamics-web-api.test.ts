@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { DynamicsWebApi } from 'dynamics-web-api'
-import { ensureSandboxTls } from '../../src/sandbox/tls.ts'
-import { startAzureAdEmulator } from '../../src/sandbox/azure-ad/index.ts'
-import { startDataverseEmulator } from '../../src/sandbox/dataverse/index.ts'
+import { ensureSandboxTls } from '../../sandbox/tls.ts'
+import { startAzureAdEmulator } from '../../sandbox/azure-ad/index.ts'
+import { startDataverseEmulator } from '../../sandbox/dataverse/index.ts'
 import { createMsalAccessTokenProvider } from '../../src/dynamics/access-token-provider.ts'
 
 /**

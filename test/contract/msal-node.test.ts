@@ -3,8 +3,8 @@ import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { ClientAuthError, ConfidentialClientApplication, ServerError } from '@azure/msal-node'
 import { generate } from 'selfsigned'
-import { ensureSandboxTls } from '../../src/sandbox/tls.ts'
-import { startAzureAdEmulator } from '../../src/sandbox/azure-ad/index.ts'
+import { ensureSandboxTls } from '../../sandbox/tls.ts'
+import { startAzureAdEmulator } from '../../sandbox/azure-ad/index.ts'
 import { AzureAdAuthError, createMsalAccessTokenProvider } from '../../src/dynamics/access-token-provider.ts'
 
 /**

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import Marketo from 'node-marketo-rest'
-import { CHANGE_DATA_VALUE_ACTIVITY_TYPE_ID, startMarketoEmulator, type MarketoEmulator } from '../../src/sandbox/marketo/index.ts'
+import { CHANGE_DATA_VALUE_ACTIVITY_TYPE_ID, startMarketoEmulator, type MarketoEmulator } from '../../sandbox/marketo/index.ts'
 
 /**
  * The unmodified npm client node-marketo-rest 0.7.8 against the Marketo emulator: what it sends

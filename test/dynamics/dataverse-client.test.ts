@@ -1,6 +1,6 @@
 import t from 'tap'
 import pino from 'pino'
-import { startDataverseEmulator } from '../../src/sandbox/dataverse/index.ts'
+import { startDataverseEmulator } from '../../sandbox/dataverse/index.ts'
 import { DataverseClient } from '../../src/dynamics/dataverse-client.ts'
 import { DataverseError, DataverseUnavailableError } from '../../src/dynamics/dataverse-errors.ts'
 

@@ -5,9 +5,9 @@ import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { Writable } from 'node:stream'
 import { Redis } from 'ioredis'
-import { startSandbox } from '../../src/sandbox/start-sandbox.ts'
-import { spawnServiceProcess } from '../../src/sandbox/service-processes.ts'
-import { waitUntilReady } from '../../src/sandbox/wait-until-ready.ts'
+import { startSandbox } from '../../sandbox/start-sandbox.ts'
+import { spawnServiceProcess } from '../../sandbox/service-processes.ts'
+import { waitUntilReady } from '../../sandbox/wait-until-ready.ts'
 import { FlowStepIntake, flowStepIntakeKeys } from '../../src/queue/flow-step-intake.ts'
 
 /**

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { createHash } from 'node:crypto'
 import { Redis } from 'ioredis'
-import { startLocalRedis } from '../../src/sandbox/redis-server.ts'
+import { startLocalRedis } from '../../sandbox/redis-server.ts'
 import { EmailClaims, EmailClaimTimeoutError } from '../../src/flow-step/email-claims.ts'
 
 const redisServer = await startLocalRedis()

@@ -9,8 +9,8 @@ import { createFlowStepQueues, type FlowStepQueues } from '../../src/queue/creat
 import type { FlowStepIntake } from '../../src/queue/flow-step-intake.ts'
 import { buildApiRuntime } from '../../src/runtime/api-runtime.ts'
 import { buildWorkerRuntime } from '../../src/runtime/worker-runtime.ts'
-import { startSandbox, type Sandbox, type SandboxOptions } from '../../src/sandbox/start-sandbox.ts'
-import type { InstalledService } from '../../src/sandbox/marketo/index.ts'
+import { startSandbox, type Sandbox, type SandboxOptions } from '../../sandbox/start-sandbox.ts'
+import type { InstalledService } from '../../sandbox/marketo/index.ts'
 
 /**
  * The product as it runs, on the sandbox: real Redis (a redis-server started for the test file),

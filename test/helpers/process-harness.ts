@@ -1,12 +1,12 @@
 import { Writable } from 'node:stream'
 import type { Test } from 'tap'
 import { fileURLToPath } from 'node:url'
-import { startSandbox, type Sandbox, type SandboxOptions } from '../../src/sandbox/start-sandbox.ts'
-import { spawnServiceProcess, type ServiceProcess } from '../../src/sandbox/service-processes.ts'
-import { waitUntilReady } from '../../src/sandbox/wait-until-ready.ts'
-import type { InstalledService } from '../../src/sandbox/marketo/index.ts'
-import type { CampaignKind } from '../../src/sandbox/marketo/invocation-ledger.ts'
-import type { InvocationResult } from '../../src/sandbox/marketo/campaign-runner.ts'
+import { startSandbox, type Sandbox, type SandboxOptions } from '../../sandbox/start-sandbox.ts'
+import { spawnServiceProcess, type ServiceProcess } from '../../sandbox/service-processes.ts'
+import { waitUntilReady } from '../../sandbox/wait-until-ready.ts'
+import type { InstalledService } from '../../sandbox/marketo/index.ts'
+import type { CampaignKind } from '../../sandbox/marketo/invocation-ledger.ts'
+import type { InvocationResult } from '../../sandbox/marketo/campaign-runner.ts'
 import { eventually } from './flow-step-harness.ts'
 
 /**

@@ -2,8 +2,8 @@ import t from 'tap'
 import { createServer } from 'node:http'
 import { once } from 'node:events'
 import { startFlowStepHarness, eventually } from '../helpers/flow-step-harness.ts'
-import { SANDBOX_USERS } from '../../src/sandbox/start-sandbox.ts'
-import { startLocalRedis } from '../../src/sandbox/redis-server.ts'
+import { SANDBOX_USERS } from '../../sandbox/start-sandbox.ts'
+import { startLocalRedis } from '../../sandbox/redis-server.ts'
 
 /**
  * The flow step's HTTP surface as Marketo and developers meet it: authentication, validation,

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { startFlowStepHarness, eventually } from '../helpers/flow-step-harness.ts'
-import { SANDBOX_USERS } from '../../src/sandbox/start-sandbox.ts'
-import type { CallbackRecord } from '../../src/sandbox/marketo/index.ts'
+import { SANDBOX_USERS } from '../../sandbox/start-sandbox.ts'
+import type { CallbackRecord } from '../../sandbox/marketo/index.ts'
 
 /**
  * "Sync Person to Microsoft" end to end: the emulated Marketo runs a campaign that invokes the

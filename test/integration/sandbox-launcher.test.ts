@@ -3,9 +3,9 @@ import { execFile, spawn } from 'node:child_process'
 import { createConnection } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { freePort } from '../../src/sandbox/redis-server.ts'
-import { SANDBOX_READY_MARK } from '../../src/sandbox/sandbox-guide.ts'
-import { FIRST_SSFS_ACTIVITY_TYPE_ID } from '../../src/sandbox/marketo/index.ts'
+import { freePort } from '../../sandbox/redis-server.ts'
+import { SANDBOX_READY_MARK } from '../../sandbox/sandbox-guide.ts'
+import { FIRST_SSFS_ACTIVITY_TYPE_ID } from '../../sandbox/marketo/index.ts'
 import { eventually } from '../helpers/flow-step-harness.ts'
 
 /**

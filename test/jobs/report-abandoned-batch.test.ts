@@ -1,6 +1,6 @@
 import t from 'tap'
 import { Redis } from 'ioredis'
-import { startLocalRedis } from '../../src/sandbox/redis-server.ts'
+import { startLocalRedis } from '../../sandbox/redis-server.ts'
 import { createFlowStepQueues } from '../../src/queue/create-queues.ts'
 import { flowCallbackJobId, flowStepJobId } from '../../src/queue/job-ids.ts'
 import { FLOW_STEP_JOB_NAME } from '../../src/queue/names.ts'

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { startMarketoEmulator } from '../../src/sandbox/marketo/index.ts'
+import { startMarketoEmulator } from '../../sandbox/marketo/index.ts'
 import { MarketoRestClient } from '../../src/marketo/marketo-rest-client.ts'
 import { MarketoApiError, MarketoAuthError } from '../../src/marketo/marketo-errors.ts'
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
-import { startDataverseEmulator, type DataverseEmulator } from '../../src/sandbox/dataverse/index.ts'
+import { startDataverseEmulator, type DataverseEmulator } from '../../sandbox/dataverse/index.ts'
 
 /** The Dataverse emulator over real HTTP with plain fetch: the wire, not the internals. */
 

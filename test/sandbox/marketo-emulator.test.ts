@@ -9,7 +9,7 @@ import {
   type InstalledService,
   type InvocationPayload,
   type MarketoEmulator
-} from '../../src/sandbox/marketo/index.ts'
+} from '../../sandbox/marketo/index.ts'
 
 /**
  * The SSFS side of the Marketo emulator over real HTTP (shared/reference/marketo-rest-and-ssfs.md

@@ -6,7 +6,7 @@ import { ensureSandboxTls } from './tls.ts'
  * starts with `NODE_EXTRA_CA_CERTS=.sandbox/tls/ca.pem` (Node reads that file once, at process start).
  * Silent on success.
  */
-const tlsDir = fileURLToPath(new URL('../../.sandbox/tls/', import.meta.url))
+const tlsDir = fileURLToPath(new URL('../.sandbox/tls/', import.meta.url))
 
 try {
   await ensureSandboxTls(tlsDir)

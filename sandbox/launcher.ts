@@ -14,7 +14,7 @@ import { findEntityDefinition } from './dataverse/entity-model.ts'
  * Marketo emulators, with the flow step installed in the emulated Marketo and a short guide printed.
  */
 
-const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const PROJECT_ROOT = fileURLToPath(new URL('../', import.meta.url))
 const API_READY_TIMEOUT_MS = 30_000
 /** The services' own shutdown deadline is 30 s; the sandbox has nothing worth waiting that long for. */
 const SERVICE_STOP_DEADLINE_MS = 10_000

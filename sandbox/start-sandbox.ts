@@ -58,7 +58,7 @@ export interface Sandbox {
   close (): Promise<void>
 }
 
-export const DEFAULT_TLS_DIR = fileURLToPath(new URL('../../.sandbox/tls/', import.meta.url))
+export const DEFAULT_TLS_DIR = fileURLToPath(new URL('../.sandbox/tls/', import.meta.url))
 
 export async function startSandbox (options: SandboxOptions = {}): Promise<Sandbox> {
   const started: Array<{ close (): Promise<void> }> = []
