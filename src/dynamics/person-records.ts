@@ -16,6 +16,17 @@ const TABLE: Record<SyncAs, { entitySet: string; primaryKey: string }> = {
 
 /** Keeps each GET URL far below Dataverse's URL limits with room for long emails. */
 const VALUES_PER_FILTER = 40
+/**
+ * Rows asked per open email in one look-up: room for a few duplicates each, so an ordinary batch
+ * is settled in one request per table while no answer grows with a junk email's record count.
+ */
+const ROWS_PER_EMAIL = 4
+
+/** What a look-up by email found: the oldest lead and the oldest contact with that email. */
+export interface EmailMatches {
+  readonly lead?: RecordLink
+  readonly contact?: RecordLink
+}
 
 export class PersonRecords {
   constructor (private readonly client: DataverseClient) {}
@@ -35,33 +46,59 @@ export class PersonRecords {
   }
 
   /**
-   * Leads and contacts by email (case-insensitive in Dataverse). When an email has both, the
-   * contact is the person's record: in Marketo a CRM contact always wins over a CRM lead
-   * (marketo-native-dynamics-sync.md §4).
+   * Leads and contacts by email (case-insensitive in Dataverse): for each email, its oldest lead
+   * and its oldest contact, if any. Which of the two is the person's record is a decision of the
+   * caller (flow-step/person-decisions.ts), not of the look-up.
    */
-  async findByEmails (emails: readonly string[]): Promise<Map<string, RecordLink>> {
+  async findByEmails (emails: readonly string[]): Promise<Map<string, EmailMatches>> {
     // Leads and contacts are asked at the same time: a trigger invocation waits for both.
     const [leads, contacts] = await Promise.all([this.#findInTable('Lead', emails), this.#findInTable('Contact', emails)])
-    // Contacts second, so they win where an email has both.
-    return new Map([...leads, ...contacts])
+    const matches = new Map<string, EmailMatches>()
+    for (const [email, lead] of leads) matches.set(email, { lead })
+    for (const [email, contact] of contacts) matches.set(email, { ...matches.get(email), contact })
+    return matches
   }
 
+  /**
+   * The oldest record per email, in a number of requests bounded by the number of emails, never
+   * by the number of records: a junk address such as test@test.com can sit on thousands of leads,
+   * and one match is all a decision needs.
+   *
+   * Rows come oldest first across all emails of the filter, so the first row seen for an email is
+   * its oldest. Each request asks for at most `ROWS_PER_EMAIL` rows per email still open (`$top`,
+   * which Dataverse honours when no `odata.maxpagesize` is sent — reference
+   * dataverse-web-api-and-msal.md §1.10) and follows no nextLink. A short answer settles every
+   * email of the filter; a full one settles at least the emails it shows, and the others are asked
+   * again without them — so an email on 10,000 leads costs one extra request, not two 5,000-row pages.
+   */
   async #findInTable (type: SyncAs, emails: readonly string[]): Promise<Map<string, RecordLink>> {
     const { entitySet, primaryKey } = TABLE[type]
     const found = new Map<string, RecordLink>()
     for (const chunk of chunks(emails, VALUES_PER_FILTER)) {
-      const rows = await this.client.retrieveMultiple<Record<string, string | null>>(entitySet, {
-        select: [primaryKey, 'emailaddress1'],
-        // Several records for one email: the oldest is the person's, whichever order Dataverse pages in.
-        orderBy: 'createdon asc',
-        filter: chunk.map((email) => `emailaddress1 eq ${odataString(email)}`).join(' or ')
-      })
-      for (const row of rows) {
-        // Normalised like the requested emails: Dataverse's comparison also ignores case and
-        // trailing blanks, and a match keyed differently would be missed and duplicated.
-        const email = normaliseEmail(row.emailaddress1)
-        const id = row[primaryKey]
-        if (email !== undefined && typeof id === 'string' && !found.has(email)) found.set(email, { type, id: id.toLowerCase() })
+      let open = [...new Set(chunk)]
+      while (open.length > 0) {
+        const top = open.length * ROWS_PER_EMAIL
+        const rows = await this.client.retrieveMultiple<Record<string, string | null>>(entitySet, {
+          select: [primaryKey, 'emailaddress1'],
+          // Several records for one email: the oldest is the person's, whichever order Dataverse pages in.
+          orderBy: `createdon asc,${primaryKey} asc`,
+          filter: open.map((email) => `emailaddress1 eq ${odataString(email)}`).join(' or '),
+          top,
+          maxRows: top
+        })
+        for (const row of rows) {
+          // Normalised like the requested emails: Dataverse's comparison also ignores case and
+          // trailing blanks, and a match keyed differently would be missed and duplicated.
+          const email = normaliseEmail(row.emailaddress1)
+          const id = row[primaryKey]
+          if (email !== undefined && typeof id === 'string' && !found.has(email)) found.set(email, { type, id: id.toLowerCase() })
+        }
+        if (rows.length < top) break
+        const before = open.length
+        open = open.filter((email) => !found.has(email))
+        // A full answer that settles no email cannot happen; if Dataverse ever gives one, asking
+        // again would loop and stopping would take a partial read for "not found" (a duplicate).
+        if (open.length === before) throw new IncompleteLookUpError(entitySet)
       }
     }
     return found
@@ -70,6 +107,14 @@ export class PersonRecords {
   async create (type: SyncAs, record: Record<string, string>): Promise<RecordLink> {
     const id = await this.client.create(TABLE[type].entitySet, record)
     return { type, id }
+  }
+}
+
+export class IncompleteLookUpError extends Error {
+  readonly code = 'DYNAMICS_LOOKUP_INCOMPLETE'
+  constructor (entitySet: string) {
+    super(`a look-up of ${entitySet} by email answered a full page without any email asked for`)
+    this.name = 'IncompleteLookUpError'
   }
 }
 

@@ -1,10 +1,14 @@
 import type { Logger } from 'pino'
 import type { FlowStepPerson, PersonOutcome } from '../queue/payloads.ts'
 import type { RecordLink, RecordLinkStore } from '../links/record-link-store.ts'
-import type { PersonRecords } from '../dynamics/person-records.ts'
 import type { ClaimResult, EmailClaims } from './email-claims.ts'
-import { DataverseError, DataverseUnavailableError } from '../dynamics/dataverse-errors.ts'
+import type { EmailMatches, PersonRecords } from '../dynamics/person-records.ts'
 import { MARKETO_PERSON_FIELDS, normaliseEmail, toDynamicsRecord, type PersonFields } from '../sync/person-field-mapping.ts'
+import {
+  checkAssignTo, claimFailed, claimLost, confirmedLink, createFailed, decideRecordAction, emailForLookUp, failure,
+  fieldsAfterMarketoRead, lookUpFailed, needsMarketoRead, uniquePersons, verdictsForRecord,
+  type MarketoRead, type PersonFailure, type PersonVerdict
+} from './person-decisions.ts'
 
 /**
  * "Sync Person to Microsoft" for one invocation's persons: create the person in Dynamics if no
@@ -17,6 +21,7 @@ import { MARKETO_PERSON_FIELDS, normaliseEmail, toDynamicsRecord, type PersonFie
  *   2. leads and contacts with the person's email, batched;
  *   3. for the rest, an atomic claim per email decides which worker creates (email-claims.ts).
  * Persons whose invocation carried no email are read from Marketo in one batched REST call.
+ * Every decision is a pure function of person-decisions.ts; this file only loads, acts and records.
  */
 
 export interface PersonDirectory {
@@ -36,31 +41,31 @@ export interface BatchOutcome extends PersonOutcome {
   readonly retryable?: boolean
 }
 
-/** emailaddress1's maximum length in Dataverse (reference §7); longer cannot exist there. */
-const DYNAMICS_EMAIL_MAX_LENGTH = 100
 /** Emails created at once per batch; the Dataverse client's own limit bounds requests further. */
 const CREATES_IN_PARALLEL = 8
 
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+interface Candidate { readonly person: FlowStepPerson, readonly fields: PersonFields }
 
+/**
+ * Load, decide (person-decisions.ts), act, record. Throws only when a look-up for the whole batch
+ * fails (the job then retries the batch); every other failure is one person's outcome.
+ */
 export async function syncPersonBatch (
   invocationId: string,
   persons: readonly FlowStepPerson[],
   deps: SyncPersonBatchDeps
 ): Promise<BatchOutcome[]> {
   const outcomes = new Map<number, BatchOutcome>()
-  const pending = new Map<number, FlowStepPerson>()
-  for (const person of persons) {
-    // A person listed twice in one invocation is synced and reported once.
-    if (pending.has(person.marketoId) || outcomes.has(person.marketoId)) continue
-    if (person.assignTo !== undefined && !GUID.test(person.assignTo)) {
-      outcomes.set(person.marketoId, failed(person, 'INVALID_ASSIGN_TO', 'Assign To is not a Dynamics user id; choose the user again in the flow step'))
-    } else {
-      pending.set(person.marketoId, person)
-    }
+  const decide = (marketoId: number, verdict: PersonVerdict) => { outcomes.set(marketoId, toOutcome(marketoId, verdict)) }
+
+  const pending: FlowStepPerson[] = []
+  for (const person of uniquePersons(persons)) {
+    const invalid = checkAssignTo(person.assignTo)
+    if (invalid === undefined) pending.push(person)
+    else decide(person.marketoId, invalid)
   }
 
-  const candidates = await completeFromMarketo([...pending.values()], deps, outcomes)
+  const candidates = await completeFromMarketo(pending, deps, decide)
 
   // 1. Linked records, confirmed by id. One this invocation created on an earlier try (the try
   // ended before its outcome was saved) is still reported created.
@@ -71,7 +76,7 @@ export async function syncPersonBatch (
     if (linked.length === 0) continue
     const existing = await deps.records.existingIds(type, linked.map(([, link]) => link.id))
     for (const [marketoId, link] of linked) {
-      if (existing.has(link.id)) confirmed.set(marketoId, link)
+      if (confirmedLink(link, existing) !== undefined) confirmed.set(marketoId, link)
       else await deps.links.remove(marketoId, link)
     }
   }
@@ -83,40 +88,41 @@ export async function syncPersonBatch (
   const ownLinked = await deps.claims.settleOwnCreations(linkedByEmail, invocationId)
   for (const [marketoId, link] of confirmed) {
     const email = normaliseEmail(candidates.get(marketoId)?.fields.email)
-    const createdHere = email !== undefined && ownLinked.delete(email)
-    outcomes.set(marketoId, createdHere ? created(marketoId, link) : existed(marketoId, link))
+    const [verdict] = verdictsForRecord(link, 1, email !== undefined && ownLinked.delete(email))
+    decide(marketoId, verdict!)
     candidates.delete(marketoId)
   }
 
-  // Persons with no email at all cannot be checked for an existing record: refuse rather than risk a duplicate.
-  const byEmail = new Map<string, Array<{ person: FlowStepPerson; fields: PersonFields }>>()
-  for (const [marketoId, entry] of candidates) {
-    const email = normaliseEmail(entry.fields.email)
-    if (email === undefined) {
-      outcomes.set(marketoId, failed(entry.person, 'MISSING_EMAIL', 'the person has no email address, so an existing lead or contact cannot be ruled out'))
+  const byEmail = new Map<string, Candidate[]>()
+  for (const [marketoId, candidate] of candidates) {
+    const checked = emailForLookUp(candidate.fields)
+    if ('kind' in checked) {
+      decide(marketoId, checked)
       continue
     }
-    if (email.length > DYNAMICS_EMAIL_MAX_LENGTH) {
-      outcomes.set(marketoId, failed(entry.person, 'EMAIL_TOO_LONG', `the email address is longer than Dynamics' ${DYNAMICS_EMAIL_MAX_LENGTH} characters`))
-      continue
-    }
-    const group = byEmail.get(email) ?? []
-    group.push(entry)
-    byEmail.set(email, group)
+    const group = byEmail.get(checked.email) ?? []
+    group.push(candidate)
+    byEmail.set(checked.email, group)
   }
 
   // 2. Existing leads and contacts by email. The claim generations are read first: a claim taken
   // after this look-up means the look-up may be stale for that email (email-claims.ts).
   const generations = await deps.claims.generations([...byEmail.keys()])
-  const found = byEmail.size === 0 ? new Map<string, RecordLink>() : await deps.records.findByEmails([...byEmail.keys()])
+  const matches = byEmail.size === 0 ? new Map<string, EmailMatches>() : await deps.records.findByEmails([...byEmail.keys()])
+  const found = new Map<string, RecordLink>()
+  for (const [email, match] of matches) {
+    const action = decideRecordAction({ byEmail: match })
+    if (action.kind === 'use') found.set(email, action.record)
+  }
   // A record this invocation created on an earlier try whose answer never came (a timeout, a
   // crash) is reported created, as if the answer had arrived.
   const ownCreations = await deps.claims.settleOwnCreations(found, invocationId)
-  for (const [email, link] of found) {
-    for (const [index, { person }] of (byEmail.get(email) ?? []).entries()) {
-      await deps.links.set(person.marketoId, link)
-      const createdHere = index === 0 && ownCreations.has(email)
-      outcomes.set(person.marketoId, createdHere ? created(person.marketoId, link) : existed(person.marketoId, link))
+  for (const [email, record] of found) {
+    const group = byEmail.get(email) ?? []
+    const verdicts = verdictsForRecord(record, group.length, ownCreations.has(email))
+    for (const [index, { person }] of group.entries()) {
+      await deps.links.set(person.marketoId, record)
+      decide(person.marketoId, verdicts[index]!)
     }
     byEmail.delete(email)
   }
@@ -127,14 +133,14 @@ export async function syncPersonBatch (
   const createOne = async () => {
     for (let next = groups.shift(); next !== undefined; next = groups.shift()) {
       const [email, group] = next
-      for (const outcome of await createForEmail(invocationId, email, generations.get(email) ?? 0, group, deps)) outcomes.set(outcome.marketoId, outcome)
+      const verdicts = await createForEmail(invocationId, email, generations.get(email) ?? 0, group, deps)
+      for (const [index, { person }] of group.entries()) decide(person.marketoId, verdicts[index]!)
     }
   }
   await Promise.all(Array.from({ length: Math.min(CREATES_IN_PARALLEL, groups.length) }, createOne))
 
-  const reported = new Set<number>()
-  const result = persons.filter((person) => !reported.has(person.marketoId) && reported.add(person.marketoId))
-    .map((person) => outcomes.get(person.marketoId) ?? failed(person, 'INTERNAL', 'no outcome was decided'))
+  const result = uniquePersons(persons).map((person) =>
+    outcomes.get(person.marketoId) ?? toOutcome(person.marketoId, failure('INTERNAL', 'no outcome was decided')))
   deps.logger.info({
     invocationId,
     persons: persons.length,
@@ -149,137 +155,121 @@ export async function syncPersonBatch (
 async function completeFromMarketo (
   persons: readonly FlowStepPerson[],
   deps: SyncPersonBatchDeps,
-  outcomes: Map<number, BatchOutcome>
-): Promise<Map<number, { person: FlowStepPerson; fields: PersonFields }>> {
-  const ready = new Map<number, { person: FlowStepPerson; fields: PersonFields }>()
-  const incomplete: FlowStepPerson[] = []
-  for (const person of persons) {
-    if (normaliseEmail(person.fields.email) === undefined) incomplete.push(person)
-    else ready.set(person.marketoId, { person, fields: person.fields })
-  }
+  decide: (marketoId: number, verdict: PersonVerdict) => void
+): Promise<Map<number, Candidate>> {
+  const ready = new Map<number, Candidate>()
+  const incomplete = persons.filter((person) => needsMarketoRead(person.fields))
+  for (const person of persons) if (!needsMarketoRead(person.fields)) ready.set(person.marketoId, { person, fields: person.fields })
   if (incomplete.length === 0) return ready
+  let read: (person: FlowStepPerson) => MarketoRead
   try {
     const leads = await deps.marketo.getLeadsByIds(incomplete.map((p) => p.marketoId), MARKETO_PERSON_FIELDS)
     const byId = new Map(leads.map((lead) => [Number(lead.id), lead]))
-    for (const person of incomplete) {
-      const lead = byId.get(person.marketoId)
-      if (lead === undefined) {
-        outcomes.set(person.marketoId, failed(person, 'PERSON_NOT_FOUND', 'the person no longer exists in Marketo'))
-        continue
-      }
-      ready.set(person.marketoId, { person, fields: { ...pickFields(lead), ...withoutEmpty(person.fields) } })
+    read = (person) => {
+      const found = byId.get(person.marketoId)
+      return found === undefined ? { kind: 'not-found' } : { kind: 'found', person: found }
     }
   } catch (error) {
     deps.logger.warn({ err: error, persons: incomplete.length }, 'reading persons from Marketo failed')
-    for (const person of incomplete) {
-      outcomes.set(person.marketoId, { ...failed(person, 'MARKETO_UNAVAILABLE', `reading the person from Marketo failed: ${(error as Error).message}`), retryable: true })
-    }
+    read = () => ({ kind: 'unavailable', message: (error as Error).message })
+  }
+  for (const person of incomplete) {
+    const completed = fieldsAfterMarketoRead(person.fields, read(person))
+    if ('kind' in completed) decide(person.marketoId, completed)
+    else ready.set(person.marketoId, { person, fields: completed.fields })
   }
   return ready
 }
 
 /**
- * Never throws: whatever goes wrong becomes an outcome for each person of the group, retryable
- * when the record may or may not exist, so the batch's other persons are unaffected.
+ * Creates the record for one email, as the one creator across all workers (email-claims.ts), and
+ * answers a verdict per person of the group, in order. Never throws: whatever goes wrong becomes
+ * each person's verdict, retryable when a later try may succeed.
  */
 async function createForEmail (
   invocationId: string,
   email: string,
   lookedUpAtGeneration: number,
-  group: ReadonlyArray<{ person: FlowStepPerson, fields: PersonFields }>,
+  group: readonly Candidate[],
   deps: SyncPersonBatchDeps
-): Promise<BatchOutcome[]> {
-  const [first, ...others] = group
+): Promise<PersonVerdict[]> {
+  const [first] = group
   if (first === undefined) return []
-  const everyone = async (link: RecordLink, firstKind: 'created' | 'existed'): Promise<BatchOutcome[]> => {
-    for (const { person } of group) await deps.links.set(person.marketoId, link)
-    return [
-      { marketoId: first.person.marketoId, kind: firstKind, recordType: link.type, recordId: link.id },
-      ...others.map(({ person }) => existed(person.marketoId, link))
-    ]
+  const everyone = (verdict: PersonFailure): PersonVerdict[] => group.map(() => verdict)
+  const linkEveryone = async (record: RecordLink, createdHere: boolean): Promise<PersonVerdict[]> => {
+    for (const { person } of group) await deps.links.set(person.marketoId, record)
+    return verdictsForRecord(record, group.length, createdHere)
   }
-  const undecided = (errorCode: string, reason: string) =>
-    group.map(({ person }) => ({ ...failed(person, errorCode, reason), retryable: true }))
 
   let claim: ClaimResult
   try {
     claim = await deps.claims.claim(email, invocationId, lookedUpAtGeneration)
   } catch (error) {
-    return undecided((error as { code?: string }).code ?? 'EMAIL_CLAIM_FAILED', (error as Error).message)
+    return everyone(claimFailed(error))
   }
   if (claim.kind === 'created-by-other') {
     const { type, id } = claim.record
     try {
-      return await everyone({ type, id }, claim.record.invocationId === invocationId ? 'created' : 'existed')
+      return await linkEveryone({ type, id }, claim.record.invocationId === invocationId)
     } catch (error) {
-      return undecided('LINK_FAILED', (error as Error).message)
+      return everyone(failure('LINK_FAILED', (error as Error).message, true))
     }
   }
 
+  // Before the create, every failure is of a read or of the claim: nothing was sent that could
+  // have created a record, so the claim is handed back at once — a later claimant must not wait
+  // out its TTL for a record that cannot exist.
   try {
     if (claim.mustLookUpAgain) {
-      const again = (await deps.records.findByEmails([email])).get(email)
-      if (again !== undefined) {
-        await claim.release(again, { created: false })
-        return await everyone(again, 'existed')
+      const action = decideRecordAction({ byEmail: (await deps.records.findByEmails([email])).get(email) })
+      if (action.kind === 'use') {
+        await claim.release(action.record, { created: false })
+        return await linkEveryone(action.record, false)
       }
     }
+  } catch (error) {
+    await claim.release().catch(() => undefined)
+    deps.logger.warn({ err: error, invocationId, persons: group.length }, 'looking a person up again before creating failed')
+    return everyone(lookUpFailed(error))
+  }
+  try {
     if (!await claim.confirm()) {
       await claim.release()
-      return undecided('EMAIL_CLAIM_LOST', 'another worker took over or recorded this person meanwhile; retrying')
+      return everyone(claimLost())
     }
-    const link = await deps.records.create(first.person.syncAs, toDynamicsRecord(first.fields, first.person.syncAs, first.person.assignTo))
-    await claim.release(link, { created: true })
-    return await everyone(link, 'created')
   } catch (error) {
-    if (error instanceof DataverseError && error.isRejection) {
-      // Dynamics refused the record (validation): nothing was created, the next try may create.
-      await claim.release().catch(() => undefined)
-      return group.map(({ person }) => failed(person, `DYNAMICS_${error.code}`, error.message))
-    }
-    if (createCertainlyNotSent(error)) {
-      await claim.release().catch(() => undefined)
-    } else {
-      // Unknown outcome (timeout, outage): leave the claim to lapse, so whoever claims next looks
-      // the email up before creating; this invocation's retry recognises its own record.
-      claim.abandon()
-    }
-    deps.logger.warn({ err: error, invocationId, persons: group.length }, 'creating a Dynamics record did not complete')
-    return undecided(error instanceof DataverseError || error instanceof DataverseUnavailableError ? 'DYNAMICS_UNAVAILABLE' : 'SYNC_INTERRUPTED',
-      `Dynamics did not complete the create: ${(error as Error).message}`)
+    await claim.release().catch(() => undefined)
+    return everyone(claimFailed(error))
+  }
+
+  let record: RecordLink
+  try {
+    record = await deps.records.create(first.person.syncAs, toDynamicsRecord(first.fields, first.person.syncAs, first.person.assignTo))
+  } catch (error) {
+    const { verdict, claim: next } = createFailed(error)
+    if (next === 'release') await claim.release().catch(() => undefined)
+    // Unknown outcome (timeout, outage): leave the claim to lapse, so whoever claims next looks
+    // the email up before creating; this invocation's retry recognises its own record.
+    else claim.abandon()
+    if (verdict.retryable) deps.logger.warn({ err: error, invocationId, persons: group.length }, 'creating a Dynamics record did not complete')
+    return everyone(verdict)
+  }
+  try {
+    await claim.release(record, { created: true })
+    return await linkEveryone(record, true)
+  } catch (error) {
+    // The record exists; only remembering it failed. The retry finds it by email and, by the
+    // claim or the remembered record, knows this invocation created it.
+    claim.abandon()
+    deps.logger.warn({ err: error, invocationId, persons: group.length }, 'recording a created Dynamics record failed')
+    return everyone(failure('SYNC_INTERRUPTED', `the record was created but not recorded: ${(error as Error).message}`, true))
   }
 }
 
-/**
- * Errors after which no create can have reached Dynamics: an answer that refused it (access,
- * throttling beyond our patience) — not a timeout, a 5xx or a broken connection.
- */
-function createCertainlyNotSent (error: unknown): boolean {
-  const answered = error instanceof DataverseUnavailableError ? error.cause : error
-  return answered instanceof DataverseError && answered.status < 500 && answered.status !== 408
-}
-
-function pickFields (lead: Record<string, unknown>): PersonFields {
-  const fields: Record<string, string | number | boolean | null> = {}
-  for (const name of MARKETO_PERSON_FIELDS) {
-    const value = lead[name]
-    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') fields[name] = value
+function toOutcome (marketoId: number, verdict: PersonVerdict): BatchOutcome {
+  if (verdict.kind === 'failed') {
+    const outcome = { marketoId, kind: verdict.kind, errorCode: verdict.errorCode, reason: verdict.reason }
+    return verdict.retryable ? { ...outcome, retryable: true } : outcome
   }
-  return fields
-}
-
-function withoutEmpty (fields: PersonFields): PersonFields {
-  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== null && value !== undefined && value !== ''))
-}
-
-function created (marketoId: number, link: RecordLink): BatchOutcome {
-  return { marketoId, kind: 'created', recordType: link.type, recordId: link.id }
-}
-
-function existed (marketoId: number, link: RecordLink): BatchOutcome {
-  return { marketoId, kind: 'existed', recordType: link.type, recordId: link.id }
-}
-
-function failed (person: FlowStepPerson, errorCode: string, reason: string): BatchOutcome {
-  return { marketoId: person.marketoId, kind: 'failed', errorCode, reason }
+  return { marketoId, kind: verdict.kind, recordType: verdict.record.type, recordId: verdict.record.id }
 }
