@@ -1,10 +1,12 @@
 import type { Logger } from 'pino'
-import type { FlowStepPerson, PersonOutcome } from '../queue/payloads.ts'
-import type { RecordLink, RecordLinkStore } from '../links/record-link-store.ts'
+import type { PersonOutcome } from '../queue/payloads.ts'
+import type { FlowStepPerson, PersonFields } from '../domain/person.ts'
+import type { RecordLink } from '../domain/record-link.ts'
+import type { RecordLinkStore } from '../links/record-link-store.ts'
 import type { PersonRecords } from '../dynamics/person-records.ts'
 import type { ClaimResult, EmailClaims } from './email-claims.ts'
 import { DataverseError, DataverseUnavailableError } from '../dynamics/dataverse-errors.ts'
-import { MARKETO_PERSON_FIELDS, normaliseEmail, toDynamicsRecord, type PersonFields } from '../sync/person-field-mapping.ts'
+import { MARKETO_PERSON_FIELDS, normaliseEmail, toDynamicsRecord } from '../sync/person-field-mapping.ts'
 
 /**
  * "Sync Person to Microsoft" for one invocation's persons: create the person in Dynamics if no
