@@ -121,6 +121,35 @@ test('the domain (src/domain) depends on nothing but itself', async (t) => {
   t.same(leaving.map(({ file, specifier }) => `${file} imports ${specifier}`), [], 'src/domain imports only src/domain')
 })
 
+/** A queue, worker or job named by a string literal in place of a src/queue/names.ts constant. */
+export function literalQueueOrJobNames (source: string): string[] {
+  const found: string[] = []
+  for (const match of source.matchAll(/new\s+(?:Queue|Worker|QueueEvents|FlowProducer)\s*(?:<[^>]*>)?\s*\(\s*(['"`][^'"`]*['"`])|\.add\s*\(\s*(['"`][^'"`]*['"`])/g)) {
+    found.push(match[1] ?? match[2] ?? '')
+  }
+  return found
+}
+
+test('the name finder sees literal queue, worker and job names', async (t) => {
+  t.same(literalQueueOrJobNames([
+    "new Queue<Data>('flow-step', {})",
+    "new Worker('flow-step-callback', processor)",
+    "await queues.flowStepCallback.add('send-flow-callback', data)",
+    'queue.add(FLOW_STEP_JOB_NAME, data)',
+    'new Queue(QUEUE.flowStep, {})'
+  ].join('\n')), ["'flow-step'", "'flow-step-callback'", "'send-flow-callback'"])
+})
+
+test('src/queue/names.ts is the one registry of queue and job names: no product file spells one as a literal', async (t) => {
+  const literals: string[] = []
+  for (const dir of PRODUCT_DIRS) {
+    for (const file of await sourceFiles(dir)) {
+      for (const name of literalQueueOrJobNames(await readFile(join(ROOT, file), 'utf8'))) literals.push(`${file}: ${name}`)
+    }
+  }
+  t.same(literals, [], 'every queue, worker and job name comes from src/queue/names.ts')
+})
+
 test('package-lock.json is in step with package.json, so `npm install` on a fresh clone leaves it unchanged', async (t) => {
   const lock = JSON.parse(await readFile(join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, Record<string, unknown>> }
   const root = lock.packages['']!
