@@ -3,6 +3,7 @@ import type { FlowStepQueues } from '../src/queue/create-queues.ts'
 import type { FlowStepJobData, PersonOutcome } from '../src/queue/payloads.ts'
 import { syncPersonBatch, type BatchOutcome, type SyncPersonBatchDeps } from '../src/flow-step/sync-person-batch.ts'
 import { flowCallbackJobId } from '../src/queue/job-ids.ts'
+import { FLOW_CALLBACK_JOB_NAME } from '../src/queue/names.ts'
 
 export class PersonsLeftForRetryError extends Error {
   readonly code = 'PERSONS_LEFT_FOR_RETRY'
@@ -66,7 +67,7 @@ async function enqueueFlowCallback (queues: FlowStepQueues, data: FlowStepJobDat
   const ordered = [...new Set(data.persons.map((p) => p.marketoId))]
     .map((marketoId) => settled.get(marketoId))
     .filter((o) => o !== undefined)
-  await queues.flowStepCallback.add('send-flow-callback', {
+  await queues.flowStepCallback.add(FLOW_CALLBACK_JOB_NAME, {
     invocationId: data.invocationId,
     munchkinId: data.munchkinId,
     callbackUrl: data.callbackUrl,

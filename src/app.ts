@@ -4,14 +4,11 @@ import swaggerUi from '@fastify/swagger-ui'
 import type { Logger } from 'pino'
 import type { Redis } from 'ioredis'
 import type { Config } from './config.ts'
-import type { FlowStepIntake } from './queue/flow-step-intake.ts'
-import type { AssignToChoices } from './flow-step/assign-to-choices.ts'
-import type { SealedBox } from './crypto/sealed-box.ts'
+import type { ApiFeature } from './feature-module.ts'
 import { replyWithError } from './http/error-handler.ts'
 import { registerJsonBodyParser } from './http/json-body-parser.ts'
 import { ErrorResponse } from './schemas/common.ts'
 import packageJson from '../package.json' with { type: 'json' }
-import flowStepRoutes from '../routes/flow-step.ts'
 import ssfsDefinitionRoutes from '../routes/ssfs-definition.ts'
 import healthRoutes from '../routes/health.ts'
 
@@ -20,9 +17,8 @@ export interface AppDeps {
   readonly logger: Logger
   /** The API's own Redis connection (fail-fast policy, see src/queue/connections.ts). */
   readonly redis: Redis
-  readonly intake: FlowStepIntake
-  readonly assignToChoices: Pick<AssignToChoices, 'list'>
-  readonly callbackCredentialsBox: SealedBox
+  /** What this API serves besides its shared core (src/runtime/api-runtime.ts lists them). */
+  readonly features: readonly ApiFeature[]
 }
 
 /** 1000 persons × the mapped fields fit in well under a megabyte; leave room, refuse the absurd. */
@@ -30,7 +26,8 @@ const BODY_LIMIT_BYTES = 4 * 1024 * 1024
 
 /**
  * Builds the HTTP API from its dependencies; `src/server.ts` only listens. Tests build the very
- * same app with sandbox-backed dependencies.
+ * same app with sandbox-backed dependencies. The shared core (error shape, docs, health, the SSFS
+ * service definition) is registered here; each feature then registers its own routes.
  */
 export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
@@ -74,12 +71,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
     apiKey: deps.config.ssfs.apiKey,
     redis: deps.redis
   })
-  await app.register(flowStepRoutes, {
-    apiKey: deps.config.ssfs.apiKey,
-    intake: deps.intake,
-    callbackHosts: deps.config.ssfs.callbackHosts,
-    callbackCredentialsBox: deps.callbackCredentialsBox,
-    assignToChoices: deps.assignToChoices
-  })
+  const { config, logger, redis } = deps
+  for (const feature of deps.features) await feature.register(app, { config, logger, redis })
   return app
 }

@@ -1,5 +1,5 @@
-import type { RecordLink } from '../links/record-link-store.ts'
-import type { SyncAs } from '../schemas/flow-step.ts'
+import type { RecordLink } from '../domain/record-link.ts'
+import type { RecordType } from '../domain/record-type.ts'
 import { odataString, type DataverseClient } from './dataverse-client.ts'
 import { normaliseEmail } from '../sync/person-field-mapping.ts'
 
@@ -9,7 +9,7 @@ import { normaliseEmail } from '../sync/person-field-mapping.ts'
  * throttles per user and a 1,000-person batch campaign must not cost 2,000 requests.
  */
 
-const TABLE: Record<SyncAs, { entitySet: string; primaryKey: string }> = {
+const TABLE: Record<RecordType, { entitySet: string; primaryKey: string }> = {
   Lead: { entitySet: 'leads', primaryKey: 'leadid' },
   Contact: { entitySet: 'contacts', primaryKey: 'contactid' }
 }
@@ -32,7 +32,7 @@ export class PersonRecords {
   constructor (private readonly client: DataverseClient) {}
 
   /** Which of these record ids still exist. */
-  async existingIds (type: SyncAs, ids: readonly string[]): Promise<Set<string>> {
+  async existingIds (type: RecordType, ids: readonly string[]): Promise<Set<string>> {
     const { entitySet, primaryKey } = TABLE[type]
     const found = new Set<string>()
     for (const chunk of chunks(ids, VALUES_PER_FILTER)) {
@@ -71,7 +71,7 @@ export class PersonRecords {
    * email of the filter; a full one settles at least the emails it shows, and the others are asked
    * again without them — so an email on 10,000 leads costs one extra request, not two 5,000-row pages.
    */
-  async #findInTable (type: SyncAs, emails: readonly string[]): Promise<Map<string, RecordLink>> {
+  async #findInTable (type: RecordType, emails: readonly string[]): Promise<Map<string, RecordLink>> {
     const { entitySet, primaryKey } = TABLE[type]
     const found = new Map<string, RecordLink>()
     for (const chunk of chunks(emails, VALUES_PER_FILTER)) {
@@ -104,7 +104,7 @@ export class PersonRecords {
     return found
   }
 
-  async create (type: SyncAs, record: Record<string, string>): Promise<RecordLink> {
+  async create (type: RecordType, record: Record<string, string>): Promise<RecordLink> {
     const id = await this.client.create(TABLE[type].entitySet, record)
     return { type, id }
   }

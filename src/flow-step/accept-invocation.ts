@@ -1,13 +1,14 @@
 import type { FlowStepIntake } from '../queue/flow-step-intake.ts'
 import type { SealedBox } from '../crypto/sealed-box.ts'
 import type { CallbackHostRule } from '../ssfs/callback-url-policy.ts'
-import type { FlowStepJobData, FlowStepPerson } from '../queue/payloads.ts'
+import type { FlowStepJobData } from '../queue/payloads.ts'
+import type { FlowStepPerson, PersonFields } from '../domain/person.ts'
 import type { SubmitAsyncActionBody } from '../schemas/flow-step.ts'
 import { checkCallbackUrl } from '../ssfs/callback-url-policy.ts'
 import { CallbackUrlRefusedError, QueueUnavailableError } from '../errors.ts'
 import { flowStepJobId, invocationIdFor } from '../queue/job-ids.ts'
 import { PRIORITY } from '../queue/names.ts'
-import { MARKETO_PERSON_FIELDS, type PersonFields } from '../sync/person-field-mapping.ts'
+import { MARKETO_PERSON_FIELDS } from '../sync/person-field-mapping.ts'
 
 export interface AcceptInvocationDeps {
   readonly intake: Pick<FlowStepIntake, 'append'>

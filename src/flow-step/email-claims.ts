@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto'
 import { setTimeout as delay } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
-import type { RecordLink } from '../links/record-link-store.ts'
+import type { RecordLink } from '../domain/record-link.ts'
 
 /**
  * "Two invocations for the same new email at the same moment create exactly one lead", across

@@ -1,7 +1,8 @@
-import type { RecordLink } from '../links/record-link-store.ts'
+import type { RecordLink } from '../domain/record-link.ts'
+import type { PersonFields } from '../domain/person.ts'
 import type { EmailMatches } from '../dynamics/person-records.ts'
 import { DataverseError, DataverseUnavailableError } from '../dynamics/dataverse-errors.ts'
-import { MARKETO_PERSON_FIELDS, normaliseEmail, type PersonFields } from '../sync/person-field-mapping.ts'
+import { MARKETO_PERSON_FIELDS, normaliseEmail } from '../sync/person-field-mapping.ts'
 
 /**
  * What becomes of one person, decided from what was found about them — pure functions, no I/O,

@@ -1,9 +1,11 @@
 import type { Logger } from 'pino'
-import type { FlowStepPerson, PersonOutcome } from '../queue/payloads.ts'
-import type { RecordLink, RecordLinkStore } from '../links/record-link-store.ts'
+import type { PersonOutcome } from '../queue/payloads.ts'
+import type { FlowStepPerson, PersonFields } from '../domain/person.ts'
+import type { RecordLink } from '../domain/record-link.ts'
+import type { RecordLinkStore } from '../links/record-link-store.ts'
 import type { ClaimResult, EmailClaims } from './email-claims.ts'
 import type { EmailMatches, PersonRecords } from '../dynamics/person-records.ts'
-import { MARKETO_PERSON_FIELDS, normaliseEmail, toDynamicsRecord, type PersonFields } from '../sync/person-field-mapping.ts'
+import { MARKETO_PERSON_FIELDS, normaliseEmail, toDynamicsRecord } from '../sync/person-field-mapping.ts'
 import {
   checkAssignTo, claimFailed, claimLost, confirmedLink, createFailed, decideRecordAction, emailForLookUp, failure,
   fieldsAfterMarketoRead, lookUpFailed, needsMarketoRead, uniquePersons, verdictsForRecord,

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis'
-import type { SyncAs } from '../schemas/flow-step.ts'
+import type { RecordLink } from '../domain/record-link.ts'
+import { isRecordType } from '../domain/record-type.ts'
 
 /**
  * The person ⇄ record link: which Dynamics lead or contact a Marketo person is. The native sync
@@ -9,11 +10,6 @@ import type { SyncAs } from '../schemas/flow-step.ts'
  *   <prefix>:link:person:<marketoId>          hash {type, id, linkedAt}
  *   <prefix>:link:record:<lead|contact>:<id>  string marketoId
  */
-export interface RecordLink {
-  readonly type: SyncAs
-  readonly id: string
-}
-
 export class RecordLinkStore {
   constructor (private readonly redis: Redis, private readonly prefix: string) {}
 
@@ -33,7 +29,7 @@ export class RecordLinkStore {
     const replies = await pipeline.exec() ?? []
     marketoIds.forEach((marketoId, index) => {
       const [type, id] = (replies[index]?.[1] ?? []) as Array<string | null>
-      if ((type === 'Lead' || type === 'Contact') && typeof id === 'string') links.set(marketoId, { type, id })
+      if (isRecordType(type) && typeof id === 'string') links.set(marketoId, { type, id })
     })
     return links
   }

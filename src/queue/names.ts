@@ -14,5 +14,8 @@ export type QueueName = typeof QUEUE[keyof typeof QUEUE]
 /** The name every `flow-step` job carries (jobs/sync-person-batch.ts processes it). */
 export const FLOW_STEP_JOB_NAME = 'sync-person-batch'
 
+/** The name every `flow-step-callback` job carries (jobs/send-flow-callback.ts processes it). */
+export const FLOW_CALLBACK_JOB_NAME = 'send-flow-callback'
+
 /** BullMQ: a lower number runs first. Trigger campaigns are real time; batch runs can wait. */
 export const PRIORITY = { triggerCampaign: 1, batchCampaign: 10 } as const

@@ -1,13 +1,5 @@
-import type { SyncAs } from '../schemas/flow-step.ts'
-import type { PersonFields } from '../sync/person-field-mapping.ts'
-
-/** One person of an invocation, as the flow-step job needs it. */
-export interface FlowStepPerson {
-  readonly marketoId: number
-  readonly fields: PersonFields
-  readonly syncAs: SyncAs
-  readonly assignTo?: string
-}
+import type { FlowStepPerson } from '../domain/person.ts'
+import type { RecordType } from '../domain/record-type.ts'
 
 export interface FlowStepJobData {
   readonly invocationId: string
@@ -31,7 +23,7 @@ export type PersonOutcomeKind = 'created' | 'existed' | 'failed'
 export interface PersonOutcome {
   readonly marketoId: number
   readonly kind: PersonOutcomeKind
-  readonly recordType?: SyncAs
+  readonly recordType?: RecordType
   readonly recordId?: string
   readonly errorCode?: string
   readonly reason?: string

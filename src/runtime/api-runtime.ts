@@ -6,6 +6,8 @@ import { buildApp } from '../app.ts'
 import { createApiRedisConnection } from '../queue/connections.ts'
 import { FlowStepIntake, flowStepIntakeKeys } from '../queue/flow-step-intake.ts'
 import { AssignToChoices } from '../flow-step/assign-to-choices.ts'
+import { flowStepApiFeature } from '../flow-step/flow-step-api-feature.ts'
+import { RedisReachability } from '../queue/redis-reachability.ts'
 import { createCallbackCredentialsBox, createDataverseClient } from './service-clients.ts'
 
 /**
@@ -21,8 +23,8 @@ export interface ApiRuntime {
 }
 
 export async function buildApiRuntime (config: Config, logger: Logger): Promise<ApiRuntime> {
-  const redis = createApiRedisConnection(config.redis.url, 'mds-api')
-  redis.on('error', (error) => logger.warn({ err: error }, 'redis connection error'))
+  // A lost Redis is logged once per outage, at which address, while the connection keeps retrying.
+  const redis = new RedisReachability({ url: config.redis.url, logger }).watch(createApiRedisConnection(config.redis.url, 'mds-api'))
   // Marketo must get an answer, never a hung request: past 2 s the invocation is refused (503)
   // and Marketo re-sends it.
   const intake = new FlowStepIntake({ redis, keys: flowStepIntakeKeys(config.redis.keyPrefix), timeoutMs: 2_000 })
@@ -30,9 +32,14 @@ export async function buildApiRuntime (config: Config, logger: Logger): Promise<
     config,
     logger,
     redis,
-    intake,
-    assignToChoices: new AssignToChoices(createDataverseClient(config, logger), redis, `${config.redis.keyPrefix}:cache:picklist:assignTo`, logger),
-    callbackCredentialsBox: createCallbackCredentialsBox(config)
+    // Every feature the API serves; a new one is one more line here.
+    features: [
+      flowStepApiFeature({
+        intake,
+        assignToChoices: new AssignToChoices(createDataverseClient(config, logger), redis, `${config.redis.keyPrefix}:cache:picklist:assignTo`, logger),
+        callbackCredentialsBox: createCallbackCredentialsBox(config)
+      })
+    ]
   })
   app.addHook('onClose', async () => {
     redis.disconnect()

@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox'
 import { I18nString } from './common.ts'
+import { RECORD_TYPES } from '../domain/record-type.ts'
 
 /**
  * Schemas of Adobe's Self-Service Flow Step interface (shared/reference/ssfs/CFA-Swagger.yaml,
@@ -12,10 +13,10 @@ const MAX_PERSONS_PER_INVOCATION = 1000 // batch campaigns send up to 1000 (refe
 
 const FieldValue = Type.Union([Type.String({ maxLength: 4000 }), Type.Number(), Type.Boolean(), Type.Null()])
 
-export const SyncAs = Type.Union([Type.Literal('Lead'), Type.Literal('Contact')], {
+/** Built from the domain's list, so a new record type is one edit in src/domain/record-type.ts. */
+export const SyncAs = Type.Union(RECORD_TYPES.map((type) => Type.Literal(type)), {
   description: 'Which Dynamics table a missing person is created in'
 })
-export type SyncAs = Static<typeof SyncAs>
 
 export const FlowStepContext = Type.Object({
   assignTo: Type.Optional(Type.String({ maxLength: 64, description: 'Dynamics systemuserid that will own a created record' })),

@@ -1,4 +1,5 @@
-import type { SyncAs } from '../schemas/flow-step.ts'
+import type { RecordType } from '../domain/record-type.ts'
+import type { PersonFields } from '../domain/person.ts'
 
 /**
  * Marketo person field → Dynamics column, after Marketo's documented default mapping
@@ -37,13 +38,12 @@ export const PERSON_FIELD_MAPPINGS: readonly PersonFieldMapping[] = [
 
 export const MARKETO_PERSON_FIELDS: readonly string[] = PERSON_FIELD_MAPPINGS.map((m) => m.marketoField)
 
-export type PersonFields = Readonly<Record<string, string | number | boolean | null | undefined>>
 
 /**
  * The Dynamics record body for a person: mapped, non-empty values only (an empty Marketo field
  * must not blank a Dynamics default), trimmed, the owner bound when one is chosen.
  */
-export function toDynamicsRecord (fields: PersonFields, syncAs: SyncAs, ownerId: string | undefined): Record<string, string> {
+export function toDynamicsRecord (fields: PersonFields, syncAs: RecordType, ownerId: string | undefined): Record<string, string> {
   const record: Record<string, string> = {}
   for (const mapping of PERSON_FIELD_MAPPINGS) {
     const column = syncAs === 'Lead' ? mapping.lead : mapping.contact

@@ -8,7 +8,7 @@ import { PersonRecords, type EmailMatches } from '../../src/dynamics/person-reco
 import { RecordLinkStore } from '../../src/links/record-link-store.ts'
 import { EmailClaims } from '../../src/flow-step/email-claims.ts'
 import { syncPersonBatch, type SyncPersonBatchDeps } from '../../src/flow-step/sync-person-batch.ts'
-import type { FlowStepPerson } from '../../src/queue/payloads.ts'
+import type { FlowStepPerson } from '../../src/domain/person.ts'
 
 /**
  * The flow step's I/O around its decisions, on a real Redis and the Dataverse emulator over HTTP.

@@ -1,0 +1,97 @@
+import { Worker } from 'bullmq'
+import type { FlowCallbackJobData, FlowStepJobData } from '../queue/payloads.ts'
+import type { PersonDirectory } from './sync-person-batch.ts'
+import type { SealedBox } from '../crypto/sealed-box.ts'
+import type { DataverseClient } from '../dynamics/dataverse-client.ts'
+import type { WorkerFeature } from '../feature-module.ts'
+import { closeInOrder } from '../feature-module.ts'
+import { createFlowStepQueues } from '../queue/create-queues.ts'
+import { FLOW_STEP_JOB_NAME, QUEUE } from '../queue/names.ts'
+import { flowStepIntakeKeys } from '../queue/flow-step-intake.ts'
+import { IntakeMover } from '../queue/intake-mover.ts'
+import { isFinalFailure, logJobEvents } from '../queue/job-event-log.ts'
+import { PersonRecords } from '../dynamics/person-records.ts'
+import { RecordLinkStore } from '../links/record-link-store.ts'
+import { EmailClaims } from './email-claims.ts'
+import { createSyncPersonBatchProcessor, reportAbandonedBatch } from '../../jobs/sync-person-batch.ts'
+import { createSendFlowCallbackProcessor } from '../../jobs/send-flow-callback.ts'
+
+export interface FlowStepWorkerDeps {
+  readonly dataverse: DataverseClient
+  readonly marketo: PersonDirectory
+  readonly callbackCredentialsBox: SealedBox
+}
+
+/**
+ * The flow step's side of a worker process: its job consumers (sync persons, send the callback)
+ * and its mover of the API's intake into the flow-step queue. Any number of these may run
+ * against one Redis: BullMQ hands each job to one of them, the intake's consumer group each
+ * entry, and the email claims keep creation exclusive across them.
+ */
+export function flowStepWorkerFeature (deps: FlowStepWorkerDeps): WorkerFeature {
+  return {
+    name: 'flow-step',
+    start ({ config, logger, connect, onQueueError }) {
+      const prefix = config.redis.keyPrefix
+      const commands = connect('mds-worker-commands')
+      const queues = createFlowStepQueues(commands, {
+        prefix,
+        onError: onQueueError,
+        flowStepRetry: config.flowStep,
+        callbackRetry: config.callback
+      })
+
+      const syncProcessor = createSyncPersonBatchProcessor({
+        records: new PersonRecords(deps.dataverse),
+        marketo: deps.marketo,
+        links: new RecordLinkStore(commands, prefix),
+        claims: new EmailClaims(commands, prefix),
+        logger: logger.child({ job: FLOW_STEP_JOB_NAME }),
+        queues
+      })
+      const callbackProcessor = createSendFlowCallbackProcessor({
+        callbackCredentialsBox: deps.callbackCredentialsBox,
+        timeoutMs: config.callback.timeoutMs
+      })
+
+      // A job whose worker died is run again; BullMQ gives up after `maxStalledCount` such stalls,
+      // which must not come before the tries the job is entitled to (BullMQ's default is 1).
+      const lock = { lockDuration: config.worker.lockDurationMs, stalledInterval: config.worker.stalledIntervalMs }
+      const flowStepWorker = new Worker<FlowStepJobData>(QUEUE.flowStep, syncProcessor, {
+        connection: connect('mds-worker-flow-step'), prefix, concurrency: config.worker.concurrency, ...lock, maxStalledCount: config.flowStep.attempts
+      })
+      const callbackWorker = new Worker<FlowCallbackJobData>(QUEUE.flowStepCallback, callbackProcessor, {
+        connection: connect('mds-worker-callback'), prefix, concurrency: config.worker.concurrency, ...lock, maxStalledCount: config.callback.attempts
+      })
+      const workers = [flowStepWorker, callbackWorker]
+      for (const worker of workers) logJobEvents(worker, logger, onQueueError)
+      flowStepWorker.on('failed', (job, error) => {
+        if (job === undefined || !isFinalFailure(job, error)) return
+        reportAbandonedBatch(queues, job, error).catch((reportError: unknown) => {
+          logger.error({ err: reportError, jobId: job.id }, 'could not queue the callback of an abandoned flow-step job')
+        })
+      })
+
+      const intakeMover = new IntakeMover({
+        redis: connect('mds-worker-intake'),
+        queue: queues.flowStep,
+        keys: flowStepIntakeKeys(prefix),
+        logger: logger.child({ component: 'intake-mover' }),
+        claimIdleMs: config.worker.lockDurationMs
+      })
+      intakeMover.start()
+
+      return {
+        async close () {
+          // Intake first (no new jobs), then the workers (waiting for active jobs), then the queues
+          // those jobs add callbacks to.
+          await closeInOrder([
+            async () => { await intakeMover.close() },
+            async () => { await Promise.all(workers.map(async (w) => { await w.close() })) },
+            async () => { await queues.close() }
+          ], (error) => { logger.error({ err: error, feature: 'flow-step' }, 'error while closing the worker') })
+        }
+      }
+    }
+  }
+}
