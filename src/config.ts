@@ -1,3 +1,4 @@
+import { hkdfSync } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { ConfigError } from './errors.ts'
 import { parseCallbackHostAllowList, type CallbackHostRule } from './ssfs/callback-url-policy.ts'
@@ -17,7 +18,16 @@ export interface Config {
     /** Where Marketo reaches this service; becomes `servers[0]` of the SSFS OpenAPI document. */
     readonly publicUrl: string
   }
-  readonly redis: { readonly url: string; readonly keyPrefix: string }
+  readonly redis: {
+    readonly url: string
+    readonly keyPrefix: string
+    /**
+     * HMAC key of the digests that stand for emails in Redis key names (a plain hash of an email is
+     * reversed with a list of addresses). Derived from the job sealing key under its own HKDF label,
+     * so every process that can open jobs agrees on it and ops manage no extra secret.
+     */
+    readonly keyHashSecret: string
+  }
   readonly ssfs: {
     readonly apiKey: string
     /** Seals Marketo's callback credentials inside job data; both API and worker hold it. */
@@ -161,6 +171,9 @@ export function loadConfig (environment: Env): Config {
     env.problems.push('JOB_SEALING_KEY must be at least 32 characters long')
   }
 
+  // Separate from the API key so rotating the key Marketo sends does not orphan queued callbacks.
+  const jobSealingKey = sealingKey ?? ssfsApiKey
+
   const logLevel = env.optional('LOG_LEVEL') ?? 'info'
   if (!LOG_LEVELS.includes(logLevel)) {
     env.problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`)
@@ -178,12 +191,12 @@ export function loadConfig (environment: Env): Config {
     },
     redis: {
       url: env.url('REDIS_URL', 'Redis connection', { fallback: 'redis://127.0.0.1:6379', protocols: ['redis:', 'rediss:'] }),
-      keyPrefix: env.optional('REDIS_KEY_PREFIX') ?? 'mds'
+      keyPrefix: env.optional('REDIS_KEY_PREFIX') ?? 'mds',
+      keyHashSecret: deriveKeyHashSecret(jobSealingKey)
     },
     ssfs: {
       apiKey: ssfsApiKey,
-      // Separate from the API key so rotating the key Marketo sends does not orphan queued callbacks.
-      jobSealingKey: env.optional('JOB_SEALING_KEY') ?? ssfsApiKey,
+      jobSealingKey,
       callbackHosts,
       providerName: env.optional('SSFS_PROVIDER_NAME') ?? 'marketo-dynamics-sync',
       supportContact: env.optional('SSFS_SUPPORT_CONTACT') ?? 'https://github.com/marketo-dynamics-sync/marketo-dynamics-sync/issues'
@@ -228,6 +241,14 @@ export function loadConfig (environment: Env): Config {
 
   if (env.problems.length > 0) throw new ConfigError(env.problems)
   return deepFreeze(config)
+}
+
+/**
+ * HKDF-SHA256 (RFC 5869) of the job sealing key with its own `info` label: independent of the
+ * AES key src/crypto/sealed-box.ts derives from the same secret under another label.
+ */
+function deriveKeyHashSecret (jobSealingKey: string): string {
+  return Buffer.from(hkdfSync('sha256', jobSealingKey, 'marketo-dynamics-sync', 'redis-key-hash', 32)).toString('hex')
 }
 
 function deepFreeze<T> (value: T): T {

@@ -35,6 +35,16 @@ t.test('a complete environment gives a frozen, typed config with documented defa
   t.equal(loadConfig({ ...valid, JOB_SEALING_KEY: 'k'.repeat(32) }).ssfs.jobSealingKey, 'k'.repeat(32))
 })
 
+t.test('the key of email digests in Redis is derived from the job sealing key: the same in every process, never the key itself', async (t) => {
+  const sealed = { ...valid, JOB_SEALING_KEY: 's'.repeat(32) }
+  const secret = loadConfig(sealed).redis.keyHashSecret
+  t.match(secret, /^[0-9a-f]{64}$/)
+  t.equal(loadConfig(sealed).redis.keyHashSecret, secret, 'a second process with the same environment agrees')
+  t.not(secret, sealed.JOB_SEALING_KEY)
+  t.not(loadConfig({ ...valid, JOB_SEALING_KEY: 't'.repeat(32) }).redis.keyHashSecret, secret, 'another sealing key, another secret')
+  t.not(loadConfig(valid).redis.keyHashSecret, loadConfig(valid).ssfs.jobSealingKey)
+})
+
 t.test('every missing required value is named at once', async (t) => {
   const problems = problemsOf({})
   for (const name of ['SSFS_API_KEY', 'MARKETO_BASE_URL', 'MARKETO_CLIENT_ID', 'MARKETO_CLIENT_SECRET', 'DYNAMICS_URL', 'AZURE_TENANT_ID', 'AZURE_CLIENT_ID', 'AZURE_CLIENT_SECRET']) {
