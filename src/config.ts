@@ -107,7 +107,8 @@ class EnvReader {
     return value
   }
 
-  url (name: string, what: string, { fallback, protocols }: { fallback?: string; protocols: string[] }): string {
+  /** `httpOnlyOnLoopback`: plain http is accepted only for a host on this machine. */
+  url (name: string, what: string, { fallback, protocols, httpOnlyOnLoopback = false }: { fallback?: string; protocols: string[]; httpOnlyOnLoopback?: boolean }): string {
     const raw = fallback === undefined ? this.required(name, what) : (this.optional(name) ?? fallback)
     if (raw === '') return ''
     let parsed: URL
@@ -119,9 +120,24 @@ class EnvReader {
     }
     if (!protocols.includes(parsed.protocol)) {
       this.problems.push(`${name} must use ${protocols.map((p) => p.replace(':', '')).join(' or ')}, got "${parsed.protocol.replace(':', '')}"`)
+    } else if (httpOnlyOnLoopback && parsed.protocol === 'http:' && !isLoopbackHost(parsed.hostname)) {
+      this.problems.push(`${name} must use https (plain http only for 127.0.0.0/8, ::1 or localhost), got "${raw}"`)
     }
     return raw.replace(/\/+$/, '')
   }
+}
+
+/**
+ * Hosts whose traffic never leaves the machine: the IPv4 loopback block 127.0.0.0/8 (RFC 1122
+ * §3.2.1.3), IPv6 ::1 (RFC 4291 §2.5.3) and the name `localhost` (RFC 6761 §6.3). Anywhere else a
+ * plain-http client would send credentials (Marketo's client secret, Dynamics bearer tokens) and
+ * personal data in clear. `hostname` is as WHATWG URL gives it: IPv4 in dotted-quad form (`127.1`
+ * becomes `127.0.0.1`), IPv6 bracketed, names lower-cased.
+ */
+function isLoopbackHost (hostname: string): boolean {
+  if (hostname === 'localhost' || hostname === '[::1]') return true
+  const octets = hostname.split('.')
+  return octets.length === 4 && octets[0] === '127' && octets.every((octet) => /^\d{1,3}$/.test(octet))
 }
 
 function readAzureCredential (env: EnvReader): AzureAdCredential {
@@ -202,12 +218,12 @@ export function loadConfig (environment: Env): Config {
       supportContact: env.optional('SSFS_SUPPORT_CONTACT') ?? 'https://github.com/marketo-dynamics-sync/marketo-dynamics-sync/issues'
     },
     marketo: {
-      baseUrl: env.url('MARKETO_BASE_URL', 'REST and identity base, e.g. https://123-ABC-456.mktorest.com', { protocols: ['https:', 'http:'] }),
+      baseUrl: env.url('MARKETO_BASE_URL', 'REST and identity base, e.g. https://123-ABC-456.mktorest.com', { protocols: ['https:', 'http:'], httpOnlyOnLoopback: true }),
       clientId: env.required('MARKETO_CLIENT_ID', 'the LaunchPoint custom service\'s client id'),
       clientSecret: env.required('MARKETO_CLIENT_SECRET', 'the LaunchPoint custom service\'s client secret')
     },
     dynamics: {
-      url: env.url('DYNAMICS_URL', 'the Dataverse environment URL, e.g. https://contoso.crm.dynamics.com', { protocols: ['https:', 'http:'] }),
+      url: env.url('DYNAMICS_URL', 'the Dataverse environment URL, e.g. https://contoso.crm.dynamics.com', { protocols: ['https:', 'http:'], httpOnlyOnLoopback: true }),
       maxConcurrentRequests: env.integer('DYNAMICS_MAX_CONCURRENCY', 16, { min: 1, max: 52 }),
       requestTimeoutMs: env.integer('DYNAMICS_REQUEST_TIMEOUT_MS', 30_000, { min: 100, max: 300_000 })
     },

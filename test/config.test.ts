@@ -67,6 +67,16 @@ t.test('malformed values are refused with the variable and the bad value', async
   t.match(problemsOf({ ...valid, AZURE_CLIENT_CERTIFICATE_PATH: '/nonexistent.pem' }), [/either AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH/, /cannot be read: ENOENT/])
 })
 
+t.test('Dynamics and Marketo take plain http only on this machine\'s loopback; https anywhere', async (t) => {
+  for (const url of ['http://127.0.0.1:4200', 'http://127.9.8.7', 'http://127.1:4100', 'http://localhost:4100', 'http://LOCALHOST', 'http://[::1]:4200', 'https://contoso.crm.dynamics.com', 'https://10.0.0.5']) {
+    t.same(problemsOf({ ...valid, DYNAMICS_URL: url, MARKETO_BASE_URL: url }), [], `${url} accepted`)
+  }
+  for (const url of ['http://contoso.crm.dynamics.com', 'http://10.0.0.5', 'http://128.0.0.1', 'http://127.0.0.1.nip.io', 'http://localhost.example.com', 'http://[::2]', 'http://[::ffff:10.0.0.1]', 'http://0.0.0.0']) {
+    t.match(problemsOf({ ...valid, DYNAMICS_URL: url }), [/^DYNAMICS_URL must use https \(plain http only for 127\.0\.0\.0\/8, ::1 or localhost\)/], `${url} refused for Dynamics`)
+    t.match(problemsOf({ ...valid, MARKETO_BASE_URL: url }), [/^MARKETO_BASE_URL must use https/], `${url} refused for Marketo`)
+  }
+})
+
 t.test('the error message lists the problems, not a stack', async (t) => {
   try {
     loadConfig({ ...valid, PORT: '-1' })
