@@ -64,7 +64,8 @@ export function buildWorker (deps: WorkerDeps): RunningWorker {
   })
   const callbackProcessor = createSendFlowCallbackProcessor({
     callbackCredentialsBox: deps.callbackCredentialsBox,
-    timeoutMs: config.callback.timeoutMs
+    timeoutMs: config.callback.timeoutMs,
+    callbackHosts: config.ssfs.callbackHosts
   })
 
   // A job whose worker died is run again; BullMQ gives up after `maxStalledCount` such stalls,
