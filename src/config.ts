@@ -1,3 +1,4 @@
+import { hkdfSync } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { ConfigError } from './errors.ts'
 import { parseCallbackHostAllowList, type CallbackHostRule } from './ssfs/callback-url-policy.ts'
@@ -17,7 +18,16 @@ export interface Config {
     /** Where Marketo reaches this service; becomes `servers[0]` of the SSFS OpenAPI document. */
     readonly publicUrl: string
   }
-  readonly redis: { readonly url: string; readonly keyPrefix: string }
+  readonly redis: {
+    readonly url: string
+    readonly keyPrefix: string
+    /**
+     * HMAC key of the digests that stand for emails in Redis key names (a plain hash of an email is
+     * reversed with a list of addresses). Derived from the job sealing key under its own HKDF label,
+     * so every process that can open jobs agrees on it and ops manage no extra secret.
+     */
+    readonly keyHashSecret: string
+  }
   readonly ssfs: {
     readonly apiKey: string
     /** Seals Marketo's callback credentials inside job data; both API and worker hold it. */
@@ -97,7 +107,8 @@ class EnvReader {
     return value
   }
 
-  url (name: string, what: string, { fallback, protocols }: { fallback?: string; protocols: string[] }): string {
+  /** `httpOnlyOnLoopback`: plain http is accepted only for a host on this machine. */
+  url (name: string, what: string, { fallback, protocols, httpOnlyOnLoopback = false }: { fallback?: string; protocols: string[]; httpOnlyOnLoopback?: boolean }): string {
     const raw = fallback === undefined ? this.required(name, what) : (this.optional(name) ?? fallback)
     if (raw === '') return ''
     let parsed: URL
@@ -109,9 +120,24 @@ class EnvReader {
     }
     if (!protocols.includes(parsed.protocol)) {
       this.problems.push(`${name} must use ${protocols.map((p) => p.replace(':', '')).join(' or ')}, got "${parsed.protocol.replace(':', '')}"`)
+    } else if (httpOnlyOnLoopback && parsed.protocol === 'http:' && !isLoopbackHost(parsed.hostname)) {
+      this.problems.push(`${name} must use https (plain http only for 127.0.0.0/8, ::1 or localhost), got "${raw}"`)
     }
     return raw.replace(/\/+$/, '')
   }
+}
+
+/**
+ * Hosts whose traffic never leaves the machine: the IPv4 loopback block 127.0.0.0/8 (RFC 1122
+ * §3.2.1.3), IPv6 ::1 (RFC 4291 §2.5.3) and the name `localhost` (RFC 6761 §6.3). Anywhere else a
+ * plain-http client would send credentials (Marketo's client secret, Dynamics bearer tokens) and
+ * personal data in clear. `hostname` is as WHATWG URL gives it: IPv4 in dotted-quad form (`127.1`
+ * becomes `127.0.0.1`), IPv6 bracketed, names lower-cased.
+ */
+function isLoopbackHost (hostname: string): boolean {
+  if (hostname === 'localhost' || hostname === '[::1]') return true
+  const octets = hostname.split('.')
+  return octets.length === 4 && octets[0] === '127' && octets.every((octet) => /^\d{1,3}$/.test(octet))
 }
 
 function readAzureCredential (env: EnvReader): AzureAdCredential {
@@ -161,6 +187,9 @@ export function loadConfig (environment: Env): Config {
     env.problems.push('JOB_SEALING_KEY must be at least 32 characters long')
   }
 
+  // Separate from the API key so rotating the key Marketo sends does not orphan queued callbacks.
+  const jobSealingKey = sealingKey ?? ssfsApiKey
+
   const logLevel = env.optional('LOG_LEVEL') ?? 'info'
   if (!LOG_LEVELS.includes(logLevel)) {
     env.problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`)
@@ -178,23 +207,23 @@ export function loadConfig (environment: Env): Config {
     },
     redis: {
       url: env.url('REDIS_URL', 'Redis connection', { fallback: 'redis://127.0.0.1:6379', protocols: ['redis:', 'rediss:'] }),
-      keyPrefix: env.optional('REDIS_KEY_PREFIX') ?? 'mds'
+      keyPrefix: env.optional('REDIS_KEY_PREFIX') ?? 'mds',
+      keyHashSecret: deriveKeyHashSecret(jobSealingKey)
     },
     ssfs: {
       apiKey: ssfsApiKey,
-      // Separate from the API key so rotating the key Marketo sends does not orphan queued callbacks.
-      jobSealingKey: env.optional('JOB_SEALING_KEY') ?? ssfsApiKey,
+      jobSealingKey,
       callbackHosts,
       providerName: env.optional('SSFS_PROVIDER_NAME') ?? 'marketo-dynamics-sync',
       supportContact: env.optional('SSFS_SUPPORT_CONTACT') ?? 'https://github.com/marketo-dynamics-sync/marketo-dynamics-sync/issues'
     },
     marketo: {
-      baseUrl: env.url('MARKETO_BASE_URL', 'REST and identity base, e.g. https://123-ABC-456.mktorest.com', { protocols: ['https:', 'http:'] }),
+      baseUrl: env.url('MARKETO_BASE_URL', 'REST and identity base, e.g. https://123-ABC-456.mktorest.com', { protocols: ['https:', 'http:'], httpOnlyOnLoopback: true }),
       clientId: env.required('MARKETO_CLIENT_ID', 'the LaunchPoint custom service\'s client id'),
       clientSecret: env.required('MARKETO_CLIENT_SECRET', 'the LaunchPoint custom service\'s client secret')
     },
     dynamics: {
-      url: env.url('DYNAMICS_URL', 'the Dataverse environment URL, e.g. https://contoso.crm.dynamics.com', { protocols: ['https:', 'http:'] }),
+      url: env.url('DYNAMICS_URL', 'the Dataverse environment URL, e.g. https://contoso.crm.dynamics.com', { protocols: ['https:', 'http:'], httpOnlyOnLoopback: true }),
       maxConcurrentRequests: env.integer('DYNAMICS_MAX_CONCURRENCY', 16, { min: 1, max: 52 }),
       requestTimeoutMs: env.integer('DYNAMICS_REQUEST_TIMEOUT_MS', 30_000, { min: 100, max: 300_000 })
     },
@@ -228,6 +257,14 @@ export function loadConfig (environment: Env): Config {
 
   if (env.problems.length > 0) throw new ConfigError(env.problems)
   return deepFreeze(config)
+}
+
+/**
+ * HKDF-SHA256 (RFC 5869) of the job sealing key with its own `info` label: independent of the
+ * AES key src/crypto/sealed-box.ts derives from the same secret under another label.
+ */
+function deriveKeyHashSecret (jobSealingKey: string): string {
+  return Buffer.from(hkdfSync('sha256', jobSealingKey, 'marketo-dynamics-sync', 'redis-key-hash', 32)).toString('hex')
 }
 
 function deepFreeze<T> (value: T): T {

@@ -35,6 +35,16 @@ t.test('a complete environment gives a frozen, typed config with documented defa
   t.equal(loadConfig({ ...valid, JOB_SEALING_KEY: 'k'.repeat(32) }).ssfs.jobSealingKey, 'k'.repeat(32))
 })
 
+t.test('the key of email digests in Redis is derived from the job sealing key: the same in every process, never the key itself', async (t) => {
+  const sealed = { ...valid, JOB_SEALING_KEY: 's'.repeat(32) }
+  const secret = loadConfig(sealed).redis.keyHashSecret
+  t.match(secret, /^[0-9a-f]{64}$/)
+  t.equal(loadConfig(sealed).redis.keyHashSecret, secret, 'a second process with the same environment agrees')
+  t.not(secret, sealed.JOB_SEALING_KEY)
+  t.not(loadConfig({ ...valid, JOB_SEALING_KEY: 't'.repeat(32) }).redis.keyHashSecret, secret, 'another sealing key, another secret')
+  t.not(loadConfig(valid).redis.keyHashSecret, loadConfig(valid).ssfs.jobSealingKey)
+})
+
 t.test('every missing required value is named at once', async (t) => {
   const problems = problemsOf({})
   for (const name of ['SSFS_API_KEY', 'MARKETO_BASE_URL', 'MARKETO_CLIENT_ID', 'MARKETO_CLIENT_SECRET', 'DYNAMICS_URL', 'AZURE_TENANT_ID', 'AZURE_CLIENT_ID', 'AZURE_CLIENT_SECRET']) {
@@ -55,6 +65,16 @@ t.test('malformed values are refused with the variable and the bad value', async
   t.match(problemsOf({ ...valid, FLOW_STEP_ATTEMPTS: '0' }), [/FLOW_STEP_ATTEMPTS must be an integer from 1 to 50/])
   t.match(problemsOf({ ...valid, JOB_SEALING_KEY: 'too-short' }), [/JOB_SEALING_KEY must be at least 32/])
   t.match(problemsOf({ ...valid, AZURE_CLIENT_CERTIFICATE_PATH: '/nonexistent.pem' }), [/either AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH/, /cannot be read: ENOENT/])
+})
+
+t.test('Dynamics and Marketo take plain http only on this machine\'s loopback; https anywhere', async (t) => {
+  for (const url of ['http://127.0.0.1:4200', 'http://127.9.8.7', 'http://127.1:4100', 'http://localhost:4100', 'http://LOCALHOST', 'http://[::1]:4200', 'https://contoso.crm.dynamics.com', 'https://10.0.0.5']) {
+    t.same(problemsOf({ ...valid, DYNAMICS_URL: url, MARKETO_BASE_URL: url }), [], `${url} accepted`)
+  }
+  for (const url of ['http://contoso.crm.dynamics.com', 'http://10.0.0.5', 'http://128.0.0.1', 'http://127.0.0.1.nip.io', 'http://localhost.example.com', 'http://[::2]', 'http://[::ffff:10.0.0.1]', 'http://0.0.0.0']) {
+    t.match(problemsOf({ ...valid, DYNAMICS_URL: url }), [/^DYNAMICS_URL must use https \(plain http only for 127\.0\.0\.0\/8, ::1 or localhost\)/], `${url} refused for Dynamics`)
+    t.match(problemsOf({ ...valid, MARKETO_BASE_URL: url }), [/^MARKETO_BASE_URL must use https/], `${url} refused for Marketo`)
+  }
 })
 
 t.test('the error message lists the problems, not a stack', async (t) => {

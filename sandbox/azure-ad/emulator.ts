@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
+import { setTimeout as delay } from 'node:timers/promises'
 import { createServer, type Server } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { aadError, type AadErrorReply } from './aad-error.ts'
 import { createAccessTokenIssuer, resourceOfDefaultScope } from './access-tokens.ts'
 import { authenticateClient, createClientRegistry, type RegisteredClient } from './client-authentication.ts'
+import { AzureAdFaultInjector, AzureAdFaultSettingsError, type AzureAdFaults } from './faults.ts'
 
 /**
  * A local Azure AD (Entra ID) v2.0 endpoint for the client-credentials grant, served over HTTPS so
@@ -36,6 +38,8 @@ export interface AzureAdEmulator {
   readonly tenantId: string
   /** POSTs received by the token endpoint, successful or not. */
   tokenRequestCount (): number
+  /** Also over HTTP: `GET|PUT|DELETE /_emulator/faults` (PUT `{"delayTokens":{"count":1,"ms":60000}}`). */
+  readonly faults: AzureAdFaults
   verifyAccessToken (token: string, expectation?: { audience?: string }): boolean
   close (): Promise<void>
 }
@@ -49,6 +53,9 @@ export async function startAzureAdEmulator (options: AzureAdEmulatorOptions): Pr
   const tokens = createAccessTokenIssuer({ tenantId, lifetimeSeconds: options.tokenLifetimeSeconds ?? 3599 })
   let tokenRequests = 0
   let authorityHost = ''
+  const faults = new AzureAdFaultInjector()
+  // Ends the delays of held token requests when the emulator closes, so no timer outlives it.
+  const closed = new AbortController()
 
   const server: Server = createServer({ cert: options.tls.certPem, key: options.tls.keyPem }, (request, response) => {
     handle(request, response).catch((error: unknown) => {
@@ -112,6 +119,11 @@ export async function startAzureAdEmulator (options: AzureAdEmulatorOptions): Pr
       return
     }
 
+    if (segments[0] === '_emulator') {
+      await handleControl(request, response, segments.slice(1).join('/'))
+      return
+    }
+
     const tenant = segments[0]
     const rest = segments.slice(1).join('/')
     const isOpenIdConfiguration = request.method === 'GET' &&
@@ -148,7 +160,43 @@ export async function startAzureAdEmulator (options: AzureAdEmulatorOptions): Pr
     await handleTokenRequest(request, response, tenant, correlationId)
   }
 
+  async function handleControl (request: IncomingMessage, response: ServerResponse, route: string): Promise<void> {
+    const method = request.method ?? 'GET'
+    if (route === 'faults' && method === 'GET') {
+      sendJson(response, 200, faults.state())
+      return
+    }
+    if (route === 'faults' && method === 'PUT') {
+      const raw = await readBody(request) ?? ''
+      try {
+        faults.apply(JSON.parse(raw === '' ? '{}' : raw))
+      } catch (error) {
+        if (error instanceof AzureAdFaultSettingsError || error instanceof SyntaxError) {
+          sendJson(response, 400, { error: 'invalid_fault_settings', error_description: error.message })
+          return
+        }
+        throw error
+      }
+      sendJson(response, 200, faults.state())
+      return
+    }
+    if (route === 'faults' && method === 'DELETE') {
+      faults.clear()
+      response.writeHead(204).end()
+      return
+    }
+    sendJson(response, 404, { error: 'not_found', error_description: `no emulator control at ${method} /_emulator/${route}` })
+  }
+
   async function handleTokenRequest (request: IncomingMessage, response: ServerResponse, tenant: string, correlationId: string): Promise<void> {
+    const holdMs = faults.takeTokenDelay()
+    if (holdMs > 0) {
+      try {
+        await delay(holdMs, undefined, { signal: closed.signal })
+      } catch {
+        return // closing: the connection is being destroyed
+      }
+    }
     const body = await readBody(request)
     if (body === undefined) {
       sendAadError(response, aadError(413, 'invalid_request', 90023, 'The request body is too large.', correlationId))
@@ -211,9 +259,11 @@ export async function startAzureAdEmulator (options: AzureAdEmulatorOptions): Pr
     authorityHost,
     tenantId,
     tokenRequestCount: () => tokenRequests,
+    faults,
     verifyAccessToken: (token, expectation) => tokens.verify(token, expectation),
     close () {
       closing ??= new Promise<void>((resolve) => {
+        closed.abort()
         server.close(() => resolve())
         server.closeAllConnections()
       })

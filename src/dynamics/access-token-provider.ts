@@ -20,7 +20,18 @@ export interface MsalAccessTokenProviderOptions {
   readonly credential: AzureAdCredential
   /** The Dataverse environment URL, e.g. `https://contoso.crm.dynamics.com`. */
   readonly resourceUrl: string
+  /** Longest wait for Azure AD to issue a token (default `AZURE_AD_TOKEN_TIMEOUT_MS`). */
+  readonly timeoutMs?: number
 }
+
+/**
+ * MSAL Node's token POST has no timeout of its own (msal-node `HttpClient`: a timeout is applied to
+ * GETs only when one is passed, never to the token request), so a token endpoint that accepts the
+ * connection and never answers would hold every Dataverse call of the process. Azure AD answers in
+ * well under a second; ten seconds leaves room for a slow network and still lets the job's own
+ * retry, with backoff, take over.
+ */
+export const AZURE_AD_TOKEN_TIMEOUT_MS = 10_000
 
 export interface AccessTokenProvider {
   getAccessToken (): Promise<string>
@@ -37,6 +48,19 @@ export class AzureAdAuthError extends Error {
     this.name = 'AzureAdAuthError'
     this.msalErrorCode = details.msalErrorCode
     this.status = details.status
+  }
+}
+
+/**
+ * Azure AD did not issue a token in time. Transient: nothing was sent to Dataverse, and the next
+ * try (the job's retry) asks again.
+ */
+export class AzureAdTimeoutError extends Error {
+  readonly code = 'AZURE_AD_TIMEOUT'
+  readonly retryable = true
+  constructor (readonly timeoutMs: number) {
+    super(`Azure AD issued no token within ${timeoutMs} ms`)
+    this.name = 'AzureAdTimeoutError'
   }
 }
 
@@ -67,12 +91,26 @@ export function createMsalAccessTokenProvider (options: MsalAccessTokenProviderO
   const scopes = [`${options.resourceUrl.replace(/\/+$/, '')}/.default`]
   const secret = options.credential.kind === 'secret' ? options.credential.clientSecret : undefined
 
+  const timeoutMs = options.timeoutMs ?? AZURE_AD_TOKEN_TIMEOUT_MS
+
   const acquire = async (): Promise<{ token: string, renewAt: number }> => {
     let result
+    let timer: NodeJS.Timeout | undefined
     try {
-      result = await application.acquireTokenByClientCredential({ scopes })
+      // MSAL takes no abort signal: the request it has made is left to finish or fail on its own,
+      // but nobody waits for it past the timeout, and the next caller starts a fresh one.
+      result = await Promise.race([
+        application.acquireTokenByClientCredential({ scopes }),
+        new Promise<never>((_resolve, reject) => {
+          timer = setTimeout(() => reject(new AzureAdTimeoutError(timeoutMs)), timeoutMs)
+          timer.unref()
+        })
+      ])
     } catch (error) {
+      if (error instanceof AzureAdTimeoutError) throw error
       throw toAzureAdAuthError(error, secret)
+    } finally {
+      clearTimeout(timer)
     }
     if (result === null || result.accessToken === '') {
       throw new AzureAdAuthError('Azure AD returned no access token', { msalErrorCode: 'empty_token' })

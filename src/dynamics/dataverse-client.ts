@@ -116,7 +116,11 @@ export class DataverseClient {
     for (let attempt = 1; ; attempt++) {
       let waitMs: number
       try {
-        return await this.#limit.run(() => this.#send(method, path, options))
+        // The token first, outside the concurrency limit: a slow or hung Azure AD must not hold
+        // slots that requests with a token could use. The provider bounds its own wait and caches
+        // the token, so this costs nothing per request; its errors are not Dataverse's to retry.
+        const token = await this.#options.tokens.getAccessToken()
+        return await this.#limit.run(() => this.#send(method, path, token, options))
       } catch (error) {
         if (error instanceof DataverseError && error.status === 429) {
           const retryAfterMs = retryAfterToMs((error.cause as { retryAfter?: string | null } | undefined)?.retryAfter)
@@ -140,8 +144,7 @@ export class DataverseClient {
     }
   }
 
-  async #send (method: string, path: string, options: RequestOptions): Promise<DataverseResponse> {
-    const token = await this.#options.tokens.getAccessToken()
+  async #send (method: string, path: string, token: string, options: RequestOptions): Promise<DataverseResponse> {
     const headers: Record<string, string> = {
       Accept: 'application/json',
       'OData-MaxVersion': '4.0',

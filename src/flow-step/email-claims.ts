@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto'
+import { createHmac, createSecretKey, randomUUID, type KeyObject } from 'node:crypto'
 import { setTimeout as delay } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
 import type { RecordLink } from '../domain/record-link.ts'
@@ -9,16 +9,16 @@ import type { RecordLink } from '../domain/record-link.ts'
  * Dataverse has no unique key on email by default (reference §1.7), so the creator of a record
  * for an email is chosen by an atomic claim in Redis:
  *
- *   <prefix>:email-claim:<sha256(email)>   SET NX PX, value `<invocationId>#<execution>`; kept
+ *   <prefix>:email-claim:<hmac(email)>     SET NX PX, value `<invocationId>#<execution>`; kept
  *                                          alive by a heartbeat while its holder works, so it
  *                                          never lapses under a slow create, and lapses within
  *                                          one TTL when the holder dies
- *   <prefix>:email-record:<sha256(email)>  the record created (and by which invocation), kept for
+ *   <prefix>:email-record:<hmac(email)>    the record created (and by which invocation), kept for
  *                                          15 minutes so late arrivals that looked Dynamics up
  *                                          before it existed see it (short, so a record deleted in
  *                                          Dynamics afterwards is created anew later)
  *
- *   <prefix>:email-claim-gen:<sha256>      bumped on every acquisition: a claimant whose look-up
+ *   <prefix>:email-claim-gen:<hmac>        bumped on every acquisition: a claimant whose look-up
  *                                          predates someone else's claim must look again, even
  *                                          if that claim has lapsed by the time it gets its own
  *
@@ -27,7 +27,10 @@ import type { RecordLink } from '../domain/record-link.ts'
  * create whose answer never came (timeout, crash) leaves the claim to lapse instead of releasing
  * it: whoever claims next must look Dynamics up first.
  *
- * Emails are hashed: keys show up in Redis tooling and logs, personal data must not.
+ * Emails are hashed with a key (HMAC-SHA256): keys show up in Redis tooling and logs, personal
+ * data must not, and a plain SHA-256 of an email is reversed by hashing a list of known addresses.
+ * Every worker must hold the same `keyHashSecret` (config `redis.keyHashSecret`), or their claims
+ * for one email would not meet.
  */
 
 const RECORD_MEMORY_SECONDS = 15 * 60
@@ -77,6 +80,11 @@ export interface HeldClaim {
 
 export type ClaimResult = HeldClaim | { readonly kind: 'created-by-other', readonly record: CreatedRecord }
 
+export interface EmailClaimSettings extends Partial<EmailClaimOptions> {
+  /** The HMAC key of the email digests in key names; the same in every worker process. */
+  readonly keyHashSecret: string
+}
+
 export interface EmailClaimOptions {
   /** How long a claim outlives a holder that stopped renewing it (crashed, killed). */
   readonly claimTtlMs: number
@@ -97,13 +105,16 @@ export class EmailClaimTimeoutError extends Error {
 
 export class EmailClaims {
   readonly #options: EmailClaimOptions
+  readonly #keyHashKey: KeyObject
 
-  constructor (private readonly redis: Redis, private readonly prefix: string, options: Partial<EmailClaimOptions> = {}) {
+  constructor (private readonly redis: Redis, private readonly prefix: string, { keyHashSecret, ...options }: EmailClaimSettings) {
+    if (keyHashSecret.length < 32) throw new RangeError('keyHashSecret must be at least 32 characters long')
+    this.#keyHashKey = createSecretKey(Buffer.from(keyHashSecret, 'utf8'))
     this.#options = { claimTtlMs: 30_000, waitTimeoutMs: 150_000, pollIntervalMs: 25, maxPollIntervalMs: 1_000, ...options }
   }
 
   #keys (email: string): ClaimKeys {
-    const digest = createHash('sha256').update(email).digest('hex')
+    const digest = createHmac('sha256', this.#keyHashKey).update(email).digest('hex')
     return {
       claim: `${this.prefix}:email-claim:${digest}`,
       record: `${this.prefix}:email-record:${digest}`,

@@ -45,13 +45,14 @@ export function flowStepWorkerFeature (deps: FlowStepWorkerDeps): WorkerFeature 
         records: new PersonRecords(deps.dataverse),
         marketo: deps.marketo,
         links: new RecordLinkStore(commands, prefix),
-        claims: new EmailClaims(commands, prefix),
+        claims: new EmailClaims(commands, prefix, { keyHashSecret: config.redis.keyHashSecret }),
         logger: logger.child({ job: FLOW_STEP_JOB_NAME }),
         queues
       })
       const callbackProcessor = createSendFlowCallbackProcessor({
         callbackCredentialsBox: deps.callbackCredentialsBox,
-        timeoutMs: config.callback.timeoutMs
+        timeoutMs: config.callback.timeoutMs,
+        callbackHosts: config.ssfs.callbackHosts
       })
 
       // A job whose worker died is run again; BullMQ gives up after `maxStalledCount` such stalls,

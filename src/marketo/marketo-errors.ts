@@ -15,6 +15,19 @@ export class MarketoAuthError extends Error {
   }
 }
 
+/**
+ * Marketo's REST or identity endpoint answered a redirect. Not followed: the request carries the
+ * client secret (identity) or a bearer token (REST) that must go to the configured base URL only,
+ * and Marketo's REST API does not redirect (reference §2).
+ */
+export class MarketoRedirectError extends Error {
+  readonly code = 'MARKETO_REDIRECT'
+  constructor (readonly status: number) {
+    super(`Marketo answered a redirect (HTTP ${status}); redirects are not followed`)
+    this.name = 'MarketoRedirectError'
+  }
+}
+
 /** The callback endpoint refused the outcomes for good (4xx): retrying sends the same thing again. */
 export class CallbackRejectedError extends Error {
   readonly code = 'CALLBACK_REJECTED'

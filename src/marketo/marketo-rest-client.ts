@@ -1,4 +1,4 @@
-import { MarketoApiError, MarketoAuthError } from './marketo-errors.ts'
+import { MarketoApiError, MarketoAuthError, MarketoRedirectError } from './marketo-errors.ts'
 
 /**
  * The Marketo REST calls this service makes, and nothing more: every call is charged to the
@@ -55,8 +55,10 @@ export class MarketoRestClient {
       this.#restCalls++
       const response = await fetch(`${this.#options.baseUrl}${path}`, {
         headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' },
-        signal: AbortSignal.timeout(this.#options.requestTimeoutMs ?? 30_000)
+        signal: AbortSignal.timeout(this.#options.requestTimeoutMs ?? 30_000),
+        redirect: 'manual'
       })
+      refuseRedirect(response)
       if (!response.ok) throw new MarketoApiError(`HTTP_${response.status}`, `Marketo answered HTTP ${response.status}`)
       const body = await response.json() as Envelope<T>
       if (body.success) return body.result ?? []
@@ -85,8 +87,10 @@ export class MarketoRestClient {
     })
     const response = await fetch(`${this.#options.baseUrl}/identity/oauth/token?${query}`, {
       headers: { Accept: 'application/json' },
-      signal: AbortSignal.timeout(this.#options.requestTimeoutMs ?? 30_000)
+      signal: AbortSignal.timeout(this.#options.requestTimeoutMs ?? 30_000),
+      redirect: 'manual'
     })
+    refuseRedirect(response)
     const body = await response.json().catch(() => ({})) as { access_token?: string; expires_in?: number; error?: string; error_description?: string }
     if (!response.ok || body.access_token === undefined) {
       throw new MarketoAuthError(`Marketo identity refused the client credentials: ${body.error ?? `HTTP ${response.status}`}`)
@@ -94,4 +98,15 @@ export class MarketoRestClient {
     this.#token = { value: body.access_token, expiresAt: Date.now() + (body.expires_in ?? 3600) * 1000 }
     return body.access_token
   }
+}
+
+/**
+ * With `redirect: 'manual'` Node's fetch hands back the 3xx itself. A redirect is refused rather
+ * than followed: the identity call carries the client secret in its query and REST calls a bearer
+ * token, which must reach the configured base URL and nothing else.
+ */
+function refuseRedirect (response: Response): void {
+  if (response.status < 300 || response.status >= 400) return
+  response.body?.cancel().catch(() => undefined)
+  throw new MarketoRedirectError(response.status)
 }

@@ -16,6 +16,19 @@
  * the host they really name and are refused; IP literals match only when listed literally.
  */
 
+/**
+ * A callback URL the allow-list does not cover. The API refuses such an invocation; a worker that
+ * meets one in a queued job (the allow-list changed since, or the job was altered in Redis) must
+ * not call it either.
+ */
+export class CallbackUrlNotAllowedError extends Error {
+  readonly code = 'CALLBACK_URL_NOT_ALLOWED'
+  constructor (readonly reason: string) {
+    super(`the callback URL is not allowed: ${reason}`)
+    this.name = 'CallbackUrlNotAllowedError'
+  }
+}
+
 export interface CallbackHostRule {
   readonly protocol: 'https:' | 'http:'
   /** Lower-case host name, or bracketed IPv6 literal as URL.hostname gives it. */

@@ -16,6 +16,9 @@ import type { FlowStepPerson } from '../../src/domain/person.ts'
 
 const redisServer = await startLocalRedis()
 const redis = new Redis(redisServer.url)
+/** Any 32 characters: what matters is that every EmailClaims of the test holds the same one. */
+const KEY_HASH_SECRET = 'test-key-hash-secret-'.padEnd(32, 'x')
+
 const emulator = await startDataverseEmulator({})
 t.teardown(async () => {
   redis.disconnect()
@@ -42,7 +45,7 @@ function depsFor (records: PersonRecords = new PersonRecords(client)): SyncPerso
     marketo: { getLeadsByIds: async () => { throw new Error('every person here has an email') } },
     links: new RecordLinkStore(redis, prefix),
     // The default TTL: a claim left to lapse would keep the next claimant waiting 30 s.
-    claims: new EmailClaims(redis, prefix, { pollIntervalMs: 5 }),
+    claims: new EmailClaims(redis, prefix, { keyHashSecret: KEY_HASH_SECRET, pollIntervalMs: 5 }),
     logger: pino({ level: 'silent' })
   }
 }
@@ -74,7 +77,7 @@ t.test('a look-up that fails while the claim is held releases the claim at once:
   t.equal(emulator.store.list('leads').filter((row) => row.emailaddress1 === email).length, 0, 'nothing was created')
 
   emulator.faults.clear()
-  const impatient = new EmailClaims(redis, deps.prefix, { pollIntervalMs: 5, waitTimeoutMs: 1_000 })
+  const impatient = new EmailClaims(redis, deps.prefix, { keyHashSecret: KEY_HASH_SECRET, pollIntervalMs: 5, waitTimeoutMs: 1_000 })
   const [generation] = (await impatient.generations([email])).values()
   const next = await impatient.claim(email, 'inv-next', generation!)
   t.match(next, { kind: 'claimed' }, 'the claim was free at once')

@@ -1,7 +1,10 @@
 import t from 'tap'
+import { once } from 'node:events'
+import { createServer, type RequestListener, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { startMarketoEmulator } from '../../sandbox/marketo/index.ts'
 import { MarketoRestClient } from '../../src/marketo/marketo-rest-client.ts'
-import { MarketoApiError, MarketoAuthError } from '../../src/marketo/marketo-errors.ts'
+import { MarketoApiError, MarketoAuthError, MarketoRedirectError } from '../../src/marketo/marketo-errors.ts'
 
 /** The Marketo REST client against the emulator: tokens, batching and typed errors. */
 
@@ -41,4 +44,51 @@ t.test('bad client credentials are an authentication error that names no secret'
   const error = await new MarketoRestClient({ baseUrl: emulator.url, clientId: 'cid', clientSecret: 'wrong-secret' }).getLeadsByIds([1], ['email']).catch((e: unknown) => e)
   t.type(error, MarketoAuthError)
   t.notMatch((error as Error).message, /wrong-secret/)
+})
+
+async function listen (t: { teardown: (fn: () => void) => void }, handler: RequestListener): Promise<string> {
+  const server: Server = createServer(handler)
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => {
+    server.closeAllConnections()
+    server.close()
+  })
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+}
+
+/** Another host that records whether a redirect led anyone to it. */
+async function recordingTarget (t: { teardown: (fn: () => void) => void }): Promise<{ url: string, requests: string[] }> {
+  const requests: string[] = []
+  const url = await listen(t, (request, response) => {
+    requests.push(`${request.method ?? ''} ${request.url ?? ''} ${request.headers.authorization ?? ''}`)
+    response.writeHead(200, { 'Content-Type': 'application/json' }).end('{"success":true,"result":[],"access_token":"stolen","expires_in":3600}')
+  })
+  return { url, requests }
+}
+
+t.test('a redirect from the identity endpoint is an error with a code, and the client secret goes nowhere else', async (t) => {
+  const target = await recordingTarget(t)
+  const base = await listen(t, (request, response) => {
+    response.writeHead(302, { Location: `${target.url}${request.url ?? '/'}` }).end()
+  })
+  const error = await new MarketoRestClient({ baseUrl: base, clientId: 'cid', clientSecret: 'secret' }).getLeadsByIds([1], ['email']).catch((e: unknown) => e)
+  t.type(error, MarketoRedirectError)
+  t.match(error, { code: 'MARKETO_REDIRECT', status: 302 })
+  t.same(target.requests, [], 'the redirect was not followed')
+})
+
+t.test('a redirect from a REST call is an error with a code, and the bearer token goes nowhere else', async (t) => {
+  const target = await recordingTarget(t)
+  const base = await listen(t, (request, response) => {
+    if (request.url?.startsWith('/identity/') === true) {
+      response.writeHead(200, { 'Content-Type': 'application/json' }).end('{"access_token":"real-token","token_type":"bearer","expires_in":3600}')
+      return
+    }
+    response.writeHead(307, { Location: `${target.url}${request.url ?? '/'}` }).end()
+  })
+  const error = await new MarketoRestClient({ baseUrl: base, clientId: 'cid', clientSecret: 'secret' }).getLeadsByIds([1], ['email']).catch((e: unknown) => e)
+  t.type(error, MarketoRedirectError)
+  t.match(error, { code: 'MARKETO_REDIRECT', status: 307 })
+  t.same(target.requests, [], 'the redirect was not followed')
 })
