@@ -2,7 +2,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { Logger } from 'pino'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './queue/connections.ts'
 import type { Config } from './config.ts'
 import type { FlowStepIntake } from './queue/flow-step-intake.ts'
 import type { AssignToChoices } from './flow-step/assign-to-choices.ts'
@@ -19,7 +19,7 @@ export interface AppDeps {
   readonly config: Config
   readonly logger: Logger
   /** The API's own Redis connection (fail-fast policy, see src/queue/connections.ts). */
-  readonly redis: Redis
+  readonly redis: RedisClient
   readonly intake: FlowStepIntake
   readonly assignToChoices: Pick<AssignToChoices, 'list'>
   readonly callbackCredentialsBox: SealedBox

@@ -1,5 +1,5 @@
 import { Worker, type Job } from 'bullmq'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './queue/connections.ts'
 import type { Logger } from 'pino'
 import type { Config } from './config.ts'
 import type { FlowCallbackJobData, FlowStepJobData } from './queue/payloads.ts'
@@ -8,6 +8,7 @@ import type { SealedBox } from './crypto/sealed-box.ts'
 import { createFlowStepQueues } from './queue/create-queues.ts'
 import { FLOW_STEP_JOB_NAME, QUEUE } from './queue/names.ts'
 import { flowStepIntakeKeys } from './queue/flow-step-intake.ts'
+import { queuePrefix } from './queue/redis-keys.ts'
 import { IntakeMover } from './queue/intake-mover.ts'
 import { PersonRecords } from './dynamics/person-records.ts'
 import type { DataverseClient } from './dynamics/dataverse-client.ts'
@@ -20,7 +21,7 @@ export interface WorkerDeps {
   readonly config: Config
   readonly logger: Logger
   /** Worker-policy connections (src/queue/connections.ts): one for commands, one per blocking worker. */
-  readonly connect: (name: string) => Redis
+  readonly connect: (name: string) => RedisClient
   readonly dataverse: DataverseClient
   readonly marketo: PersonDirectory
   readonly callbackCredentialsBox: SealedBox
@@ -39,7 +40,7 @@ export interface RunningWorker {
 export function buildWorker (deps: WorkerDeps): RunningWorker {
   const { config, logger } = deps
   const prefix = config.redis.keyPrefix
-  const connections: Redis[] = []
+  const connections: RedisClient[] = []
   const connect = (name: string) => {
     const connection = deps.connect(name)
     connections.push(connection)
@@ -71,10 +72,10 @@ export function buildWorker (deps: WorkerDeps): RunningWorker {
   // which must not come before the tries the job is entitled to (BullMQ's default is 1).
   const lock = { lockDuration: config.worker.lockDurationMs, stalledInterval: config.worker.stalledIntervalMs }
   const flowStepWorker = new Worker<FlowStepJobData>(QUEUE.flowStep, syncProcessor, {
-    connection: connect('mds-worker-flow-step'), prefix, concurrency: config.worker.concurrency, ...lock, maxStalledCount: config.flowStep.attempts
+    connection: connect('mds-worker-flow-step'), prefix: queuePrefix(prefix, QUEUE.flowStep), concurrency: config.worker.concurrency, ...lock, maxStalledCount: config.flowStep.attempts
   })
   const callbackWorker = new Worker<FlowCallbackJobData>(QUEUE.flowStepCallback, callbackProcessor, {
-    connection: connect('mds-worker-callback'), prefix, concurrency: config.worker.concurrency, ...lock, maxStalledCount: config.callback.attempts
+    connection: connect('mds-worker-callback'), prefix: queuePrefix(prefix, QUEUE.flowStepCallback), concurrency: config.worker.concurrency, ...lock, maxStalledCount: config.callback.attempts
   })
   const workers = [flowStepWorker, callbackWorker]
   const isFinal = (job: Job, error: Error) => job.attemptsMade >= (job.opts.attempts ?? 1) || error.name === 'UnrecoverableError'

@@ -1,7 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto'
 import { setTimeout as delay } from 'node:timers/promises'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../queue/connections.ts'
 import type { RecordLink } from '../links/record-link-store.ts'
+import { emailClaimKeys } from '../queue/redis-keys.ts'
+import { getMany } from '../queue/get-many.ts'
 
 /**
  * "Two invocations for the same new email at the same moment create exactly one lead", across
@@ -9,25 +11,27 @@ import type { RecordLink } from '../links/record-link-store.ts'
  * Dataverse has no unique key on email by default (reference §1.7), so the creator of a record
  * for an email is chosen by an atomic claim in Redis:
  *
- *   <prefix>:email-claim:<sha256(email)>   SET NX PX, value `<invocationId>#<execution>`; kept
- *                                          alive by a heartbeat while its holder works, so it
- *                                          never lapses under a slow create, and lapses within
- *                                          one TTL when the holder dies
- *   <prefix>:email-record:<sha256(email)>  the record created (and by which invocation), kept for
- *                                          15 minutes so late arrivals that looked Dynamics up
- *                                          before it existed see it (short, so a record deleted in
- *                                          Dynamics afterwards is created anew later)
+ *   <prefix>:email:{<sha256(email)>}:claim      SET NX PX, value `<invocationId>#<execution>`; kept
+ *                                               alive by a heartbeat while its holder works, so it
+ *                                               never lapses under a slow create, and lapses within
+ *                                               one TTL when the holder dies
+ *   <prefix>:email:{<sha256(email)>}:record     the record created (and by which invocation), kept for
+ *                                               15 minutes so late arrivals that looked Dynamics up
+ *                                               before it existed see it (short, so a record deleted in
+ *                                               Dynamics afterwards is created anew later)
  *
- *   <prefix>:email-claim-gen:<sha256>      bumped on every acquisition: a claimant whose look-up
- *                                          predates someone else's claim must look again, even
- *                                          if that claim has lapsed by the time it gets its own
+ *   <prefix>:email:{<sha256(email)>}:claim-gen  bumped on every acquisition: a claimant whose look-up
+ *                                               predates someone else's claim must look again, even
+ *                                               if that claim has lapsed by the time it gets its own
  *
  * A holder checks, right before it creates, that the claim is still its own and no record was
  * remembered meanwhile. A record it created is remembered whatever happened to its claim. A
  * create whose answer never came (timeout, crash) leaves the claim to lapse instead of releasing
  * it: whoever claims next must look Dynamics up first.
  *
- * Emails are hashed: keys show up in Redis tooling and logs, personal data must not.
+ * Emails are hashed: keys show up in Redis tooling and logs, personal data must not. The hash is
+ * the keys' hash tag, so the scripts below, which take several of one email's keys, run on a
+ * Redis Cluster too (src/queue/redis-keys.ts).
  */
 
 const RECORD_MEMORY_SECONDS = 15 * 60
@@ -98,17 +102,13 @@ export class EmailClaimTimeoutError extends Error {
 export class EmailClaims {
   readonly #options: EmailClaimOptions
 
-  constructor (private readonly redis: Redis, private readonly prefix: string, options: Partial<EmailClaimOptions> = {}) {
+  constructor (private readonly redis: RedisClient, private readonly prefix: string, options: Partial<EmailClaimOptions> = {}) {
     this.#options = { claimTtlMs: 30_000, waitTimeoutMs: 150_000, pollIntervalMs: 25, maxPollIntervalMs: 1_000, ...options }
   }
 
   #keys (email: string): ClaimKeys {
     const digest = createHash('sha256').update(email).digest('hex')
-    return {
-      claim: `${this.prefix}:email-claim:${digest}`,
-      record: `${this.prefix}:email-record:${digest}`,
-      generation: `${this.prefix}:email-claim-gen:${digest}`
-    }
+    return emailClaimKeys(this.prefix, digest)
   }
 
   /**
@@ -117,22 +117,23 @@ export class EmailClaims {
    */
   async generations (emails: readonly string[]): Promise<Map<string, number>> {
     if (emails.length === 0) return new Map()
-    const values = await this.redis.mget(emails.map((email) => this.#keys(email).generation))
+    const values = await getMany(this.redis, emails.map((email) => this.#keys(email).generation))
     return new Map(emails.map((email, index) => [email, Number(values[index] ?? 0)]))
   }
 
   /**
    * Of the emails a look-up `found` in Dynamics, those this invocation created on an earlier try
    * that never heard back (a timeout, a crash): its claim is still there, or its record is
-   * remembered. Lapsing claims are released as after a create. Two MGETs for the whole batch.
+   * remembered. Lapsing claims are released as after a create. Two MGETs for the whole batch (on
+   * a cluster, one GET a key: src/queue/get-many.ts).
    */
   async settleOwnCreations (found: ReadonlyMap<string, RecordLink>, invocationId: string): Promise<Set<string>> {
     const emails = [...found.keys()]
     if (emails.length === 0) return new Set()
     const keys = emails.map((email) => this.#keys(email))
     const [holders, records] = await Promise.all([
-      this.redis.mget(keys.map((k) => k.claim)),
-      this.redis.mget(keys.map((k) => k.record))
+      getMany(this.redis, keys.map((k) => k.claim)),
+      getMany(this.redis, keys.map((k) => k.record))
     ])
     const own = new Set<string>()
     for (const [index, email] of emails.entries()) {

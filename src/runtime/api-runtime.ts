@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
-import type { Redis } from 'ioredis'
 import type { Config } from '../config.ts'
 import { buildApp } from '../app.ts'
-import { createApiRedisConnection } from '../queue/connections.ts'
+import { createApiRedisConnection, type RedisClient } from '../queue/connections.ts'
 import { FlowStepIntake, flowStepIntakeKeys } from '../queue/flow-step-intake.ts'
+import { assignToPicklistCacheKey } from '../queue/redis-keys.ts'
 import { AssignToChoices } from '../flow-step/assign-to-choices.ts'
 import { createCallbackCredentialsBox, createDataverseClient } from './service-clients.ts'
 
@@ -17,11 +17,11 @@ export interface ApiRuntime {
   readonly app: FastifyInstance
   /** Exposed for inspection (tests, tooling); owned and closed by the app. */
   readonly intake: FlowStepIntake
-  readonly redis: Redis
+  readonly redis: RedisClient
 }
 
 export async function buildApiRuntime (config: Config, logger: Logger): Promise<ApiRuntime> {
-  const redis = createApiRedisConnection(config.redis.url, 'mds-api')
+  const redis = createApiRedisConnection(config.redis.url, 'mds-api', config.redis)
   redis.on('error', (error) => logger.warn({ err: error }, 'redis connection error'))
   // Marketo must get an answer, never a hung request: past 2 s the invocation is refused (503)
   // and Marketo re-sends it.
@@ -31,7 +31,7 @@ export async function buildApiRuntime (config: Config, logger: Logger): Promise<
     logger,
     redis,
     intake,
-    assignToChoices: new AssignToChoices(createDataverseClient(config, logger), redis, `${config.redis.keyPrefix}:cache:picklist:assignTo`, logger),
+    assignToChoices: new AssignToChoices(createDataverseClient(config, logger), redis, assignToPicklistCacheKey(config.redis.keyPrefix), logger),
     callbackCredentialsBox: createCallbackCredentialsBox(config)
   })
   app.addHook('onClose', async () => {

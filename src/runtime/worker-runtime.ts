@@ -10,7 +10,7 @@ export function buildWorkerRuntime (config: Config, logger: Logger): RunningWork
     config,
     logger,
     connect: (name) => {
-      const connection = createWorkerRedisConnection(config.redis.url, name)
+      const connection = createWorkerRedisConnection(config.redis.url, name, config.redis)
       connection.on('error', (error) => logger.warn({ err: error, connection: name }, 'redis connection error'))
       return connection
     },

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { startLocalRedis } from '../../sandbox/redis-server.ts'
 import { EmailClaims, EmailClaimTimeoutError } from '../../src/flow-step/email-claims.ts'
+import { emailClaimKeys } from '../../src/queue/redis-keys.ts'
 
 const redisServer = await startLocalRedis()
 const redis = new Redis(redisServer.url)
@@ -70,7 +71,7 @@ t.test('a claimant whose look-up predates another claim looks again, even after 
   t.match(earlier, { kind: 'claimed', mustLookUpAgain: false })
   if (earlier.kind === 'claimed') earlier.abandon() // its create timed out: the lead may exist
   const deadline = Date.now() + 5_000
-  const claimKey = `t7:email-claim:${createHash('sha256').update('lapsed@example.com').digest('hex')}`
+  const claimKey = emailClaimKeys('t7', createHash('sha256').update('lapsed@example.com').digest('hex')).claim
   // Polls a condition with a deadline: the claim must lapse before the late claimant arrives.
   while (await redis.exists(claimKey) === 1) {
     if (Date.now() > deadline) throw new Error('the claim never lapsed')
