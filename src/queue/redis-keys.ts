@@ -23,8 +23,8 @@ import type { QueueName } from './names.ts'
  *   <p>:{links}:person:<marketoId>             the person ⇄ record link, both directions written
  *   <p>:{links}:record:<lead|contact>:<id>     in one MULTI (src/links/record-link-store.ts). The
  *                                             two ends are found from different ids, so no per-person
- *                                             tag can put both in one slot: all links share one,
- *                                             some 150 bytes a person on one node
+ *                                             tag can put both in one slot: all links share one
+ *                                             (a few hundred bytes a person, on one node)
  *   <p>:cache:picklist:assignTo                the Assign To picklist cache, used alone: no tag
  *
  * `<p>` is REDIS_KEY_PREFIX and begins every key, so deployments can share a Redis. A prefix that
