@@ -15,7 +15,8 @@ import { intakeStreamKeys } from './redis-keys.ts'
  *   <prefix>:{intake:flow-step}          stream of {v, jobId, priority, data}
  *   <prefix>:{intake:flow-step}:parked   entries no worker could turn into a job, with the reason
  *
- * (one hash tag for both, so a mover's batch stays on one node of a Redis Cluster: src/queue/redis-keys.ts)
+ * Both carry one hash tag (src/queue/redis-keys.ts): on a Redis Cluster they live in one slot, so a
+ * mover's batch talks to one node and a transaction over both stays possible.
  *
  * The stream is durable like any other key (AOF), and an entry leaves it only once its job exists.
  */

@@ -15,7 +15,7 @@ import type { QueueName } from './names.ts'
  *                                             patterns/redis-cluster); one tag per queue lets the
  *                                             two queues live on different nodes
  *   <p>:{intake:flow-step}                     the intake stream (src/queue/flow-step-intake.ts)
- *   <p>:{intake:flow-step}:parked              and its parked entries, moved by one mover batch
+ *   <p>:{intake:flow-step}:parked              and its parked entries, which a mover's batch writes
  *   <p>:email:{<digest>}:claim                 an email's claim, its remembered record and claim
  *   <p>:email:{<digest>}:record                generation: the claim scripts take all three
  *   <p>:email:{<digest>}:claim-gen             (src/flow-step/email-claims.ts); one tag per email
@@ -27,7 +27,11 @@ import type { QueueName } from './names.ts'
  *                                             (a few hundred bytes a person, on one node)
  *   <p>:cache:picklist:assignTo                the Assign To picklist cache, used alone: no tag
  *
- * `<p>` is REDIS_KEY_PREFIX and begins every key, so deployments can share a Redis. A prefix that
+ * Keys of different tags read together (several emails' claims) are read one command a key on a
+ * cluster (src/queue/get-many.ts).
+ *
+ * `<p>` is REDIS_KEY_PREFIX and begins every key, so deployments can share a Redis (two prefixes
+ * share each group's slot, never its keys). A prefix that
  * holds a `{…}` of its own becomes every key's tag and puts the whole service in one slot: that
  * still works on a cluster, on one node.
  *
