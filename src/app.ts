@@ -2,7 +2,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { Logger } from 'pino'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './queue/connections.ts'
 import type { Config } from './config.ts'
 import type { ApiFeature } from './feature-module.ts'
 import { replyWithError } from './http/error-handler.ts'
@@ -16,7 +16,7 @@ export interface AppDeps {
   readonly config: Config
   readonly logger: Logger
   /** The API's own Redis connection (fail-fast policy, see src/queue/connections.ts). */
-  readonly redis: Redis
+  readonly redis: RedisClient
   /** What this API serves besides its shared core (src/runtime/api-runtime.ts lists them). */
   readonly features: readonly ApiFeature[]
 }

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './queue/connections.ts'
 import type { Logger } from 'pino'
 import type { Config } from './config.ts'
 import type { WorkerFeature } from './feature-module.ts'
@@ -9,7 +9,7 @@ export interface WorkerDeps {
   readonly config: Config
   readonly logger: Logger
   /** Worker-policy connections (src/queue/connections.ts), created for the features as they ask. */
-  readonly connect: (name: string) => Redis
+  readonly connect: (name: string) => RedisClient
   /** What this worker process runs (src/runtime/worker-runtime.ts lists them). */
   readonly features: readonly WorkerFeature[]
 }
@@ -27,7 +27,7 @@ export interface RunningWorker {
 export function buildWorker (deps: WorkerDeps): RunningWorker {
   const { config, logger } = deps
   const reachability = new RedisReachability({ url: config.redis.url, logger })
-  const connections: Redis[] = []
+  const connections: RedisClient[] = []
   const connect = (name: string) => {
     const connection = reachability.watch(deps.connect(name))
     connections.push(connection)

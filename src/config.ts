@@ -27,6 +27,8 @@ export interface Config {
      * so every process that can open jobs agrees on it and ops manage no extra secret.
      */
     readonly keyHashSecret: string
+    /** REDIS_URL is one node of a Redis Cluster, from which the others are discovered (src/queue/connections.ts). */
+    readonly cluster: boolean
   }
   readonly ssfs: {
     readonly apiKey: string
@@ -166,6 +168,21 @@ function readAzureCredential (env: EnvReader): AzureAdCredential {
   return { kind: 'secret', clientSecret: secret ?? '' }
 }
 
+/** `REDIS_CLUSTER=true`: a cluster has only database 0, so a database in REDIS_URL is refused, not ignored. */
+function readRedisCluster (env: EnvReader): boolean {
+  const raw = env.optional('REDIS_CLUSTER') ?? 'false'
+  if (raw !== 'true' && raw !== 'false') {
+    env.problems.push(`REDIS_CLUSTER must be true or false, got "${raw}"`)
+    return false
+  }
+  const url = env.optional('REDIS_URL')
+  const database = url !== undefined && URL.canParse(url) ? new URL(url).pathname.replace(/^\//, '') : ''
+  if (raw === 'true' && database !== '' && database !== '0') {
+    env.problems.push(`REDIS_URL must not name a database with REDIS_CLUSTER=true (a cluster has only database 0), got "/${database}"`)
+  }
+  return raw === 'true'
+}
+
 export function loadConfig (environment: Env): Config {
   const env = new EnvReader(environment)
 
@@ -208,7 +225,8 @@ export function loadConfig (environment: Env): Config {
     redis: {
       url: env.url('REDIS_URL', 'Redis connection', { fallback: 'redis://127.0.0.1:6379', protocols: ['redis:', 'rediss:'] }),
       keyPrefix: env.optional('REDIS_KEY_PREFIX') ?? 'mds',
-      keyHashSecret: deriveKeyHashSecret(jobSealingKey)
+      keyHashSecret: deriveKeyHashSecret(jobSealingKey),
+      cluster: readRedisCluster(env)
     },
     ssfs: {
       apiKey: ssfsApiKey,

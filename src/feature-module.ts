@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './queue/connections.ts'
 import type { Logger } from 'pino'
 import type { Config } from './config.ts'
 
@@ -14,7 +14,7 @@ export interface ApiContext {
   readonly config: Config
   readonly logger: Logger
   /** The API's own Redis connection (fail-fast policy, src/queue/connections.ts); the app closes it. */
-  readonly redis: Redis
+  readonly redis: RedisClient
 }
 
 export interface ApiFeature {
@@ -27,7 +27,7 @@ export interface WorkerContext {
   readonly config: Config
   readonly logger: Logger
   /** A worker-policy Redis connection (src/queue/connections.ts), watched and closed by the worker after every feature. */
-  readonly connect: (name: string) => Redis
+  readonly connect: (name: string) => RedisClient
   /** Every Queue and Worker needs an `error` listener; this one says a lost Redis once per outage. */
   readonly onQueueError: (error: Error, queue: string) => void
 }

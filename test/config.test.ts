@@ -77,6 +77,14 @@ t.test('Dynamics and Marketo take plain http only on this machine\'s loopback; h
   }
 })
 
+t.test('a Redis Cluster is named by REDIS_CLUSTER=true, with REDIS_URL as its seed node', async (t) => {
+  t.equal(loadConfig(valid).redis.cluster, false, 'one Redis unless told otherwise')
+  t.equal(loadConfig({ ...valid, REDIS_CLUSTER: 'true', REDIS_URL: 'rediss://cache.example:6380' }).redis.cluster, true)
+  t.match(problemsOf({ ...valid, REDIS_CLUSTER: 'yes' }), [/REDIS_CLUSTER must be true or false, got "yes"/])
+  t.match(problemsOf({ ...valid, REDIS_CLUSTER: 'true', REDIS_URL: 'redis://10.0.0.1:6379/2' }), [/REDIS_URL must not name a database with REDIS_CLUSTER=true .*"\/2"/])
+  t.same(problemsOf({ ...valid, REDIS_CLUSTER: 'true', REDIS_URL: 'redis://10.0.0.1:6379/0' }), [], 'database 0 is the cluster\'s only one')
+})
+
 t.test('the error message lists the problems, not a stack', async (t) => {
   try {
     loadConfig({ ...valid, PORT: '-1' })

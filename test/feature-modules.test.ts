@@ -1,7 +1,7 @@
 import t, { test } from 'tap'
 import { once } from 'node:events'
 import pino from 'pino'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../src/queue/connections.ts'
 import { startLocalRedis } from '../sandbox/redis-server.ts'
 import { loadConfig } from '../src/config.ts'
 import { buildApp } from '../src/app.ts'
@@ -32,7 +32,7 @@ const logger = pino({ level: 'silent' })
 
 test('a worker starts every feature on shared connections, and closes each once, then the connections', async (t) => {
   const events: string[] = []
-  const opened: Redis[] = []
+  const opened: RedisClient[] = []
   const feature = (name: string, closeFails: boolean): WorkerFeature => ({
     name,
     start ({ connect }) {

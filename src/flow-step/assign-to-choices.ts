@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../queue/connections.ts'
 import type { Logger } from 'pino'
 import type { DataverseClient } from '../dynamics/dataverse-client.ts'
 import type { PicklistObject } from '../schemas/flow-step.ts'
@@ -16,7 +16,7 @@ export class AssignToChoices {
 
   constructor (
     private readonly dynamics: DataverseClient,
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly cacheKey: string,
     private readonly logger: Logger,
     private readonly ttlSeconds = 600

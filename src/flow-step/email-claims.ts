@@ -1,7 +1,9 @@
 import { createHmac, createSecretKey, randomUUID, type KeyObject } from 'node:crypto'
 import { setTimeout as delay } from 'node:timers/promises'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../queue/connections.ts'
 import type { RecordLink } from '../domain/record-link.ts'
+import { emailClaimKeys } from '../queue/redis-keys.ts'
+import { getMany } from '../queue/get-many.ts'
 
 /**
  * "Two invocations for the same new email at the same moment create exactly one lead", across
@@ -9,18 +11,18 @@ import type { RecordLink } from '../domain/record-link.ts'
  * Dataverse has no unique key on email by default (reference §1.7), so the creator of a record
  * for an email is chosen by an atomic claim in Redis:
  *
- *   <prefix>:email-claim:<hmac(email)>     SET NX PX, value `<invocationId>#<execution>`; kept
- *                                          alive by a heartbeat while its holder works, so it
- *                                          never lapses under a slow create, and lapses within
- *                                          one TTL when the holder dies
- *   <prefix>:email-record:<hmac(email)>    the record created (and by which invocation), kept for
- *                                          15 minutes so late arrivals that looked Dynamics up
- *                                          before it existed see it (short, so a record deleted in
- *                                          Dynamics afterwards is created anew later)
+ *   <prefix>:email:{<hmac(email)>}:claim      SET NX PX, value `<invocationId>#<execution>`; kept
+ *                                               alive by a heartbeat while its holder works, so it
+ *                                               never lapses under a slow create, and lapses within
+ *                                               one TTL when the holder dies
+ *   <prefix>:email:{<hmac(email)>}:record     the record created (and by which invocation), kept for
+ *                                               15 minutes so late arrivals that looked Dynamics up
+ *                                               before it existed see it (short, so a record deleted in
+ *                                               Dynamics afterwards is created anew later)
  *
- *   <prefix>:email-claim-gen:<hmac>        bumped on every acquisition: a claimant whose look-up
- *                                          predates someone else's claim must look again, even
- *                                          if that claim has lapsed by the time it gets its own
+ *   <prefix>:email:{<hmac(email)>}:claim-gen  bumped on every acquisition: a claimant whose look-up
+ *                                               predates someone else's claim must look again, even
+ *                                               if that claim has lapsed by the time it gets its own
  *
  * A holder checks, right before it creates, that the claim is still its own and no record was
  * remembered meanwhile. A record it created is remembered whatever happened to its claim. A
@@ -31,6 +33,8 @@ import type { RecordLink } from '../domain/record-link.ts'
  * data must not, and a plain SHA-256 of an email is reversed by hashing a list of known addresses.
  * Every worker must hold the same `keyHashSecret` (config `redis.keyHashSecret`), or their claims
  * for one email would not meet.
+ * The digest is the keys' hash tag, so the scripts below, which take several of one email's
+ * keys, run on a Redis Cluster too (src/queue/redis-keys.ts).
  */
 
 const RECORD_MEMORY_SECONDS = 15 * 60
@@ -107,7 +111,7 @@ export class EmailClaims {
   readonly #options: EmailClaimOptions
   readonly #keyHashKey: KeyObject
 
-  constructor (private readonly redis: Redis, private readonly prefix: string, { keyHashSecret, ...options }: EmailClaimSettings) {
+  constructor (private readonly redis: RedisClient, private readonly prefix: string, { keyHashSecret, ...options }: EmailClaimSettings) {
     if (keyHashSecret.length < 32) throw new RangeError('keyHashSecret must be at least 32 characters long')
     this.#keyHashKey = createSecretKey(Buffer.from(keyHashSecret, 'utf8'))
     this.#options = { claimTtlMs: 30_000, waitTimeoutMs: 150_000, pollIntervalMs: 25, maxPollIntervalMs: 1_000, ...options }
@@ -115,11 +119,7 @@ export class EmailClaims {
 
   #keys (email: string): ClaimKeys {
     const digest = createHmac('sha256', this.#keyHashKey).update(email).digest('hex')
-    return {
-      claim: `${this.prefix}:email-claim:${digest}`,
-      record: `${this.prefix}:email-record:${digest}`,
-      generation: `${this.prefix}:email-claim-gen:${digest}`
-    }
+    return emailClaimKeys(this.prefix, digest)
   }
 
   /**
@@ -128,22 +128,23 @@ export class EmailClaims {
    */
   async generations (emails: readonly string[]): Promise<Map<string, number>> {
     if (emails.length === 0) return new Map()
-    const values = await this.redis.mget(emails.map((email) => this.#keys(email).generation))
+    const values = await getMany(this.redis, emails.map((email) => this.#keys(email).generation))
     return new Map(emails.map((email, index) => [email, Number(values[index] ?? 0)]))
   }
 
   /**
    * Of the emails a look-up `found` in Dynamics, those this invocation created on an earlier try
    * that never heard back (a timeout, a crash): its claim is still there, or its record is
-   * remembered. Lapsing claims are released as after a create. Two MGETs for the whole batch.
+   * remembered. Lapsing claims are released as after a create. Two MGETs for the whole batch (on
+   * a cluster, one GET a key: src/queue/get-many.ts).
    */
   async settleOwnCreations (found: ReadonlyMap<string, RecordLink>, invocationId: string): Promise<Set<string>> {
     const emails = [...found.keys()]
     if (emails.length === 0) return new Set()
     const keys = emails.map((email) => this.#keys(email))
     const [holders, records] = await Promise.all([
-      this.redis.mget(keys.map((k) => k.claim)),
-      this.redis.mget(keys.map((k) => k.record))
+      getMany(this.redis, keys.map((k) => k.claim)),
+      getMany(this.redis, keys.map((k) => k.record))
     ])
     const own = new Set<string>()
     for (const [index, email] of emails.entries()) {

@@ -9,6 +9,7 @@ import { createFlowStepQueues } from '../queue/create-queues.ts'
 import { FLOW_STEP_JOB_NAME, QUEUE } from '../queue/names.ts'
 import { flowStepIntakeKeys } from '../queue/flow-step-intake.ts'
 import { IntakeMover } from '../queue/intake-mover.ts'
+import { queuePrefix } from '../queue/redis-keys.ts'
 import { isFinalFailure, logJobEvents } from '../queue/job-event-log.ts'
 import { PersonRecords } from '../dynamics/person-records.ts'
 import { RecordLinkStore } from '../links/record-link-store.ts'
@@ -59,10 +60,10 @@ export function flowStepWorkerFeature (deps: FlowStepWorkerDeps): WorkerFeature 
       // which must not come before the tries the job is entitled to (BullMQ's default is 1).
       const lock = { lockDuration: config.worker.lockDurationMs, stalledInterval: config.worker.stalledIntervalMs }
       const flowStepWorker = new Worker<FlowStepJobData>(QUEUE.flowStep, syncProcessor, {
-        connection: connect('mds-worker-flow-step'), prefix, concurrency: config.worker.concurrency, ...lock, maxStalledCount: config.flowStep.attempts
+        connection: connect('mds-worker-flow-step'), prefix: queuePrefix(prefix, QUEUE.flowStep), concurrency: config.worker.concurrency, ...lock, maxStalledCount: config.flowStep.attempts
       })
       const callbackWorker = new Worker<FlowCallbackJobData>(QUEUE.flowStepCallback, callbackProcessor, {
-        connection: connect('mds-worker-callback'), prefix, concurrency: config.worker.concurrency, ...lock, maxStalledCount: config.callback.attempts
+        connection: connect('mds-worker-callback'), prefix: queuePrefix(prefix, QUEUE.flowStepCallback), concurrency: config.worker.concurrency, ...lock, maxStalledCount: config.callback.attempts
       })
       const workers = [flowStepWorker, callbackWorker]
       for (const worker of workers) logJobEvents(worker, logger, onQueueError)

@@ -1,24 +1,28 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../queue/connections.ts'
 import type { RecordLink } from '../domain/record-link.ts'
 import { isRecordType } from '../domain/record-type.ts'
+import { personLinkKey, recordLinkKey } from '../queue/redis-keys.ts'
 
 /**
  * The person ⇄ record link: which Dynamics lead or contact a Marketo person is. The native sync
  * identifies people by CRM record id, not email (reference marketo-native-dynamics-sync.md §4),
  * and so do we; the background sync (a later issue) reads and writes the same keys.
  *
- *   <prefix>:link:person:<marketoId>          hash {type, id, linkedAt}
- *   <prefix>:link:record:<lead|contact>:<id>  string marketoId
+ *   <prefix>:{links}:person:<marketoId>          hash {type, id, linkedAt}
+ *   <prefix>:{links}:record:<lead|contact>:<id>  string marketoId
+ *
+ * Both ends are written in one MULTI, so they share a hash tag (src/queue/redis-keys.ts): a
+ * Redis Cluster refuses a transaction over keys in different slots.
  */
 export class RecordLinkStore {
-  constructor (private readonly redis: Redis, private readonly prefix: string) {}
+  constructor (private readonly redis: RedisClient, private readonly prefix: string) {}
 
   #personKey (marketoId: number): string {
-    return `${this.prefix}:link:person:${marketoId}`
+    return personLinkKey(this.prefix, marketoId)
   }
 
   #recordKey (link: RecordLink): string {
-    return `${this.prefix}:link:record:${link.type.toLowerCase()}:${link.id}`
+    return recordLinkKey(this.prefix, link.type.toLowerCase(), link.id)
   }
 
   async getMany (marketoIds: readonly number[]): Promise<Map<number, RecordLink>> {

@@ -1,6 +1,7 @@
 import { Queue } from 'bullmq'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './connections.ts'
 import { QUEUE } from './names.ts'
+import { queuePrefix } from './redis-keys.ts'
 import type { FlowCallbackJobData, FlowStepJobData } from './payloads.ts'
 
 export interface FlowStepQueues {
@@ -25,6 +26,7 @@ const RETENTION = {
 }
 
 export interface FlowStepQueueOptions {
+  /** REDIS_KEY_PREFIX; each queue's BullMQ prefix adds its hash tag (src/queue/redis-keys.ts). */
   readonly prefix: string
   /** Every Queue needs an `error` listener, or a Redis hiccup becomes an unhandled 'error' event. */
   readonly onError: (error: Error, queue: string) => void
@@ -34,15 +36,15 @@ export interface FlowStepQueueOptions {
 
 interface RetryOptions { readonly attempts: number; readonly backoffMs: number }
 
-export function createFlowStepQueues (connection: Redis, { prefix, onError, flowStepRetry, callbackRetry }: FlowStepQueueOptions): FlowStepQueues {
+export function createFlowStepQueues (connection: RedisClient, { prefix, onError, flowStepRetry, callbackRetry }: FlowStepQueueOptions): FlowStepQueues {
   const flowStep = new Queue<FlowStepJobData>(QUEUE.flowStep, {
     connection,
-    prefix,
+    prefix: queuePrefix(prefix, QUEUE.flowStep),
     defaultJobOptions: { ...RETENTION, attempts: flowStepRetry.attempts, backoff: { type: 'exponential', delay: flowStepRetry.backoffMs } }
   })
   const flowStepCallback = new Queue<FlowCallbackJobData>(QUEUE.flowStepCallback, {
     connection,
-    prefix,
+    prefix: queuePrefix(prefix, QUEUE.flowStepCallback),
     defaultJobOptions: { ...RETENTION, attempts: callbackRetry.attempts, backoff: { type: 'exponential', delay: callbackRetry.backoffMs } }
   })
   flowStep.on('error', (error) => { onError(error, QUEUE.flowStep) })

@@ -1,5 +1,6 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './connections.ts'
 import type { FlowStepJobData } from './payloads.ts'
+import { intakeStreamKeys } from './redis-keys.ts'
 
 /**
  * The flow step's intake: where the API leaves an accepted invocation for the workers.
@@ -11,8 +12,11 @@ import type { FlowStepJobData } from './payloads.ts'
  * `flow-step` jobs in batches, with the same job ids (so a re-sent invocation is still queued once)
  * and priorities.
  *
- *   <prefix>:intake:flow-step          stream of {v, jobId, priority, data}
- *   <prefix>:intake:flow-step:parked   entries no worker could turn into a job, with the reason
+ *   <prefix>:{intake:flow-step}          stream of {v, jobId, priority, data}
+ *   <prefix>:{intake:flow-step}:parked   entries no worker could turn into a job, with the reason
+ *
+ * Both carry one hash tag (src/queue/redis-keys.ts): on a Redis Cluster they live in one slot, so a
+ * mover's batch talks to one node and a transaction over both stays possible.
  *
  * The stream is durable like any other key (AOF), and an entry leaves it only once its job exists.
  */
@@ -29,7 +33,7 @@ export interface IntakeKeys {
 }
 
 export function flowStepIntakeKeys (prefix: string): IntakeKeys {
-  return { stream: `${prefix}:intake:flow-step`, parked: `${prefix}:intake:flow-step:parked`, group: 'movers' }
+  return { ...intakeStreamKeys(prefix), group: 'movers' }
 }
 
 /** What the mover needs to add the job, exactly as the API decided it. */
@@ -49,7 +53,7 @@ export class IntakeUnavailableError extends Error {
 
 export interface FlowStepIntakeOptions {
   /** The API's fail-fast connection: a command fails at once while Redis is away. */
-  readonly redis: Redis
+  readonly redis: RedisClient
   readonly keys: IntakeKeys
   /** A hung Redis must not hang Marketo's request: past this, the append counts as failed. */
   readonly timeoutMs: number
@@ -72,7 +76,7 @@ const MAX_HELD_CHARS = 8 * 1024
  * to 50 ms. Here every pipeline leaves at once.)
  */
 export class FlowStepIntake {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #keys: IntakeKeys
   readonly #timeoutMs: number
   #batch: PendingAppend[] = []

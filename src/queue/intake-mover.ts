@@ -1,7 +1,7 @@
 import { hostname } from 'node:os'
 import { randomUUID } from 'node:crypto'
 import type { Queue } from 'bullmq'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './connections.ts'
 import type { Logger } from 'pino'
 import type { FlowStepJobData } from './payloads.ts'
 import { decodeIntakeEntry, type IntakeEntry, type IntakeKeys } from './flow-step-intake.ts'
@@ -9,7 +9,7 @@ import { FLOW_STEP_JOB_NAME } from './names.ts'
 
 export interface IntakeMoverOptions {
   /** A connection of the mover's own: it blocks on the stream, and the mover closes it. */
-  readonly redis: Redis
+  readonly redis: RedisClient
   readonly queue: Queue<FlowStepJobData>
   readonly keys: IntakeKeys
   readonly logger: Logger

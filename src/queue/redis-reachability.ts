@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './connections.ts'
 import type { Logger } from 'pino'
 
 /**
@@ -43,9 +43,11 @@ export class RedisReachability {
   }
 
   /** Every error and every recovery of `connection` goes through here (this is its error listener). */
-  watch (connection: Redis): Redis {
+  watch<C extends RedisClient> (connection: C): C {
+    // A Cluster keeps its connection options under `redisOptions`, a single Redis at the top.
+    const connectionName = 'redisOptions' in connection.options ? connection.options.redisOptions?.connectionName : (connection.options as { connectionName?: string }).connectionName
     connection.on('error', (error: Error) => {
-      if (!this.accountFor(error)) this.#logger.error({ err: error, connection: connection.options.connectionName }, 'redis connection error')
+      if (!this.accountFor(error)) this.#logger.error({ err: error, connection: connectionName }, 'redis connection error')
     })
     connection.on('ready', () => { this.#recovered() })
     return connection

@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
-import type { Redis } from 'ioredis'
 import type { Config } from '../config.ts'
 import { buildApp } from '../app.ts'
-import { createApiRedisConnection } from '../queue/connections.ts'
+import { createApiRedisConnection, type RedisClient } from '../queue/connections.ts'
 import { FlowStepIntake, flowStepIntakeKeys } from '../queue/flow-step-intake.ts'
+import { assignToPicklistCacheKey } from '../queue/redis-keys.ts'
 import { AssignToChoices } from '../flow-step/assign-to-choices.ts'
 import { flowStepApiFeature } from '../flow-step/flow-step-api-feature.ts'
 import { RedisReachability } from '../queue/redis-reachability.ts'
@@ -19,12 +19,12 @@ export interface ApiRuntime {
   readonly app: FastifyInstance
   /** Exposed for inspection (tests, tooling); owned and closed by the app. */
   readonly intake: FlowStepIntake
-  readonly redis: Redis
+  readonly redis: RedisClient
 }
 
 export async function buildApiRuntime (config: Config, logger: Logger): Promise<ApiRuntime> {
   // A lost Redis is logged once per outage, at which address, while the connection keeps retrying.
-  const redis = new RedisReachability({ url: config.redis.url, logger }).watch(createApiRedisConnection(config.redis.url, 'mds-api'))
+  const redis = new RedisReachability({ url: config.redis.url, logger }).watch(createApiRedisConnection(config.redis.url, 'mds-api', config.redis))
   // Marketo must get an answer, never a hung request: past 2 s the invocation is refused (503)
   // and Marketo re-sends it.
   const intake = new FlowStepIntake({ redis, keys: flowStepIntakeKeys(config.redis.keyPrefix), timeoutMs: 2_000 })
@@ -36,7 +36,7 @@ export async function buildApiRuntime (config: Config, logger: Logger): Promise<
     features: [
       flowStepApiFeature({
         intake,
-        assignToChoices: new AssignToChoices(createDataverseClient(config, logger), redis, `${config.redis.keyPrefix}:cache:picklist:assignTo`, logger),
+        assignToChoices: new AssignToChoices(createDataverseClient(config, logger), redis, assignToPicklistCacheKey(config.redis.keyPrefix), logger),
         callbackCredentialsBox: createCallbackCredentialsBox(config)
       })
     ]

@@ -10,7 +10,7 @@ export function buildWorkerRuntime (config: Config, logger: Logger): RunningWork
   return buildWorker({
     config,
     logger,
-    connect: (name) => createWorkerRedisConnection(config.redis.url, name),
+    connect: (name) => createWorkerRedisConnection(config.redis.url, name, config.redis),
     // Every feature a worker process runs; a new one (the background sync) is one more line here.
     features: [
       flowStepWorkerFeature({

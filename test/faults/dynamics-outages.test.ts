@@ -56,7 +56,7 @@ t.test('creates answered after the client\'s timeout: the outcome is decided by 
   t.equal(dataverse.requestCount({ method: 'POST', entitySet: 'leads' }) - postsBefore, 10, 'no create was sent twice')
   const redis = new Redis(h.sandbox.redis.url)
   t.teardown(() => { redis.disconnect() })
-  t.same(await redis.keys('mds:email-claim:*'), [], 'the claims kept over the timeouts are released once the persons are decided')
+  t.same(await redis.keys('mds:email:*:claim'), [], 'the claims kept over the timeouts are released once the persons are decided')
 })
 
 testLogsKeepSecrets(t, h)

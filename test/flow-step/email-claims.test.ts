@@ -3,6 +3,7 @@ import { createHash, createHmac } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { startLocalRedis } from '../../sandbox/redis-server.ts'
 import { EmailClaims, EmailClaimTimeoutError } from '../../src/flow-step/email-claims.ts'
+import { emailClaimKeys } from '../../src/queue/redis-keys.ts'
 
 const keyHashSecret = 'k'.repeat(32)
 const redisServer = await startLocalRedis()
@@ -71,7 +72,7 @@ t.test('a claimant whose look-up predates another claim looks again, even after 
   t.match(earlier, { kind: 'claimed', mustLookUpAgain: false })
   if (earlier.kind === 'claimed') earlier.abandon() // its create timed out: the lead may exist
   const deadline = Date.now() + 5_000
-  const claimKey = `t7:email-claim:${createHmac('sha256', keyHashSecret).update('lapsed@example.com').digest('hex')}`
+  const claimKey = emailClaimKeys('t7', createHmac('sha256', keyHashSecret).update('lapsed@example.com').digest('hex')).claim
   // Polls a condition with a deadline: the claim must lapse before the late claimant arrives.
   while (await redis.exists(claimKey) === 1) {
     if (Date.now() > deadline) throw new Error('the claim never lapsed')
@@ -106,7 +107,8 @@ t.test('email digests are keyed: not the plain SHA-256 a list of addresses rever
   const digestsUnder = async (prefix: string, secret: string): Promise<string[]> => {
     const claim = await new EmailClaims(redis, prefix, { keyHashSecret: secret }).claim(email, 'inv', 0)
     if (claim.kind === 'claimed') await claim.release({ type: 'Lead', id: 'l-1' })
-    return (await redis.keys(`${prefix}:*`)).map((key) => key.slice(key.lastIndexOf(':') + 1))
+    // Keys read `<prefix>:email:{<digest>}:<kind>`: the digest is the hash tag.
+    return (await redis.keys(`${prefix}:*`)).map((key) => /\{([0-9a-f]+)\}/.exec(key)?.[1] ?? key)
   }
   const digests = await digestsUnder('t9', keyHashSecret)
   t.ok(digests.length > 0)

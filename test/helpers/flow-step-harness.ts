@@ -1,12 +1,12 @@
 import { Writable } from 'node:stream'
 import pino from 'pino'
 import type { FastifyInstance } from 'fastify'
-import type { Redis } from 'ioredis'
 import { loadConfig, type Config } from '../../src/config.ts'
 import { loggerOptions } from '../../src/logger.ts'
 import type { RunningWorker } from '../../src/build-worker.ts'
 import { createFlowStepQueues, type FlowStepQueues } from '../../src/queue/create-queues.ts'
 import type { FlowStepIntake } from '../../src/queue/flow-step-intake.ts'
+import type { RedisClient } from '../../src/queue/connections.ts'
 import { buildApiRuntime } from '../../src/runtime/api-runtime.ts'
 import { buildWorkerRuntime } from '../../src/runtime/worker-runtime.ts'
 import { startSandbox, type Sandbox, type SandboxOptions } from '../../sandbox/start-sandbox.ts'
@@ -26,7 +26,7 @@ export interface FlowStepHarness {
   /** The queues, for inspection (the API itself only appends to the intake). */
   readonly queues: FlowStepQueues
   readonly intake: FlowStepIntake
-  readonly redis: Redis
+  readonly redis: RedisClient
   readonly service: InstalledService
   /** Every log line the API and worker wrote so far, parsed. */
   readonly logs: () => Array<Record<string, unknown>>

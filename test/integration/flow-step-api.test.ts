@@ -4,6 +4,7 @@ import { once } from 'node:events'
 import { startFlowStepHarness, eventually } from '../helpers/flow-step-harness.ts'
 import { SANDBOX_USERS } from '../../sandbox/start-sandbox.ts'
 import { startLocalRedis } from '../../sandbox/redis-server.ts'
+import { assignToPicklistCacheKey } from '../../src/queue/redis-keys.ts'
 
 /**
  * The flow step's HTTP surface as Marketo and developers meet it: authentication, validation,
@@ -155,7 +156,7 @@ t.test('Assign To lists the enabled Dynamics users, cached so Dynamics is asked 
   const syncAs = await fetch(`${base}/getPicklist`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': key }, body: JSON.stringify({ name: 'syncAs', type: 'flow' }) })
   t.same((await syncAs.json() as { choices: Array<{ submittedValue: string }> }).choices.map((c) => c.submittedValue), ['Lead', 'Contact'])
   h.sandbox.dataverse.faults.failNext(1000, 503)
-  await h.redis.del(`${h.config.redis.keyPrefix}:cache:picklist:assignTo`)
+  await h.redis.del(assignToPicklistCacheKey(h.config.redis.keyPrefix))
   const outage = await ask()
   h.sandbox.dataverse.faults.clear()
   t.equal(outage.status, 503, 'a Dynamics outage is a 503 Marketo retries, not a 500')

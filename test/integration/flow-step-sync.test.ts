@@ -2,6 +2,7 @@ import t from 'tap'
 import { startFlowStepHarness, eventually } from '../helpers/flow-step-harness.ts'
 import { SANDBOX_USERS } from '../../sandbox/start-sandbox.ts'
 import type { CallbackRecord } from '../../sandbox/marketo/index.ts'
+import { personLinkKey } from '../../src/queue/redis-keys.ts'
 
 /**
  * "Sync Person to Microsoft" end to end: the emulated Marketo runs a campaign that invokes the
@@ -53,7 +54,7 @@ t.test('a new person triggers the campaign: a lead is created with the mapped fi
   t.ok(activity, 'a flow-step activity is in the person\'s activity log')
   t.match(Object.fromEntries(activity!.attributes.map((a) => [a.name, a.value])), { success: true, outcome: 'created' })
 
-  const link = await h.redis.hgetall(`${h.config.redis.keyPrefix}:link:person:${id}`)
+  const link = await h.redis.hgetall(personLinkKey(h.config.redis.keyPrefix, id))
   t.match(link, { type: 'Lead', id: item!.leadData.microsoftRecordId }, 'the person ⇄ record link is kept for the background sync')
 })
 

@@ -7,6 +7,7 @@ import { Redis } from 'ioredis'
 import { startLocalRedis } from '../../sandbox/redis-server.ts'
 import { createSealedBox } from '../../src/crypto/sealed-box.ts'
 import { createFlowStepQueues } from '../../src/queue/create-queues.ts'
+import { queuePrefix } from '../../src/queue/redis-keys.ts'
 import { flowCallbackJobId } from '../../src/queue/job-ids.ts'
 import { QUEUE } from '../../src/queue/names.ts'
 import type { FlowCallbackJobData } from '../../src/queue/payloads.ts'
@@ -56,7 +57,7 @@ function runCallbackWorker (t: { teardown: (fn: () => Promise<void>) => void }, 
     callbackCredentialsBox: box,
     timeoutMs: 2_000,
     callbackHosts: parseCallbackHostAllowList(allowList)
-  }), { connection, prefix })
+  }), { connection, prefix: queuePrefix(prefix, QUEUE.flowStepCallback) })
   worker.on('error', () => undefined)
   t.teardown(async () => {
     await worker.close()
@@ -110,7 +111,7 @@ t.test('a callback URL the allow-list no longer covers is parked as failed with 
 t.test('a job whose callback URL was altered in Redis is never called', async (t) => {
   const jobId = await queueCallback('inv-tampered', `${marketo.origin}/callback`)
   // Someone with write access to Redis points the one-time token elsewhere before a worker runs it.
-  const key = `${prefix}:${QUEUE.flowStepCallback}:${jobId}`
+  const key = `${queuePrefix(prefix, QUEUE.flowStepCallback)}:${QUEUE.flowStepCallback}:${jobId}`
   const data = JSON.parse(await redis.hget(key, 'data') ?? '{}') as FlowCallbackJobData
   await redis.hset(key, 'data', JSON.stringify({ ...data, callbackUrl: `http://localhost:${new URL(elsewhere.origin).port}/steal` }))
   const worker = runCallbackWorker(t, marketo.origin)

@@ -1,0 +1,69 @@
+import type { QueueName } from './names.ts'
+
+/**
+ * Every Redis key the service uses, built here so the layout is in one place.
+ *
+ * The same layout runs on one Redis and on a Redis Cluster. A cluster spreads keys over 16,384
+ * hash slots and refuses (CROSSSLOT) a command, transaction or Lua script whose keys lie in more
+ * than one slot. Only the part of a key inside its first `{…}`, its hash tag, decides its slot
+ * (Redis cluster specification, "Hash tags"), so keys used together share a tag, and unrelated
+ * groups get different tags, so they can spread over the nodes:
+ *
+ *   <p>:{flow-step}:flow-step:…                BullMQ's keys of one queue. Its scripts touch
+ *   <p>:{flow-step-callback}:flow-step-callback:…  several keys of the queue, so BullMQ asks for
+ *                                             the queue prefix in a hash tag (docs.bullmq.io,
+ *                                             patterns/redis-cluster); one tag per queue lets the
+ *                                             two queues live on different nodes
+ *   <p>:{intake:flow-step}                     the intake stream (src/queue/flow-step-intake.ts)
+ *   <p>:{intake:flow-step}:parked              and its parked entries, which a mover's batch writes
+ *   <p>:email:{<digest>}:claim                 an email's claim, its remembered record and claim
+ *   <p>:email:{<digest>}:record                generation: the claim scripts take all three
+ *   <p>:email:{<digest>}:claim-gen             (src/flow-step/email-claims.ts); one tag per email
+ *                                             spreads the claims over the nodes
+ *   <p>:{links}:person:<marketoId>             the person ⇄ record link, both directions written
+ *   <p>:{links}:record:<lead|contact>:<id>     in one MULTI (src/links/record-link-store.ts). The
+ *                                             two ends are found from different ids, so no per-person
+ *                                             tag can put both in one slot: all links share one
+ *                                             (a few hundred bytes a person, on one node)
+ *   <p>:cache:picklist:assignTo                the Assign To picklist cache, used alone: no tag
+ *
+ * Keys of different tags read together (several emails' claims) are read one command a key on a
+ * cluster (src/queue/get-many.ts).
+ *
+ * `<p>` is REDIS_KEY_PREFIX and begins every key, so deployments can share a Redis (two prefixes
+ * share each group's slot, never its keys). A prefix that
+ * holds a `{…}` of its own becomes every key's tag and puts the whole service in one slot: that
+ * still works on a cluster, on one node.
+ *
+ * Renaming keys is a deployment-visible change: a version with another layout does not see the
+ * queued work of the one before (README, "Redis Cluster").
+ */
+
+/** BullMQ's `prefix` for a queue: its keys are `<this>:<queue name>:<suffix>`. */
+export function queuePrefix (prefix: string, queue: QueueName): string {
+  return `${prefix}:{${queue}}`
+}
+
+export function intakeStreamKeys (prefix: string): { readonly stream: string, readonly parked: string } {
+  const stream = `${prefix}:{intake:flow-step}`
+  return { stream, parked: `${stream}:parked` }
+}
+
+/** `emailDigest` is the email's hash as email-claims.ts makes it: personal data never enters a key. */
+export function emailClaimKeys (prefix: string, emailDigest: string): { readonly claim: string, readonly record: string, readonly generation: string } {
+  const email = `${prefix}:email:{${emailDigest}}`
+  return { claim: `${email}:claim`, record: `${email}:record`, generation: `${email}:claim-gen` }
+}
+
+export function personLinkKey (prefix: string, marketoId: number): string {
+  return `${prefix}:{links}:person:${marketoId}`
+}
+
+/** `recordType` in lower case: `lead` or `contact`. */
+export function recordLinkKey (prefix: string, recordType: string, recordId: string): string {
+  return `${prefix}:{links}:record:${recordType}:${recordId}`
+}
+
+export function assignToPicklistCacheKey (prefix: string): string {
+  return `${prefix}:cache:picklist:assignTo`
+}
