@@ -15,6 +15,7 @@ import { RecordLinkStore } from './links/record-link-store.ts'
 import { EmailClaims } from './flow-step/email-claims.ts'
 import { createSyncPersonBatchProcessor, reportAbandonedBatch } from '../jobs/sync-person-batch.ts'
 import { createSendFlowCallbackProcessor } from '../jobs/send-flow-callback.ts'
+import { AbandonedJobReporter } from './flow-step/abandoned-job-reporter.ts'
 
 export interface WorkerDeps {
   readonly config: Config
@@ -67,14 +68,16 @@ export function buildWorker (deps: WorkerDeps): RunningWorker {
     timeoutMs: config.callback.timeoutMs
   })
 
-  // A job whose worker died is run again; BullMQ gives up after `maxStalledCount` such stalls,
-  // which must not come before the tries the job is entitled to (BullMQ's default is 1).
-  const lock = { lockDuration: config.worker.lockDurationMs, stalledInterval: config.worker.stalledIntervalMs }
+  // A job whose worker died is run again once elsewhere (BullMQ's default); a job that is running
+  // when its process dies a second time is presumed to be what kills it (a poison job) and fails
+  // for good, reported to Marketo, instead of taking down one worker after another. Tries lost to
+  // Dynamics or Marketo outages are counted by `attempts`, not here.
+  const lock = { lockDuration: config.worker.lockDurationMs, stalledInterval: config.worker.stalledIntervalMs, maxStalledCount: 1 }
   const flowStepWorker = new Worker<FlowStepJobData>(QUEUE.flowStep, syncProcessor, {
-    connection: connect('mds-worker-flow-step'), prefix, concurrency: config.worker.concurrency, ...lock, maxStalledCount: config.flowStep.attempts
+    connection: connect('mds-worker-flow-step'), prefix, concurrency: config.worker.concurrency, ...lock
   })
   const callbackWorker = new Worker<FlowCallbackJobData>(QUEUE.flowStepCallback, callbackProcessor, {
-    connection: connect('mds-worker-callback'), prefix, concurrency: config.worker.concurrency, ...lock, maxStalledCount: config.callback.attempts
+    connection: connect('mds-worker-callback'), prefix, concurrency: config.worker.concurrency, ...lock
   })
   const workers = [flowStepWorker, callbackWorker]
   const isFinal = (job: Job, error: Error) => job.attemptsMade >= (job.opts.attempts ?? 1) || error.name === 'UnrecoverableError'
@@ -86,11 +89,16 @@ export function buildWorker (deps: WorkerDeps): RunningWorker {
     })
     worker.on('completed', (job, result: unknown) => logger.info({ queue: worker.name, jobId: job.id, result }, 'job completed'))
   }
+  const abandonedJobs = new AbandonedJobReporter({
+    redis: commands,
+    flowStepQueue: queues.flowStep,
+    reportedKey: `${prefix}:flow-step:abandoned-reported`,
+    report: async (job, error) => { await reportAbandonedBatch(queues, job, error) },
+    logger: logger.child({ component: 'abandoned-job-reporter' })
+  })
+  abandonedJobs.start()
   flowStepWorker.on('failed', (job, error) => {
-    if (job === undefined || !isFinal(job, error)) return
-    reportAbandonedBatch(queues, job, error).catch((reportError: unknown) => {
-      logger.error({ err: reportError, jobId: job.id }, 'could not queue the callback of an abandoned flow-step job')
-    })
+    if (job !== undefined && isFinal(job, error)) abandonedJobs.reportFailed(job, error)
   })
 
   const intakeMover = new IntakeMover({
@@ -109,6 +117,7 @@ export function buildWorker (deps: WorkerDeps): RunningWorker {
         for (const step of [
           async () => { await intakeMover.close() },
           async () => { await Promise.all(workers.map(async (w) => { await w.close() })) },
+          async () => { await abandonedJobs.close() },
           async () => { await queues.close() },
           async () => { for (const connection of connections) connection.disconnect() }
         ]) {
