@@ -104,6 +104,7 @@ export function buildWorker (deps: WorkerDeps): RunningWorker {
   const intakeMover = new IntakeMover({
     redis: connect('mds-worker-intake'),
     queue: queues.flowStep,
+    callbackQueue: queues.flowStepCallback,
     keys: flowStepIntakeKeys(prefix),
     logger: logger.child({ component: 'intake-mover' }),
     claimIdleMs: config.worker.lockDurationMs
