@@ -9,7 +9,8 @@ import { createFlowStepQueues } from '../queue/create-queues.ts'
 import { FLOW_STEP_JOB_NAME, QUEUE } from '../queue/names.ts'
 import { flowStepIntakeKeys } from '../queue/flow-step-intake.ts'
 import { IntakeMover } from '../queue/intake-mover.ts'
-import { queuePrefix } from '../queue/redis-keys.ts'
+import { abandonedJobsReportedKey, queuePrefix } from '../queue/redis-keys.ts'
+import { AbandonedJobReporter } from './abandoned-job-reporter.ts'
 import { isFinalFailure, logJobEvents } from '../queue/job-event-log.ts'
 import { PersonRecords } from '../dynamics/person-records.ts'
 import { RecordLinkStore } from '../links/record-link-store.ts'
@@ -56,27 +57,38 @@ export function flowStepWorkerFeature (deps: FlowStepWorkerDeps): WorkerFeature 
         callbackHosts: config.ssfs.callbackHosts
       })
 
-      // A job whose worker died is run again; BullMQ gives up after `maxStalledCount` such stalls,
-      // which must not come before the tries the job is entitled to (BullMQ's default is 1).
-      const lock = { lockDuration: config.worker.lockDurationMs, stalledInterval: config.worker.stalledIntervalMs }
+      // A job whose worker died is run again once elsewhere (BullMQ's default); a job that is running
+      // when its process dies a second time is presumed to be what kills it (a poison job) and fails
+      // for good, reported to Marketo, instead of taking down one worker after another. Tries lost to
+      // Dynamics or Marketo outages are counted by `attempts`, not here.
+      const lock = { lockDuration: config.worker.lockDurationMs, stalledInterval: config.worker.stalledIntervalMs, maxStalledCount: 1 }
       const flowStepWorker = new Worker<FlowStepJobData>(QUEUE.flowStep, syncProcessor, {
-        connection: connect('mds-worker-flow-step'), prefix: queuePrefix(prefix, QUEUE.flowStep), concurrency: config.worker.concurrency, ...lock, maxStalledCount: config.flowStep.attempts
+        connection: connect('mds-worker-flow-step'), prefix: queuePrefix(prefix, QUEUE.flowStep), concurrency: config.worker.concurrency, ...lock
       })
       const callbackWorker = new Worker<FlowCallbackJobData>(QUEUE.flowStepCallback, callbackProcessor, {
-        connection: connect('mds-worker-callback'), prefix: queuePrefix(prefix, QUEUE.flowStepCallback), concurrency: config.worker.concurrency, ...lock, maxStalledCount: config.callback.attempts
+        connection: connect('mds-worker-callback'), prefix: queuePrefix(prefix, QUEUE.flowStepCallback), concurrency: config.worker.concurrency, ...lock
       })
       const workers = [flowStepWorker, callbackWorker]
       for (const worker of workers) logJobEvents(worker, logger, onQueueError)
+      // A job failed for good still owes Marketo its callback. The `failed` event is only the fast
+      // path: the reporter also sweeps the failed set, so a process dying right after BullMQ
+      // recorded the failure loses nothing (abandoned-job-reporter.ts).
+      const abandonedJobs = new AbandonedJobReporter({
+        redis: commands,
+        flowStepQueue: queues.flowStep,
+        reportedKey: abandonedJobsReportedKey(prefix),
+        report: async (job, error) => { await reportAbandonedBatch(queues, job, error) },
+        logger: logger.child({ component: 'abandoned-job-reporter' })
+      })
+      abandonedJobs.start()
       flowStepWorker.on('failed', (job, error) => {
-        if (job === undefined || !isFinalFailure(job, error)) return
-        reportAbandonedBatch(queues, job, error).catch((reportError: unknown) => {
-          logger.error({ err: reportError, jobId: job.id }, 'could not queue the callback of an abandoned flow-step job')
-        })
+        if (job !== undefined && isFinalFailure(job, error)) abandonedJobs.reportFailed(job, error)
       })
 
       const intakeMover = new IntakeMover({
         redis: connect('mds-worker-intake'),
         queue: queues.flowStep,
+        callbackQueue: queues.flowStepCallback,
         keys: flowStepIntakeKeys(prefix),
         logger: logger.child({ component: 'intake-mover' }),
         claimIdleMs: config.worker.lockDurationMs
@@ -90,6 +102,7 @@ export function flowStepWorkerFeature (deps: FlowStepWorkerDeps): WorkerFeature 
           await closeInOrder([
             async () => { await intakeMover.close() },
             async () => { await Promise.all(workers.map(async (w) => { await w.close() })) },
+            async () => { await abandonedJobs.close() },
             async () => { await queues.close() }
           ], (error) => { logger.error({ err: error, feature: 'flow-step' }, 'error while closing the worker') })
         }

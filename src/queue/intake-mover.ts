@@ -3,14 +3,18 @@ import { randomUUID } from 'node:crypto'
 import type { Queue } from 'bullmq'
 import type { RedisClient } from './connections.ts'
 import type { Logger } from 'pino'
-import type { FlowStepJobData } from './payloads.ts'
+import type { FlowCallbackJobData, FlowStepJobData } from './payloads.ts'
 import { decodeIntakeEntry, type IntakeEntry, type IntakeKeys } from './flow-step-intake.ts'
 import { FLOW_STEP_JOB_NAME } from './names.ts'
+import { isTransientRedisError } from './redis-error-kind.ts'
+import { parkedInvocationCallback } from './parked-intake-callback.ts'
 
 export interface IntakeMoverOptions {
   /** A connection of the mover's own: it blocks on the stream, and the mover closes it. */
   readonly redis: RedisClient
   readonly queue: Queue<FlowStepJobData>
+  /** Where a parked entry's callback goes, so Marketo hears that its accepted invocation failed. */
+  readonly callbackQueue: Queue<FlowCallbackJobData>
   readonly keys: IntakeKeys
   readonly logger: Logger
   /**
@@ -21,6 +25,14 @@ export interface IntakeMoverOptions {
   readonly claimIdleMs: number
   /** Entries per read; they become one `addBulk`. */
   readonly batchSize?: number
+  /**
+   * Entry data per `addBulk` (and, as an estimate, per read): a batch stops filling here, so a
+   * run of large invocations (the API takes bodies up to 4 MB) does not become one huge Lua call
+   * and reply. An entry larger than this still moves, alone.
+   */
+  readonly maxBatchBytes?: number
+  /** Parked entries kept (`XADD … MAXLEN ~`): the oldest go first once there are about this many. */
+  readonly maxParked?: number
   /** How long a read waits for new entries; also the most `close()` waits for one. */
   readonly blockMs?: number
 }
@@ -28,6 +40,35 @@ export interface IntakeMoverOptions {
 type StreamEntry = [id: string, fields: string[]]
 type DecodedEntry = IntakeEntry & { readonly entryId: string, readonly fields: string[] }
 type ParkedEntry = { readonly id: string, readonly fields: string[], readonly problem: string }
+
+/** What a batch weighs: the bytes of its entries' field names and values. */
+export function entryBytes (fields: readonly string[]): number {
+  let bytes = 0
+  for (const field of fields) bytes += Buffer.byteLength(field)
+  return bytes
+}
+
+/**
+ * Splits entries, in order, into batches of at most `maxBytes` of entry data each; an entry
+ * larger than that on its own is a batch of one.
+ */
+export function byteBoundedBatches<T> (entries: readonly T[], sizeOf: (entry: T) => number, maxBytes: number): T[][] {
+  const batches: T[][] = []
+  let current: T[] = []
+  let currentBytes = 0
+  for (const entry of entries) {
+    const bytes = sizeOf(entry)
+    if (current.length > 0 && currentBytes + bytes > maxBytes) {
+      batches.push(current)
+      current = []
+      currentBytes = 0
+    }
+    current.push(entry)
+    currentBytes += bytes
+  }
+  if (current.length > 0) batches.push(current)
+  return batches
+}
 
 /** A consumer that has had no pending entries and done nothing for this long is a dead process's. */
 const FORGET_CONSUMER_AFTER_MS = 60 * 60 * 1000
@@ -42,7 +83,11 @@ const FORGET_CONSUMER_AFTER_MS = 60 * 60 * 1000
  * once, or by another after `claimIdleMs`) and added again. BullMQ does not add a job whose id it
  * still holds, so that is one job, as long as the first one's record exists (see the retention in
  * src/queue/create-queues.ts). An entry that cannot be a job is parked with its reason and logged,
- * and never holds up the entries beside it.
+ * and never holds up the entries beside it; Marketo still gets its callback, each person failed.
+ *
+ * "Cannot be a job" is decided, never guessed: Redis answers that mean "not now" (out of memory
+ * under `noeviction`, loading, a failover; src/queue/redis-error-kind.ts) leave the entry where it
+ * is, to be moved once Redis takes writes again.
  */
 export class IntakeMover {
   readonly #options: Required<IntakeMoverOptions>
@@ -52,9 +97,11 @@ export class IntakeMover {
   #wakeFromPause: (() => void) | undefined
   #nextClaimAt = 0
   #nextPruneAt = 0
+  /** The largest entry of the last read: how many entries the next read may take within `maxBatchBytes`. */
+  #largestEntryBytes = 1
 
   constructor (options: IntakeMoverOptions) {
-    this.#options = { batchSize: 100, blockMs: 1_000, ...options }
+    this.#options = { batchSize: 100, blockMs: 1_000, maxBatchBytes: 8 * 1024 * 1024, maxParked: 10_000, ...options }
   }
 
   start (): void {
@@ -133,10 +180,14 @@ export class IntakeMover {
 
   /** `>`: entries no mover has read yet, waiting up to `blockMs`; `0`: this mover's pending ones. */
   async #read (from: '>' | '0', blockMs: number): Promise<StreamEntry[]> {
-    const { redis, keys, batchSize } = this.#options
+    const { redis, keys, batchSize, maxBatchBytes } = this.#options
     const block = from === '>' ? ['BLOCK', blockMs] : []
-    const reply = await redis.xreadgroup('GROUP', keys.group, this.#consumer, 'COUNT', batchSize, ...block as [], 'STREAMS', keys.stream, from) as Array<[string, Array<[string, string[] | null]>]> | null
+    // COUNT is the only bound XREADGROUP has: sized from the largest entry seen last, so a read of
+    // large invocations stays near `maxBatchBytes`; small ones come back to full batches next read.
+    const count = Math.max(1, Math.min(batchSize, Math.floor(maxBatchBytes / this.#largestEntryBytes)))
+    const reply = await redis.xreadgroup('GROUP', keys.group, this.#consumer, 'COUNT', count, ...block as [], 'STREAMS', keys.stream, from) as Array<[string, Array<[string, string[] | null]>]> | null
     const entries = reply?.[0]?.[1] ?? []
+    if (entries.length > 0) this.#largestEntryBytes = Math.max(1, ...entries.map(([, fields]) => fields === null ? 0 : entryBytes(fields)))
     // A pending entry deleted meanwhile comes back without fields: nothing to move, only to acknowledge.
     const gone = entries.filter(([, fields]) => fields === null).map(([id]) => id)
     if (gone.length > 0) await redis.xack(keys.stream, keys.group, ...gone)
@@ -162,8 +213,15 @@ export class IntakeMover {
     if (Date.now() >= this.#nextPruneAt) await this.#pruneDeadConsumers()
   }
 
+  /** Moves entries in batches bounded by count (the read) and by bytes. */
   async #move (entries: readonly StreamEntry[]): Promise<void> {
-    const { redis, keys, logger } = this.#options
+    for (const batch of byteBoundedBatches(entries, ([, fields]) => entryBytes(fields), this.#options.maxBatchBytes)) {
+      await this.#moveBatch(batch)
+    }
+  }
+
+  async #moveBatch (entries: readonly StreamEntry[]): Promise<void> {
+    const { redis, keys, logger, maxParked } = this.#options
     const jobs: DecodedEntry[] = []
     const parked: ParkedEntry[] = []
     for (const [id, fields] of entries) {
@@ -173,19 +231,49 @@ export class IntakeMover {
     }
     const refused = await this.#addJobs(jobs)
     parked.push(...refused)
-    // Parked entries are written and confirmed before anything is acknowledged: a failure in a
-    // MULTI does not stop the commands after it, so parking and deleting must not share one.
+    // Each parked invocation's callback is queued, then the entry parked, both confirmed before
+    // anything is acknowledged (a failure in a MULTI does not stop the commands after it, so
+    // parking and deleting must not share one). A retry after a failure here queues the same
+    // callback job id: one callback.
+    const callbacks = await this.#queueParkedCallbacks(parked)
     if (parked.length > 0) {
       const parking = redis.pipeline()
-      for (const entry of parked) parking.xadd(keys.parked, '*', 'entryId', entry.id, 'problem', entry.problem, ...entry.fields)
+      parked.forEach((entry, index) => {
+        parking.xadd(keys.parked, 'MAXLEN', '~', maxParked, '*', 'entryId', entry.id, 'problem', entry.problem, 'callback', callbacks[index]!, ...entry.fields)
+      })
       throwFirstError(await parking.exec())
     }
     const ids = entries.map(([id]) => id)
     throwFirstError(await redis.multi().xack(keys.stream, keys.group, ...ids).xdel(keys.stream, ...ids).exec())
+    parked.forEach((entry, index) => {
+      logger.error({ entryId: entry.id, problem: entry.problem, callback: callbacks[index], parkedIn: keys.parked }, 'intake mover: an intake entry cannot become a flow-step job; parked for ops')
+    })
+    logger.debug({ moved: jobs.length - refused.length, parked: parked.length, bytes: entries.reduce((sum, [, fields]) => sum + entryBytes(fields), 0) }, 'intake mover: invocations queued')
+  }
+
+  /**
+   * Queues the callback of each parked entry that can still be called back. Returns, per entry,
+   * what became of it, for the parked record: `queued`, `unrecoverable` (too broken to call back),
+   * or the callback queue's permanent refusal. "Not now" from Redis throws: the batch is retried.
+   */
+  async #queueParkedCallbacks (parked: readonly ParkedEntry[]): Promise<string[]> {
+    const { callbackQueue } = this.#options
+    const results: string[] = []
     for (const entry of parked) {
-      logger.error({ entryId: entry.id, problem: entry.problem, parkedIn: keys.parked }, 'intake mover: an intake entry cannot become a flow-step job; parked for ops')
+      const callback = parkedInvocationCallback(entry.fields, entry.problem)
+      if (callback === null) {
+        results.push('unrecoverable')
+        continue
+      }
+      try {
+        await callbackQueue.add(callback.name, callback.data, callback.opts)
+        results.push('queued')
+      } catch (error) {
+        if (isTransientRedisError(error)) throw error
+        results.push(`refused: ${error instanceof Error ? error.message : String(error)}`)
+      }
     }
-    logger.debug({ moved: jobs.length - refused.length, parked: parked.length }, 'intake mover: invocations queued')
+    return results
   }
 
   /**
@@ -201,7 +289,7 @@ export class IntakeMover {
       await queue.addBulk(jobs.map(asJob))
       return []
     } catch (error) {
-      if (isConnectionError(error)) throw error
+      if (isTransientRedisError(error)) throw error
     }
     const refused: ParkedEntry[] = []
     for (const job of jobs) {
@@ -209,7 +297,7 @@ export class IntakeMover {
         const { name, data, opts } = asJob(job)
         await queue.add(name, data, opts)
       } catch (error) {
-        if (isConnectionError(error)) throw error
+        if (isTransientRedisError(error)) throw error
         refused.push({ id: job.entryId, fields: job.fields, problem: `the queue refused it: ${error instanceof Error ? error.message : String(error)}` })
       }
     }
@@ -250,13 +338,6 @@ export class IntakeMover {
       this.#wakeFromPause = () => { clearTimeout(timer); resolve() }
     })
   }
-}
-
-/** Failures of the link to Redis, as opposed to a job Redis or BullMQ refused. */
-function isConnectionError (error: unknown): boolean {
-  if (!(error instanceof Error)) return true
-  if (error.name === 'ReplyError') return /^(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN)/.test(error.message)
-  return /connect|connection|closed|writeable|timed? ?out|ECONNRESET|EPIPE|ETIMEDOUT|ENOTFOUND/i.test(error.message)
 }
 
 function throwFirstError (replies: Array<[Error | null, unknown]> | null): void {

@@ -67,3 +67,11 @@ export function recordLinkKey (prefix: string, recordType: string, recordId: str
 export function assignToPicklistCacheKey (prefix: string): string {
   return `${prefix}:cache:picklist:assignTo`
 }
+
+/**
+ * Flow-step jobs failed for good whose callback has been queued (a sorted set of job ids, scored
+ * by when): only ever used alone, so it shares the flow-step queue's tag for locality, not need.
+ */
+export function abandonedJobsReportedKey (prefix: string): string {
+  return `${queuePrefix(prefix, 'flow-step')}:abandoned-reported`
+}

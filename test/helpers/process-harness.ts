@@ -34,6 +34,8 @@ export const FAST_RETRIES: Readonly<Record<string, string>> = {
 
 export interface ProcessHarnessOptions extends Pick<SandboxOptions, 'redisUrl' | 'dataverseLatencyMs' | 'requiredFields'> {
   readonly workers?: number
+  /** The workers' entry file (default `src/worker.ts`); fault tests may run a test-only one. */
+  readonly workerEntry?: string
   /** Service environment on top of the sandbox's and FAST_RETRIES. */
   readonly env?: Readonly<Record<string, string>>
 }
@@ -62,7 +64,7 @@ export interface ProcessHarness {
   readonly api: ServiceProcess
   /** Worker processes started so far (killed ones included), by index. */
   readonly workers: readonly ServiceProcess[]
-  startWorker (): Promise<ServiceProcess>
+  startWorker (entry?: string): Promise<ServiceProcess>
   killWorker (index: number, signal: NodeJS.Signals): Promise<void>
   /** New Marketo persons with unique emails `<label>.<n>@example.com`. */
   createPersons (count: number, label: string): number[]
@@ -114,9 +116,9 @@ export async function startProcessHarness (t: Teardown, options: ProcessHarnessO
   }
   t.teardown(close)
 
-  const startWorker = async () => {
+  const startWorker = async (entry = options.workerEntry ?? 'src/worker.ts') => {
     const name = `worker-${workers.length + 1}`
-    const worker = spawn(name, 'src/worker.ts')
+    const worker = spawn(name, entry)
     workers.push(worker)
     await eventually(() => lines.some((line) => line.startsWith(`[${name}] `) && line.includes('"worker started"')) || undefined,
       { timeoutMs: 30_000, intervalMs: 50, what: `${name} to start` })

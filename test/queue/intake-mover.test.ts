@@ -5,9 +5,9 @@ import { Queue } from 'bullmq'
 import { Redis } from 'ioredis'
 import { startLocalRedis } from '../../sandbox/redis-server.ts'
 import { decodeIntakeEntry, FlowStepIntake, flowStepIntakeKeys, IntakeUnavailableError, type IntakeEntry } from '../../src/queue/flow-step-intake.ts'
-import { IntakeMover } from '../../src/queue/intake-mover.ts'
+import { byteBoundedBatches, IntakeMover, type IntakeMoverOptions } from '../../src/queue/intake-mover.ts'
 import { FLOW_STEP_JOB_NAME, QUEUE } from '../../src/queue/names.ts'
-import type { FlowStepJobData } from '../../src/queue/payloads.ts'
+import type { FlowCallbackJobData, FlowStepJobData } from '../../src/queue/payloads.ts'
 import { eventually } from '../helpers/flow-step-harness.ts'
 
 /**
@@ -30,11 +30,12 @@ function setup (t: Test, { claimIdleMs = 60_000 } = {}) {
   const intake = new FlowStepIntake({ redis, keys, timeoutMs: 2_000 })
   const queueConnection = new Redis(redisServer.url, { maxRetriesPerRequest: null })
   const queue = new Queue<FlowStepJobData>(QUEUE.flowStep, { connection: queueConnection, prefix })
+  const callbackQueue = new Queue<FlowCallbackJobData>(QUEUE.flowStepCallback, { connection: queueConnection, prefix })
   const logLines: Array<Record<string, unknown>> = []
   const logger = pino({ level: 'debug' }, new Writable({ write (chunk: Buffer, _encoding, done) { logLines.push(...chunk.toString().split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>)); done() } }))
   const movers: IntakeMover[] = []
-  const startMover = () => {
-    const mover = new IntakeMover({ redis: new Redis(redisServer.url, { maxRetriesPerRequest: null }), queue, keys, logger, claimIdleMs, blockMs: 200 })
+  const startMover = (options: Partial<IntakeMoverOptions> = {}) => {
+    const mover = new IntakeMover({ redis: new Redis(redisServer.url, { maxRetriesPerRequest: null }), queue, callbackQueue, keys, logger, claimIdleMs, blockMs: 200, ...options })
     movers.push(mover)
     mover.start()
     return mover
@@ -42,9 +43,10 @@ function setup (t: Test, { claimIdleMs = 60_000 } = {}) {
   t.teardown(async () => {
     for (const mover of movers) await mover.close()
     await queue.close()
+    await callbackQueue.close()
     queueConnection.disconnect() // BullMQ leaves a connection it was given open
   })
-  return { prefix, keys, intake, queue, startMover, logLines }
+  return { prefix, keys, intake, queue, callbackQueue, startMover, logLines }
 }
 
 const jobData = (invocationId: string, email = `${invocationId}@example.com`): FlowStepJobData => ({
@@ -94,7 +96,8 @@ t.test('new entries are moved as they arrive, by one of several movers each', as
   const ids = Array.from({ length: 250 }, (_, i) => `inv-${i}`)
   await Promise.all(ids.map(async (id) => { await s.intake.append(entry(id)) }))
   await eventually(async () => (await s.queue.count()) === ids.length ? true : undefined, { what: 'every entry queued' })
-  t.equal(await s.intake.backlog(), 0)
+  // An entry leaves the stream just after its job is added.
+  await eventually(async () => (await s.intake.backlog()) === 0 ? true : undefined, { what: 'the intake drained' })
   const jobs = await s.queue.getJobs(['prioritized', 'waiting'])
   t.same(jobs.map((job) => job.id).sort(), ids.map((id) => `flow-step-${id}`).sort(), 'each invocation queued once')
 })
@@ -137,6 +140,91 @@ t.test('an entry the queue refuses is parked with the queue\'s reason, and does 
   const fields = parked[0]![1]
   t.match(fields[fields.indexOf('problem') + 1], /^the queue refused it: Custom Id cannot be integers/)
   t.equal(fields[fields.indexOf('jobId') + 1], '12345', 'the whole entry is kept for ops')
+  t.equal(fields[fields.indexOf('callback') + 1], 'queued')
+})
+
+const asRecord = (fields: string[]) => Object.fromEntries(fields.flatMap((_, i) => i % 2 === 0 ? [[fields[i], fields[i + 1]]] : []))
+
+t.test('a parked invocation that can still be called back gets its callback, every person once and failed with the reason', async (t) => {
+  const s = setup(t)
+  const refused: FlowStepJobData = { ...jobData('inv-refused'), persons: [1, 2, 2, 3].map((marketoId) => ({ marketoId, fields: {}, syncAs: 'Lead' as const })) }
+  await s.intake.append({ jobId: '999', priority: 10, data: refused }) // decodable, refused by the queue
+  await redis.xadd(s.keys.stream, '*', 'v', '99', 'jobId', 'flow-step-future', 'priority', '10', 'data', JSON.stringify(jobData('inv-future'))) // undecodable, data intact
+  await redis.xadd(s.keys.stream, '*', 'v', '1', 'jobId', 'flow-step-broken', 'priority', '10', 'data', '{not json') // nothing to call back
+  s.startMover()
+  await eventually(async () => (await s.intake.backlog()) === 0 ? true : undefined, { what: 'the intake drained' })
+
+  const callback = await s.callbackQueue.getJob('callback-inv-refused')
+  t.same(callback?.data.outcomes.map((o) => [o.marketoId, o.kind, o.errorCode]), [[1, 'failed', 'INTAKE_PARKED'], [2, 'failed', 'INTAKE_PARKED'], [3, 'failed', 'INTAKE_PARKED']])
+  t.match(callback?.data.outcomes[0]?.reason, /could not be queued for sync: the queue refused it: Custom Id cannot be integers/)
+  t.match(callback?.data, { invocationId: 'inv-refused', munchkinId: '123-ABC-456', callbackUrl: 'https://mkto-cfa.adobe.io/cb', sealedCallbackCredentials: 'v1.sealed' })
+  const future = await s.callbackQueue.getJob('callback-inv-future')
+  t.match(future?.data.outcomes, [{ marketoId: 1, kind: 'failed', reason: /unknown intake format version "99"/ }])
+  t.equal(await s.callbackQueue.count(), 2, 'no callback for the entry with nothing to call back')
+
+  const parked = (await redis.xrange(s.keys.parked, '-', '+')).map(([, fields]) => asRecord(fields))
+  t.same(parked.map((p) => [p.jobId, p.callback]).sort(), [['999', 'queued'], ['flow-step-broken', 'unrecoverable'], ['flow-step-future', 'queued']], 'what became of each callback is kept with the parked entry')
+})
+
+t.test('parked entries are bounded: the oldest go once there are about maxParked', async (t) => {
+  const s = setup(t)
+  const pipeline = redis.pipeline()
+  for (let i = 0; i < 250; i++) pipeline.xadd(s.keys.stream, '*', 'v', '1', 'jobId', `flow-step-junk-${i}`, 'priority', '10', 'data', '{not json')
+  await pipeline.exec()
+  s.startMover({ maxParked: 100 })
+  await eventually(async () => (await s.intake.backlog()) === 0 ? true : undefined, { what: 'the intake drained' })
+  const kept = await redis.xlen(s.keys.parked)
+  // MAXLEN ~ trims whole stream nodes (100 entries each by default): at least 100 stay, never all 250.
+  t.ok(kept >= 100 && kept < 250, `${kept} parked entries kept`)
+  const newest = await redis.xrevrange(s.keys.parked, '+', '-', 'COUNT', 1)
+  t.equal(asRecord(newest[0]![1]).jobId, 'flow-step-junk-249', 'the newest are kept')
+})
+
+t.test('Redis out of memory (noeviction) is "not now": the entries stay, nothing is parked, and they move once memory is freed', async (t) => {
+  const s = setup(t)
+  for (const id of ['inv-oom-1', 'inv-oom-2', 'inv-oom-3']) await s.intake.append(entry(id))
+  const [, policy] = await redis.config('GET', 'maxmemory-policy') as [string, string]
+  t.teardown(async () => {
+    await redis.config('SET', 'maxmemory', '0')
+    await redis.config('SET', 'maxmemory-policy', policy)
+  })
+  await redis.config('SET', 'maxmemory-policy', 'noeviction')
+  await redis.config('SET', 'maxmemory', '1') // below what Redis uses already: every write is refused
+  s.startMover()
+  const oomFailures = () => s.logLines.filter((line) => line.msg === 'intake mover: could not move invocations into the flow-step queue; retrying' &&
+    JSON.stringify(line.err).includes('OOM command not allowed'))
+  await eventually(() => oomFailures().length >= 3 || undefined, { what: 'the mover to be refused for memory three times' })
+  t.equal(await s.intake.backlog(), 3, 'the entries stay in the intake')
+  t.equal(await redis.xlen(s.keys.parked), 0, 'nothing parked')
+  t.equal(await s.queue.count(), 0)
+
+  await redis.config('SET', 'maxmemory', '0')
+  await eventually(async () => (await s.intake.backlog()) === 0 ? true : undefined, { what: 'the intake drained once memory was freed' })
+  t.equal(await s.queue.count(), 3, 'every entry became its job')
+  t.equal(await redis.xlen(s.keys.parked), 0, 'still nothing parked')
+  t.equal(await s.callbackQueue.count(), 0, 'and no failure reported to Marketo')
+})
+
+t.test('batches are bounded in bytes as well as in count; an entry larger than the bound moves alone', async (t) => {
+  const s = setup(t)
+  const sized = (invocationId: string, bytes: number): IntakeEntry => ({ jobId: `flow-step-${invocationId}`, priority: 10, data: jobData(invocationId, 'x'.repeat(bytes)) })
+  for (let i = 0; i < 10; i++) await s.intake.append(sized(`inv-300k-${i}`, 300_000))
+  await s.intake.append(sized('inv-2m', 2_000_000))
+  s.startMover({ maxBatchBytes: 1_000_000 })
+  const loggedBatches = () => s.logLines.filter((line) => line.msg === 'intake mover: invocations queued') as Array<{ moved: number, bytes: number }>
+  const batches = await eventually(() => loggedBatches().reduce((sum, b) => sum + b.moved, 0) === 11 ? loggedBatches() : undefined, { what: 'every entry queued' })
+  t.equal(await s.queue.count(), 11)
+  t.ok(batches.every((b) => b.moved <= 3), `no batch over 1 MB of 300 kB entries (${batches.map((b) => b.moved).join(', ')})`)
+  t.ok(batches.filter((b) => b.bytes > 1_000_000).every((b) => b.moved === 1), 'only an entry larger than the bound goes over it, alone')
+  t.ok(batches.some((b) => b.bytes > 2_000_000 && b.moved === 1), 'the 2 MB entry moved')
+})
+
+t.test('byteBoundedBatches keeps order, fills each batch up to the bound, and gives a too-large entry its own', async (t) => {
+  const size = (n: number) => n
+  t.same(byteBoundedBatches([3, 3, 3, 3], size, 7), [[3, 3], [3, 3]])
+  t.same(byteBoundedBatches([1, 9, 1, 1], size, 5), [[1], [9], [1, 1]])
+  t.same(byteBoundedBatches([5, 5], size, 5), [[5], [5]])
+  t.same(byteBoundedBatches([], size, 5), [])
 })
 
 t.test('close() returns while Redis is unreachable, leaving the batch for another worker', async (t) => {
@@ -149,7 +237,9 @@ t.test('close() returns while Redis is unreachable, leaving the batch for anothe
   })
   const queue = new Queue<FlowStepJobData>(QUEUE.flowStep, { connection: connections[0]!, prefix: 'unreachable' })
   queue.on('error', () => undefined)
-  const mover = new IntakeMover({ redis: connections[1]!, queue, keys, logger: pino({ level: 'silent' }), claimIdleMs: 60_000, blockMs: 200 })
+  const callbackQueue = new Queue<FlowCallbackJobData>(QUEUE.flowStepCallback, { connection: connections[0]!, prefix: 'unreachable' })
+  callbackQueue.on('error', () => undefined)
+  const mover = new IntakeMover({ redis: connections[1]!, queue, callbackQueue, keys, logger: pino({ level: 'silent' }), claimIdleMs: 60_000, blockMs: 200 })
   mover.start()
   await eventually(async () => (await connections[0]!.exists(keys.stream)) === 1 ? true : undefined, { what: 'the mover reading' })
   await ownServer.stop()
@@ -186,7 +276,7 @@ t.test('a mover recreates its consumer group when Redis lost it, and carries on'
   await redis.del(s.keys.stream) // the group goes with the key, as after a restart without persistence
   await s.intake.append(entry('inv-2'))
   await eventually(async () => await s.queue.getJob('flow-step-inv-2'), { what: 'the entry after the loss queued' })
-  t.equal(await s.intake.backlog(), 0)
+  await eventually(async () => (await s.intake.backlog()) === 0 ? true : undefined, { what: 'the entry deleted' })
 })
 
 t.test('a closed mover leaves the group; a clean stop leaves nothing pending', async (t) => {

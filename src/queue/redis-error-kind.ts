@@ -1,0 +1,35 @@
+/**
+ * Whether a failure from Redis (or from BullMQ talking to it) means "not now" — the same command
+ * will succeed later, so the work must stay where it is and be retried — or "never": this command,
+ * with this data, is refused, and retrying it would block everything behind it for ever.
+ *
+ * "Not now" (Redis's error prefixes, https://redis.io/docs/latest/develop/reference/protocol-spec/#simple-errors
+ * and the server's shared error replies):
+ *   OOM          `maxmemory` reached under `noeviction`: memory is freed by the workers' progress
+ *   LOADING      the dataset is being loaded after a restart
+ *   BUSY         a script or function runs past `busy-reply-threshold`
+ *   READONLY     written to a replica: a failover is under way, or the client still points at the old master
+ *   MASTERDOWN   a replica lost its master (`replica-serve-stale-data no`)
+ *   TRYAGAIN, CLUSTERDOWN, MOVED, ASK   cluster resharding / slots not served yet
+ *   NOREPLICAS   `min-replicas-to-write` not met
+ *   MISCONF      writes stopped because the last RDB save failed
+ *   UNBLOCKED    a blocked client released by a role change (failover)
+ * and every failure of the link itself (reset, closed, timed out, refused).
+ *
+ * A script (BullMQ's adds are Lua) relays a refusal inside its own message, e.g.
+ * `ERR Error running script …: @user_script:…: -OOM command not allowed …`, so the codes are
+ * matched where a word begins, not only at the start. Anything else Redis or BullMQ answers (a job
+ * id BullMQ refuses, a wrong type) is permanent.
+ */
+const NOT_NOW_REPLY = /(?:^|[\s:(-])(?:OOM|LOADING|BUSY|READONLY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|MOVED|ASK|NOREPLICAS|MISCONF|UNBLOCKED)\b/
+const LINK_FAILURE = /connect|connection|closed|writeable|timed? ?out|ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|socket hang up|max number of clients/i
+
+export function isTransientRedisError (error: unknown): boolean {
+  // Not even an Error: nothing says it is permanent, and parking work on a guess loses it.
+  if (!(error instanceof Error)) return true
+  const message = error.message
+  if (NOT_NOW_REPLY.test(message)) return true
+  if (LINK_FAILURE.test(message)) return true
+  const code = (error as { code?: unknown }).code
+  return typeof code === 'string' && /^E(CONNRESET|CONNREFUSED|PIPE|TIMEDOUT|HOSTUNREACH|NETUNREACH|AI_AGAIN)$/.test(code)
+}
