@@ -82,6 +82,60 @@ t.test('a malformed body is refused with 400 naming the problem, and nothing is 
   t.equal(await queuedCount(), before)
 })
 
+t.test('an invocation that could never be called back is refused with 400 naming what is missing, and nothing is queued', async (t) => {
+  const before = await queuedCount()
+  const without = (name: string) => { const body: Record<string, unknown> = invocation(); delete body[name]; return body }
+  const cases: Array<[string, unknown, RegExp]> = [
+    ['no token', without('token'), /token/],
+    ['an empty token', invocation({ token: '' }), /token/],
+    ['no apiCallBackKey', without('apiCallBackKey'), /apiCallBackKey/],
+    ['an empty apiCallBackKey', invocation({ apiCallBackKey: '' }), /apiCallBackKey/],
+    ['no context', without('context'), /context/],
+    ['no subscription', invocation({ context: { admin: {} } }), /subscription/],
+    ['no munchkinId', invocation({ context: { subscription: { prefix: 'x' } } }), /munchkinId/],
+    ['an empty munchkinId', invocation({ context: { subscription: { munchkinId: '' } } }), /munchkinId/],
+    // What cannot travel in the callback's x-callback-token / x-api-key headers (RFC 9110 §5.5).
+    ['a token with CR LF (header injection)', invocation({ token: 'tok\r\nx-evil: 1' }), /token/],
+    ['a token with LF', invocation({ token: 'tok\nx' }), /token/],
+    ['a token with NUL', invocation({ token: 'tok\u0000x' }), /token/],
+    ['a token with a control character', invocation({ token: 'tok\u0001x' }), /token/],
+    ['a token with DEL', invocation({ token: 'tok\u007fx' }), /token/],
+    ['a token past ASCII', invocation({ token: 'tokén' }), /token/],
+    ['a token past Latin-1', invocation({ token: 'tok\u2603' }), /token/],
+    ['a token with a leading space (fetch would trim it)', invocation({ token: ' tok' }), /token/],
+    ['a token with a trailing tab', invocation({ token: 'tok\t' }), /token/],
+    ['only spaces', invocation({ token: '   ' }), /token/],
+    ['an apiCallBackKey with CR', invocation({ apiCallBackKey: 'key\rx' }), /apiCallBackKey/],
+    ['an apiCallBackKey past ASCII', invocation({ apiCallBackKey: 'clé' }), /apiCallBackKey/],
+    ['a munchkinId with a newline', invocation({ context: { subscription: { munchkinId: '123\nABC' } } }), /munchkinId/]
+  ]
+  for (const [what, body, problem] of cases) {
+    const { status, json } = await submit(body)
+    t.equal(status, 400, `400 for ${what}`)
+    t.match(json, { statusCode: 400, code: 'FST_ERR_VALIDATION', message: problem }, `the message names the field (${what})`)
+  }
+  t.equal(await queuedCount(), before, 'nothing queued')
+
+  // Spaces and tabs inside a value travel in a header unchanged: accepted.
+  const inner = await submit(invocation({ token: 'tok with\tinner space', apiCallBackKey: 'a b' }))
+  t.equal(inner.status, 201)
+})
+
+t.test('a JSON body declared in a charset other than UTF-8 is refused with 415; UTF-8 and no charset are accepted', async (t) => {
+  const before = await queuedCount()
+  for (const contentType of ['application/json; charset=latin1', 'application/json; charset=ISO-8859-1', 'application/json;charset="utf-16"', 'application/json; Charset=us-ascii']) {
+    const { status, json } = await submit(invocation(), { 'content-type': contentType })
+    t.equal(status, 415, `415 for ${contentType}`)
+    t.match(json, { statusCode: 415, code: 'UNSUPPORTED_CHARSET', message: /UTF-8/ })
+  }
+  t.equal(await queuedCount(), before, 'nothing queued')
+  for (const contentType of ['application/json; charset=utf-8', 'application/json; charset=UTF-8', 'application/json;charset="utf-8"', 'application/json']) {
+    const { status } = await submit(invocation(), { 'content-type': contentType })
+    t.equal(status, 201, `201 for ${contentType}`)
+  }
+  t.equal(await queuedCount(), before + 4)
+})
+
 t.test('a callback URL off the allow-list is refused and its host is never contacted', async (t) => {
   let contacted = 0
   const evil = createServer((_req, res) => { contacted++; res.end() })
