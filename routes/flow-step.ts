@@ -32,7 +32,8 @@ const flowStepRoutes: FastifyPluginAsync<FlowStepRoutesOptions> = async (fastify
     }
   }, async (request, reply) => {
     const accepted = await acceptInvocation(request.body, options)
-    request.log.info({ invocationId: accepted.invocationId, persons: accepted.persons }, 'invocation accepted')
+    // debug: the access-log line is the one info line of a request (src/http/access-log.ts).
+    request.log.debug({ invocationId: accepted.invocationId, persons: accepted.persons }, 'invocation accepted')
     void reply.code(201)
     return { accepted: true as const, ...accepted }
   })

@@ -9,6 +9,7 @@ import type { AssignToChoices } from './flow-step/assign-to-choices.ts'
 import type { SealedBox } from './crypto/sealed-box.ts'
 import { replyWithError } from './http/error-handler.ts'
 import { registerJsonBodyParser } from './http/json-body-parser.ts'
+import { registerAccessLog } from './http/access-log.ts'
 import { ErrorResponse } from './schemas/common.ts'
 import packageJson from '../package.json' with { type: 'json' }
 import flowStepRoutes from '../routes/flow-step.ts'
@@ -41,8 +42,10 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     return503OnClosing: true,
-    forceCloseConnections: 'idle'
+    forceCloseConnections: 'idle',
+    disableRequestLogging: true // one line per request instead, from src/http/access-log.ts
   })
+  registerAccessLog(app)
   // Marketo speaks JSON only; any other media type is a 415, not a string body that fails later.
   app.removeContentTypeParser('text/plain')
   registerJsonBodyParser(app)

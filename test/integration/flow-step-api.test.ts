@@ -258,6 +258,47 @@ t.test('the API definition is served with PUBLIC_URL as its server; status, icon
   t.ok(spec.paths['/submitAsyncAction']?.post?.requestBody, 'with its body schema')
 })
 
+t.test('each request leaves one access-log line at info: method, route, status, duration, request id, nothing personal', async (t) => {
+  const infoLines = () => h.logs().filter((line) => line.level === 30)
+  const accessLines = () => h.logs().filter((line) => line.msg === 'request')
+  const linesOf = async (send: () => Promise<Response>) => {
+    const before = h.logs().length
+    const response = await send()
+    await response.arrayBuffer()
+    // The line is written once the response has gone, which can be just after the client has it.
+    return await eventually(() => {
+      const fresh = h.logs().slice(before)
+      return fresh.some((line) => line.msg === 'request') ? fresh : undefined
+    }, { what: 'the access-log line' })
+  }
+  const email = 'access.log.person@example.com'
+  const token = `secret-token-${Math.random().toString(36).slice(2)}`
+  const post = (path: string, body: unknown) => async () => await fetch(`${base}${path}`, {
+    method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': key }, body: JSON.stringify(body)
+  })
+  const personal = invocation({ token, objectData: [{ objectType: 'lead', objectContext: { id: 7001, email } }] })
+  const cases: Array<[string, () => Promise<Response>, Record<string, unknown>]> = [
+    ['accepted', post('/submitAsyncAction?email=query.person@example.com', personal), { method: 'POST', route: '/submitAsyncAction', statusCode: 201 }],
+    ['refused', post('/submitAsyncAction', { ...personal, campaignId: 'x' }), { method: 'POST', route: '/submitAsyncAction', statusCode: 400, code: 'FST_ERR_VALIDATION' }],
+    ['unauthorised', async () => await fetch(`${base}/status?key=${key}`), { method: 'GET', route: '/status', statusCode: 401, code: 'UNAUTHORIZED' }],
+    ['no route', async () => await fetch(`${base}/nowhere/${encodeURIComponent(email)}?email=${encodeURIComponent(email)}`), { method: 'GET', route: null, statusCode: 404 }],
+    ['health', async () => await fetch(`${base}/health/live`), { method: 'GET', route: '/health/live', statusCode: 200 }]
+  ]
+  for (const [what, send, expected] of cases) {
+    const fresh = await linesOf(send)
+    const access = fresh.filter((line) => line.msg === 'request')
+    t.equal(access.length, 1, `one access line (${what})`)
+    t.match(access[0], { level: 30, ...expected, reqId: String, durationMs: Number }, `its fields (${what})`)
+    const requestLines = fresh.filter((line) => line.reqId === access[0]!.reqId)
+    t.same(requestLines.filter((line) => line.level === 30).map((line) => line.msg), ['request'], `the only info line of that request (${what})`)
+    t.notOk(fresh.some((line) => line.msg === 'incoming request' || line.msg === 'request completed'), `none of Fastify's own (${what})`)
+    const text = JSON.stringify(access[0])
+    for (const secret of [email, 'query.person', token, key, 'callback-key', '?', 'x-api-key', 'headers']) t.notOk(text.includes(secret), `no ${secret} in the line (${what})`)
+  }
+  t.ok(accessLines().length >= cases.length)
+  t.ok(infoLines().every((line) => line.msg !== 'incoming request'))
+})
+
 t.test('while Redis is down the API answers 503 with a JSON error instead of hanging, and recovers by itself', async (t) => {
   const local = h.sandbox.redis.local!
   await local.stop()
