@@ -258,6 +258,59 @@ t.test('the API definition is served with PUBLIC_URL as its server; status, icon
   t.ok(spec.paths['/submitAsyncAction']?.post?.requestBody, 'with its body schema')
 })
 
+/** Every (method, path) the built app serves, read from its route tree (`printRoutes`). */
+function servedRoutes (tree: string): Array<{ method: string, path: string }> {
+  const routes: Array<{ method: string, path: string }> = []
+  const prefixes: string[] = []
+  for (const line of tree.split('\n')) {
+    const match = /^(.*?)(?:├── |└── )(.*?)(?: \(([A-Z, ]+)\))?$/.exec(line)
+    if (match === null) continue
+    const depth = match[1]!.length / 4
+    prefixes.length = depth
+    const path = `${prefixes.join('')}${match[2]!}`
+    prefixes.push(match[2]!)
+    for (const method of (match[3] ?? '').split(', ').filter((m) => m !== '' && m !== 'HEAD')) routes.push({ method, path })
+  }
+  return routes
+}
+
+t.test('the served definitions and the routes agree on which routes need the key', async (t) => {
+  const routes = servedRoutes(h.app.printRoutes({ commonPrefix: false }))
+  t.ok(routes.length >= 12, `${routes.length} routes found`)
+  type Operation = { security?: unknown[] }
+  type Document = { security?: unknown[], paths: Record<string, Record<string, Operation>> }
+  const swagger = await (await fetch(`${base}/docs/json`)).json() as Document
+  const ssfs = await (await fetch(`${base}/openapi.json`)).json() as Document
+  const needsKey = (document: Document, method: string, path: string): boolean | undefined => {
+    const operation = document.paths[path]?.[method.toLowerCase()]
+    if (operation === undefined) return undefined
+    return (operation.security ?? document.security ?? []).length > 0
+  }
+  const documented = new Set<string>()
+  for (const { method, path } of routes) {
+    // Parameters and wildcards (Swagger UI's static files) get a harmless concrete value.
+    const url = path.replace(/\*$/, 'index.html').replace(/:[^/]+/g, 'x')
+    const response = await fetch(`${base}${url}`, {
+      method,
+      redirect: 'manual',
+      ...(method === 'POST' ? { headers: { 'content-type': 'application/json' }, body: '{}' } : {})
+    })
+    await response.arrayBuffer()
+    const refused = response.status === 401
+    const inSwagger = needsKey(swagger, method, path)
+    const inSsfs = needsKey(ssfs, method, path)
+    if (inSwagger !== undefined) documented.add(`${method} ${path}`)
+    t.equal(refused, inSwagger ?? false, `${method} ${path}: ${refused ? '401 without the key' : `${response.status} without the key`}, as the Swagger document says${inSwagger === undefined ? ' (undocumented: must be public)' : ''}`)
+    if (inSsfs !== undefined) t.equal(refused, inSsfs, `${method} ${path}: as /openapi.json says`)
+  }
+  for (const [path, operations] of Object.entries(swagger.paths)) {
+    for (const method of Object.keys(operations)) t.ok(documented.has(`${method.toUpperCase()} ${path}`), `${method.toUpperCase()} ${path} is documented and served`)
+  }
+  for (const [path, operations] of Object.entries(ssfs.paths)) {
+    for (const method of Object.keys(operations)) t.ok(routes.some((r) => r.path === path && r.method === method.toUpperCase()), `${method.toUpperCase()} ${path} of /openapi.json is served`)
+  }
+})
+
 t.test('each request leaves one access-log line at info: method, route, status, duration, request id, nothing personal', async (t) => {
   const infoLines = () => h.logs().filter((line) => line.level === 30)
   const accessLines = () => h.logs().filter((line) => line.msg === 'request')
