@@ -4,6 +4,12 @@ import { once } from 'node:events'
 import { startFlowStepHarness, eventually } from '../helpers/flow-step-harness.ts'
 import { SANDBOX_USERS } from '../../sandbox/start-sandbox.ts'
 import { startLocalRedis } from '../../sandbox/redis-server.ts'
+import Fastify from 'fastify'
+import pino from 'pino'
+import flowStepRoutes from '../../routes/flow-step.ts'
+import { replyWithError } from '../../src/http/error-handler.ts'
+import { AssignToChoices } from '../../src/flow-step/assign-to-choices.ts'
+import { createCallbackCredentialsBox, createDataverseClient } from '../../src/runtime/service-clients.ts'
 
 /**
  * The flow step's HTTP surface as Marketo and developers meet it: authentication, validation,
@@ -218,6 +224,48 @@ t.test('Assign To lists the enabled Dynamics users, cached so Dynamics is asked 
   const unknown = await fetch(`${base}/getPicklist`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': key }, body: JSON.stringify({ name: 'colour', type: 'flow' }) })
   t.equal(unknown.status, 400)
   t.match(await unknown.json(), { code: 'UNKNOWN_PICKLIST' })
+})
+
+t.test('a corrupted Assign To cache is a miss: Dynamics is asked again and the cache overwritten, never a 500', async (t) => {
+  const cacheKey = `${h.config.redis.keyPrefix}:cache:picklist:assignTo`
+  for (const junk of ['not json', '{"choices":[]}', '[{"displayValue":"Alex","submittedValue":"x"}]', '[{"displayValue":{"en_US":1},"submittedValue":"x"}]', '[{"displayValue":{"en_US":"A"}}]', 'null', '[', '"a string"']) {
+    await h.redis.set(cacheKey, junk, 'EX', 600)
+    const before = h.sandbox.dataverse.requestCount({ entitySet: 'systemusers' })
+    const response = await fetch(`${base}/getPicklist`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': key }, body: JSON.stringify({ name: 'assignTo', type: 'flow' }) })
+    t.equal(response.status, 200, `200 with ${junk} in the cache`)
+    const { choices } = await response.json() as { choices: Array<{ displayValue: { en_US: string } }> }
+    t.same(choices.map((c) => c.displayValue.en_US), ['Alex Admin', 'Dana Seller', 'Sam Support'])
+    t.equal(h.sandbox.dataverse.requestCount({ entitySet: 'systemusers' }) - before, 1, 'Dynamics asked again')
+    t.same(JSON.parse(await h.redis.get(cacheKey) ?? 'null'), choices, 'the junk is overwritten with the fresh list')
+  }
+})
+
+t.test('/getPicklist does not wait on a slow Dynamics past its deadline: a 503 naming why, and the read still fills the cache', async (t) => {
+  const cacheKey = `${h.config.redis.keyPrefix}:cache:picklist:assignTo`
+  await h.redis.del(cacheKey)
+  const silent = pino({ level: 'silent' })
+  const app = Fastify()
+  app.setErrorHandler(replyWithError)
+  await app.register(flowStepRoutes, {
+    apiKey: key,
+    intake: h.intake,
+    callbackHosts: h.config.ssfs.callbackHosts,
+    callbackCredentialsBox: createCallbackCredentialsBox(h.config),
+    assignToChoices: new AssignToChoices(createDataverseClient(h.config, silent), h.redis, cacheKey, silent, { timeoutMs: 500 })
+  })
+  t.teardown(async () => { await app.close() })
+  h.sandbox.dataverse.faults.setLatency(2_500)
+  t.teardown(() => { h.sandbox.dataverse.faults.clear() })
+  const started = Date.now()
+  const response = await app.inject({ method: 'POST', url: '/getPicklist', headers: { 'x-api-key': key }, payload: { name: 'assignTo', type: 'flow' } })
+  const tookMs = Date.now() - started
+  h.sandbox.dataverse.faults.clear()
+  t.equal(response.statusCode, 503)
+  t.match(response.json(), { statusCode: 503, code: 'DYNAMICS_TIMEOUT', message: /did not list its users within 0.5 s/ })
+  t.ok(tookMs < 2_000, `answered after ${tookMs} ms, not when Dynamics did`)
+  await eventually(async () => await h.redis.get(cacheKey) ?? undefined, { what: 'the late read to fill the cache' })
+  const again = await app.inject({ method: 'POST', url: '/getPicklist', headers: { 'x-api-key': key }, payload: { name: 'assignTo', type: 'flow' } })
+  t.equal(again.statusCode, 200, 'the next try is answered from the cache')
 })
 
 t.test('the service definition declares the flow attributes, the person fields it reads and the fields its callback writes', async (t) => {
