@@ -6,6 +6,9 @@ import { SANDBOX_USERS } from '../../sandbox/start-sandbox.ts'
 import { startLocalRedis } from '../../sandbox/redis-server.ts'
 import Fastify from 'fastify'
 import pino from 'pino'
+import { Redis } from 'ioredis'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import flowStepRoutes from '../../routes/flow-step.ts'
 import { replyWithError } from '../../src/http/error-handler.ts'
 import { AssignToChoices } from '../../src/flow-step/assign-to-choices.ts'
@@ -398,6 +401,55 @@ t.test('each request leaves one access-log line at info: method, route, status, 
   }
   t.ok(accessLines().length >= cases.length)
   t.ok(infoLines().every((line) => line.msg !== 'incoming request'))
+})
+
+t.test('while Redis is connected but not answering (CLIENT PAUSE), invocations get a 503 within the intake timeout and the client queue and heap stay bounded', async (t) => {
+  const gc = (() => { setFlagsFromString('--expose-gc'); return runInNewContext('gc') as () => void })()
+  const heapUsed = () => { gc(); return process.memoryUsage().heapUsed }
+  const admin = new Redis(h.sandbox.env.REDIS_URL!)
+  t.teardown(() => { admin.disconnect() })
+  // Large invocations (100 persons, ~20 KB each in the intake) make a pile-up visible in the heap.
+  const large = () => invocation({ objectData: Array.from({ length: 100 }, (_, i) => ({ objectType: 'lead', objectContext: { id: 900_000 + i, email: `paused.${i}@example.com`, firstName: 'Paused', lastName: `Person ${i}`, company: 'A company with a longer name', title: 'Title' } })) })
+  let maxQueued = 0
+  let slowest = 0
+  const statuses = new Map<number, number>()
+  const burst = async (total: number, concurrency: number) => {
+    let next = 0
+    await Promise.all(Array.from({ length: concurrency }, async () => {
+      while (next++ < total) {
+        const started = Date.now()
+        const { status } = await submit(large())
+        slowest = Math.max(slowest, Date.now() - started)
+        statuses.set(status, (statuses.get(status) ?? 0) + 1)
+        maxQueued = Math.max(maxQueued, h.redis.commandQueue.length)
+      }
+    }))
+  }
+  const heapBefore = heapUsed()
+  await admin.call('CLIENT', 'PAUSE', '10000', 'ALL')
+  t.teardown(async () => { await admin.call('CLIENT', 'UNPAUSE').catch(() => undefined) })
+  await burst(1_500, 300)
+  const heapAfterFirst = heapUsed()
+  await burst(1_500, 300)
+  const heapAfterSecond = heapUsed()
+  const queuedWhilePaused = h.redis.commandQueue.length
+  await admin.call('CLIENT', 'UNPAUSE')
+
+  t.same([...statuses.keys()], [503], 'every invocation during the pause is a 503 (never a 201 for unconfirmed work)')
+  // Server-side, from each request's access-log line: the client shares this process and its
+  // event loop with 300 concurrent connections, so its own clock adds queueing of its own.
+  const served = h.logs().filter((line) => line.msg === 'request' && line.route === '/submitAsyncAction' && line.statusCode === 503).map((line) => line.durationMs as number)
+  t.equal(served.length, 3_000)
+  t.ok(Math.max(...served) < 3_000, `each answered within the intake timeout of 2 s (slowest ${Math.max(...served)} ms in the API)`)
+  t.ok(slowest < 15_000, `no request hung (slowest ${slowest} ms seen by the client)`)
+  t.ok(maxQueued <= 520, `the client's command queue stayed bounded (at most ${maxQueued} for 3,000 invocations)`)
+  t.ok(queuedWhilePaused <= 520, `${queuedWhilePaused} commands waiting at the end of the pause`)
+  const mb = (bytes: number) => Math.round(bytes / 1024 / 1024)
+  t.ok(heapAfterSecond - heapAfterFirst < 24 * 1024 * 1024, `the heap is flat from the first 1,500 to the next (${mb(heapBefore)} → ${mb(heapAfterFirst)} → ${mb(heapAfterSecond)} MB)`)
+
+  await eventually(() => h.redis.commandQueue.length === 0 ? true : undefined, { what: 'Redis to answer what waited' })
+  const { status } = await submit(invocation())
+  t.equal(status, 201, 'accepted again as soon as Redis answers')
 })
 
 t.test('while Redis is down the API answers 503 with a JSON error instead of hanging, and recovers by itself', async (t) => {
