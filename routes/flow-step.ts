@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { AcceptInvocationDeps } from '../src/flow-step/accept-invocation.ts'
 import type { AssignToChoices } from '../src/flow-step/assign-to-choices.ts'
 import { acceptInvocation } from '../src/flow-step/accept-invocation.ts'
-import { SYNC_AS_CHOICES } from '../src/flow-step/assign-to-choices.ts'
+import { PicklistTimeoutError, SYNC_AS_CHOICES } from '../src/flow-step/assign-to-choices.ts'
 import { createApiKeyCheck } from '../src/http/api-key-check.ts'
 import { DynamicsUnavailableError, UnknownPicklistError } from '../src/errors.ts'
 import { ErrorResponse } from '../src/schemas/common.ts'
@@ -32,7 +32,8 @@ const flowStepRoutes: FastifyPluginAsync<FlowStepRoutesOptions> = async (fastify
     }
   }, async (request, reply) => {
     const accepted = await acceptInvocation(request.body, options)
-    request.log.info({ invocationId: accepted.invocationId, persons: accepted.persons }, 'invocation accepted')
+    // debug: the access-log line is the one info line of a request (src/http/access-log.ts).
+    request.log.debug({ invocationId: accepted.invocationId, persons: accepted.persons }, 'invocation accepted')
     void reply.code(201)
     return { accepted: true as const, ...accepted }
   })
@@ -50,6 +51,7 @@ const flowStepRoutes: FastifyPluginAsync<FlowStepRoutesOptions> = async (fastify
       try {
         return { choices: await options.assignToChoices.list() }
       } catch (error) {
+        if (error instanceof PicklistTimeoutError) throw error
         throw new DynamicsUnavailableError({ cause: error })
       }
     }

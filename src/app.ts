@@ -7,6 +7,7 @@ import type { Config } from './config.ts'
 import type { ApiFeature } from './feature-module.ts'
 import { replyWithError } from './http/error-handler.ts'
 import { registerJsonBodyParser } from './http/json-body-parser.ts'
+import { registerAccessLog } from './http/access-log.ts'
 import { ErrorResponse } from './schemas/common.ts'
 import packageJson from '../package.json' with { type: 'json' }
 import ssfsDefinitionRoutes from '../routes/ssfs-definition.ts'
@@ -38,8 +39,10 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     return503OnClosing: true,
-    forceCloseConnections: 'idle'
+    forceCloseConnections: 'idle',
+    disableRequestLogging: true // one line per request instead, from src/http/access-log.ts
   })
+  registerAccessLog(app)
   // Marketo speaks JSON only; any other media type is a 415, not a string body that fails later.
   app.removeContentTypeParser('text/plain')
   registerJsonBodyParser(app)

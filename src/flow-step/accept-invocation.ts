@@ -46,13 +46,13 @@ export async function acceptInvocation (body: SubmitAsyncActionBody, deps: Accep
   })
   const data: FlowStepJobData = {
     invocationId,
-    munchkinId: body.context?.subscription.munchkinId ?? '',
+    munchkinId: body.context.subscription.munchkinId,
     campaignId: body.campaignId,
     triggered,
     callbackUrl: check.url.href,
     sealedCallbackCredentials: deps.callbackCredentialsBox.seal(JSON.stringify({
-      token: body.token ?? '',
-      apiCallBackKey: body.apiCallBackKey ?? ''
+      token: body.token,
+      apiCallBackKey: body.apiCallBackKey
     })),
     persons,
     receivedAt: new Date().toISOString()

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { STATUS_CODES } from 'node:http'
+import { noteErrorCode } from './access-log.ts'
 
 /**
  * Every error leaves as `{statusCode, code, error, message}`. A 4xx says what is wrong with the
@@ -8,16 +9,15 @@ import { STATUS_CODES } from 'node:http'
  */
 export function replyWithError (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const statusCode = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
-  if (statusCode >= 500) {
-    request.log.error({ err: error }, 'request failed')
-  } else {
-    request.log.info({ code: error.code, statusCode }, 'request refused')
-  }
+  const code = error.code ?? (statusCode >= 500 ? 'INTERNAL_ERROR' : 'BAD_REQUEST')
+  // A refusal is on the request's access-log line (with this code); only failures get their own.
+  if (statusCode >= 500) request.log.error({ err: error }, 'request failed')
+  noteErrorCode(reply, code)
   if (statusCode === 413) drainRefusedBody(request, reply)
   const exposeMessage = statusCode < 500 || (error.code !== undefined && error.code !== '' && statusCode === 503)
   void reply.code(statusCode).type('application/json; charset=utf-8').send({
     statusCode,
-    code: error.code ?? (statusCode >= 500 ? 'INTERNAL_ERROR' : 'BAD_REQUEST'),
+    code,
     error: STATUS_CODES[statusCode] ?? 'Error',
     message: exposeMessage ? error.message : 'internal error; see the service log'
   })

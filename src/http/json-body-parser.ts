@@ -24,10 +24,29 @@ export class JsonTooDeeplyNestedError extends Error {
   }
 }
 
+/**
+ * JSON is UTF-8 on the wire (RFC 8259 §8.1), and the body is decoded as UTF-8 whatever the header
+ * says: a body declared in another charset would be read as something its sender did not mean,
+ * names and emails garbled without a word. Refused instead, as the media type it is not.
+ */
+export class UnsupportedCharsetError extends Error {
+  readonly code = 'UNSUPPORTED_CHARSET'
+  readonly statusCode = 415
+  constructor (charset: string) {
+    super(`the JSON body must be UTF-8; charset "${charset.slice(0, 40)}" is not supported`)
+    this.name = 'UnsupportedCharsetError'
+  }
+}
+
 export function registerJsonBodyParser (app: FastifyInstance, maxNesting = MAX_JSON_NESTING): void {
   const parseJson = app.getDefaultJsonParser('error', 'error')
   app.removeContentTypeParser('application/json')
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const charset = charsetOf(request.headers['content-type'])
+    if (charset !== undefined && charset.toLowerCase() !== 'utf-8') {
+      done(new UnsupportedCharsetError(charset), undefined)
+      return
+    }
     const text = body as string
     if (hasMoreThan(text, '[', maxNesting) && exceedsJsonNesting(text, maxNesting)) {
       done(new JsonTooDeeplyNestedError(maxNesting), undefined)
@@ -38,6 +57,21 @@ export function registerJsonBodyParser (app: FastifyInstance, maxNesting = MAX_J
       else done(error, value)
     })
   })
+}
+
+/**
+ * The `charset` parameter of a Content-Type (RFC 9110 §8.3.1: parameter names are
+ * case-insensitive, a value may be quoted), or undefined when there is none.
+ */
+export function charsetOf (contentType: string | undefined): string | undefined {
+  if (contentType === undefined) return undefined
+  for (const parameter of contentType.split(';').slice(1)) {
+    const equals = parameter.indexOf('=')
+    if (equals === -1 || parameter.slice(0, equals).trim().toLowerCase() !== 'charset') continue
+    const value = parameter.slice(equals + 1).trim()
+    return value.length >= 2 && value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1) : value
+  }
+  return undefined
 }
 
 /** Counts with indexOf, which skips ahead natively: one call per occurrence, not per character. */

@@ -28,6 +28,12 @@ export function createApiRedisConnection (url: string, name: string, { cluster =
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 2_000,
+    // A Redis that is connected but not answering (paused, blocked by a slow script, swapping)
+    // fails no command by itself: every caller (health, status, picklist cache, intake) would wait
+    // as long as it lasts. Each command fails after 2 s instead. The command still sits in the
+    // client's queue until Redis answers it (replies come in order); the intake bounds how many
+    // of its own may wait there (src/queue/flow-step-intake.ts).
+    commandTimeout: 2_000,
     retryStrategy: (attempt) => Math.min(attempt * 200, 2_000)
   }
   return cluster ? connectCluster(url, options) : new Redis(url, options)

@@ -57,12 +57,23 @@ export interface FlowStepIntakeOptions {
   readonly keys: IntakeKeys
   /** A hung Redis must not hang Marketo's request: past this, the append counts as failed. */
   readonly timeoutMs: number
+  /** Appends sent and not yet answered by Redis, past which new ones are refused at once. */
+  readonly maxUnanswered?: number
+  /** The same bound in characters of entry data, so large invocations cannot pile up either. */
+  readonly maxUnansweredChars?: number
 }
 
 type PendingAppend = { readonly args: Array<string | number>, resolve (): void, reject (error: unknown): void }
 
 /** Past this much entry data held for the turn's pipeline, it is sent at once. */
 const MAX_HELD_CHARS = 8 * 1024
+/**
+ * At 6,000 invocations a second answered in under 6 ms (the intake benchmark) some 40 appends are
+ * in flight; 500 is far above any healthy moment and, at 100-person invocations (~20 KB), holds
+ * about 10 MB. 16 M characters bounds the rare 1,000-person invocations the same way.
+ */
+const DEFAULT_MAX_UNANSWERED = 500
+const DEFAULT_MAX_UNANSWERED_CHARS = 16 * 1024 * 1024
 
 /**
  * The API's end: one `XADD` per accepted invocation.
@@ -79,13 +90,24 @@ export class FlowStepIntake {
   readonly #redis: RedisClient
   readonly #keys: IntakeKeys
   readonly #timeoutMs: number
+  readonly #maxUnanswered: number
+  readonly #maxUnansweredChars: number
   #batch: PendingAppend[] = []
   #heldChars = 0
+  readonly #unanswered = new UnansweredAppends()
 
-  constructor ({ redis, keys, timeoutMs }: FlowStepIntakeOptions) {
+  constructor ({ redis, keys, timeoutMs, maxUnanswered = DEFAULT_MAX_UNANSWERED, maxUnansweredChars = DEFAULT_MAX_UNANSWERED_CHARS }: FlowStepIntakeOptions) {
     this.#redis = redis
     this.#keys = keys
     this.#timeoutMs = timeoutMs
+    this.#maxUnanswered = maxUnanswered
+    this.#maxUnansweredChars = maxUnansweredChars
+  }
+
+  /** Appends sent to Redis and not yet answered (an upper bound), for tests and ops. */
+  get unanswered (): { readonly count: number, readonly chars: number } {
+    this.#unanswered.forgetAnswered(commandsAwaitingAnswer(this.#redis))
+    return { count: this.#unanswered.count, chars: this.#unanswered.chars }
   }
 
   /**
@@ -95,6 +117,14 @@ export class FlowStepIntake {
    */
   async append (entry: IntakeEntry): Promise<void> {
     const data = JSON.stringify(entry.data)
+    // While Redis is connected but not answering, every append would wait in the client's queue
+    // (holding its entry) for as long as that lasts, and a busy campaign adds thousands a second:
+    // past the bound, refuse at once (503, Marketo re-sends) instead of queueing without end.
+    this.#unanswered.forgetAnswered(commandsAwaitingAnswer(this.#redis))
+    if (this.#unanswered.count + this.#batch.length >= this.#maxUnanswered ||
+        this.#unanswered.chars + this.#heldChars + data.length > this.#maxUnansweredChars) {
+      throw new IntakeUnavailableError(`Redis has not answered ${this.#unanswered.count + this.#batch.length} appends yet; refused until it does`)
+    }
     const args = [this.#keys.stream, '*', 'v', INTAKE_FORMAT_VERSION, 'jobId', entry.jobId, 'priority', entry.priority, 'data', data]
     const added = new Promise<void>((resolve, reject) => {
       if (this.#batch.push({ args, resolve, reject }) === 1) setImmediate(() => { this.#send() })
@@ -120,6 +150,7 @@ export class FlowStepIntake {
     this.#batch = []
     this.#heldChars = 0
     if (batch.length === 0) return
+    for (const { args } of batch) this.#unanswered.sent((args[args.length - 1] as string).length)
     if (batch.length === 1) {
       const [only] = batch as [PendingAppend]
       this.#redis.call('XADD', only.args).then(() => { only.resolve() }, only.reject)
@@ -139,6 +170,53 @@ export class FlowStepIntake {
   /** Entries not yet moved into the queue (for tests and ops). */
   async backlog (): Promise<number> {
     return await this.#redis.xlen(this.#keys.stream)
+  }
+}
+
+/**
+ * Commands a connection has sent and not yet had answered. A Cluster sends through one connection
+ * per node; the intake stream lives on one of them, so the sum over-counts a little, never under.
+ */
+function commandsAwaitingAnswer (redis: RedisClient): number {
+  if (!('nodes' in redis)) return redis.commandQueue.length
+  let queued = 0
+  for (const node of redis.nodes()) queued += node.commandQueue.length
+  return queued
+}
+
+/**
+ * The sizes of appends sent and not yet answered, oldest first. Redis answers a connection's
+ * commands in order, and ioredis keeps each in its `commandQueue` until the answer comes — also
+ * after `commandTimeout` has failed the caller. So when that queue holds n commands, at most our
+ * n most recent appends are among them: older ones were answered. (Other commands share the queue,
+ * so this over-counts a little; never under.) A command timeout is not an answer: counted this
+ * way, appends stuck behind a paused Redis stay counted until Redis really answers them.
+ */
+export class UnansweredAppends {
+  #sizes: number[] = []
+  #head = 0
+  #chars = 0
+
+  get count (): number {
+    return this.#sizes.length - this.#head
+  }
+
+  get chars (): number {
+    return this.#chars
+  }
+
+  sent (chars: number): void {
+    this.#sizes.push(chars)
+    this.#chars += chars
+  }
+
+  /** `queued`: how many commands the connection still waits an answer for. */
+  forgetAnswered (queued: number): void {
+    while (this.count > queued) this.#chars -= this.#sizes[this.#head++]!
+    if (this.#head > 1024 && this.#head * 2 > this.#sizes.length) {
+      this.#sizes = this.#sizes.slice(this.#head)
+      this.#head = 0
+    }
   }
 }
 

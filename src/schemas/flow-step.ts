@@ -45,22 +45,34 @@ const NamedThing = Type.Object({
   type: Type.Optional(Type.String({ maxLength: 100 }))
 }, { additionalProperties: true })
 
+/**
+ * A value the worker sends back in a header of the callback (reference §1.7). RFC 9110 §5.5: a
+ * field value is visible characters with spaces or tabs between them, never at either end (Node's
+ * fetch trims those, which would change the token), and no CR, LF, NUL or other control character
+ * (undici refuses CR, LF and NUL outright). Characters past ASCII are `obs-text` a sender must not
+ * generate, and fetch refuses anything past U+00FF. Adobe's schema leaves these fields optional,
+ * but Marketo always sends them, and an invocation without them could never be reported: refused.
+ */
+const HEADER_VALUE = '^[\\x21-\\x7E]+(?:[\\t ]+[\\x21-\\x7E]+)*$'
+const VISIBLE_ASCII_WORD = '^[\\x21-\\x7E]+$'
+const HeaderValue = (description: string) => Type.String({ minLength: 1, maxLength: 1024, pattern: HEADER_VALUE, description })
+
 export const SubmitAsyncActionBody = Type.Object({
-  token: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'One-time token for the callback' })),
+  token: HeaderValue('One-time token for the callback; sent back in its `x-callback-token` header'),
   batchid: Type.Optional(Type.String({ maxLength: 256, description: 'Id of the campaign run' })),
-  apiCallBackKey: Type.Optional(Type.String({ maxLength: 1024, description: 'API key for the callback header' })),
+  apiCallBackKey: HeaderValue('API key for the callback; sent back in its `x-api-key` header'),
   campaignId: Type.Integer({ minimum: -2147483648, maximum: 2147483647 }),
   callbackUrl: Type.String({ format: 'uri', maxLength: 2048 }),
-  context: Type.Optional(Type.Object({
+  context: Type.Object({
     subscription: Type.Object({
-      munchkinId: Type.String({ maxLength: 64 }),
+      munchkinId: Type.String({ minLength: 1, maxLength: 64, pattern: VISIBLE_ASCII_WORD, description: 'The Marketo instance, e.g. 123-ABC-456; the callback names it' }),
       prefix: Type.Optional(Type.String({ maxLength: 256 })),
       crmSyncStatus: Type.Optional(Type.String({ maxLength: 256 }))
     }, { additionalProperties: true }),
     admin: Type.Optional(Type.Object({}, { additionalProperties: true })),
     campaign: Type.Optional(NamedThing),
     program: Type.Optional(NamedThing)
-  }, { additionalProperties: true })),
+  }, { additionalProperties: true }),
   objectData: Type.Optional(Type.Array(ObjectData, { maxItems: MAX_PERSONS_PER_INVOCATION }))
 }, { additionalProperties: true, title: 'async', description: 'An invocation of the flow step by a smart campaign' })
 export type SubmitAsyncActionBody = Static<typeof SubmitAsyncActionBody>

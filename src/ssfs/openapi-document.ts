@@ -25,6 +25,13 @@ export interface SsfsDocumentOptions {
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` })
 const jsonContent = (name: string) => ({ 'application/json': { schema: ref(name) } })
 const errorResponse = (description: string) => ({ description, content: jsonContent('error') })
+/**
+ * The document-wide `security` says every operation needs the key; these override it, because
+ * the service answers them without one (only `/status`, `/submitAsyncAction` and `/getPicklist`
+ * check it: routes/). OpenAPI 3.0.3, Operation Object `security`: an empty list removes the top-level requirement.
+ * Marketo may send the key anyway; that is harmless.
+ */
+const noKey: never[] = []
 
 export function buildSsfsOpenApiDocument (options: SsfsDocumentOptions): Record<string, unknown> {
   return {
@@ -79,6 +86,7 @@ export function buildSsfsOpenApiDocument (options: SsfsDocumentOptions): Record<
       '/getServiceDefinition': {
         get: {
           summary: 'The flow step\'s parameters, fields and activity attributes',
+          security: noKey,
           responses: { 200: { description: 'Service Install Metadata', content: jsonContent('serviceDefinition') } }
         }
       },
@@ -99,10 +107,10 @@ export function buildSsfsOpenApiDocument (options: SsfsDocumentOptions): Record<
         }
       },
       '/serviceIcon': {
-        get: { responses: { 200: { description: 'Icon for the flow palette', content: { 'image/*': { schema: { type: 'string', format: 'binary' } } } } } }
+        get: { security: noKey, responses: { 200: { description: 'Icon for the flow palette', content: { 'image/*': { schema: { type: 'string', format: 'binary' } } } } } }
       },
       '/brandIcon': {
-        get: { responses: { 200: { description: 'Icon for the Service Providers menu', content: { 'image/*': { schema: { type: 'string', format: 'binary' } } } } } }
+        get: { security: noKey, responses: { 200: { description: 'Icon for the Service Providers menu', content: { 'image/*': { schema: { type: 'string', format: 'binary' } } } } } }
       }
     },
     components: {

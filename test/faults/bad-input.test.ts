@@ -149,6 +149,12 @@ const mutations: Array<[string, (body: Json) => Json | string]> = [
   ['token huge', (b) => ({ ...b, token: text(int(1025, 100_000)) })],
   ['batchid huge', (b) => ({ ...b, batchid: text(int(257, 10_000)) })],
   ['apiCallBackKey an object', (b) => ({ ...b, apiCallBackKey: { key: 'x' } })],
+  ['token missing (no callback possible)', ({ token: _t, ...b }) => b],
+  ['token with CR LF', (b) => ({ ...b, token: `tok-${int(1, 1e6)}\r\nx-injected: 1` })],
+  ['token past ASCII', (b) => ({ ...b, token: `tok-${int(1, 1e6)}-${pick(['é', '\u2603', '\u0000', '\u007f'])}` })],
+  ['apiCallBackKey missing', ({ apiCallBackKey: _k, ...b }) => b],
+  ['context missing', ({ context: _c, ...b }) => b],
+  ['munchkinId empty', (b) => ({ ...b, context: { subscription: { munchkinId: '' } } })],
   ['context a string', (b) => ({ ...b, context: 'context' })],
   ['context without subscription', (b) => ({ ...b, context: {} })],
   ['munchkinId a number', (b) => ({ ...b, context: { subscription: { munchkinId: 123 } } })],
@@ -184,7 +190,8 @@ const invalidJson = [
 const notObjects = ['null', 'true', 'false', '0', '-1.5e308', '"a string"', '[]', '[{"campaignId":1}]', '1e999']
 const badContentTypes = [
   'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=xyz', 'application/xml',
-  'application/jsonx', 'json', 'text/json', 'application/octet-stream', '*/*', 'application/json-patch+json'
+  'application/jsonx', 'json', 'text/json', 'application/octet-stream', '*/*', 'application/json-patch+json',
+  'application/json; charset=latin1', 'application/json; charset=utf-16'
 ]
 
 function generate (): BadRequest {

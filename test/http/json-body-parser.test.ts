@@ -1,5 +1,5 @@
 import t from 'tap'
-import { exceedsJsonNesting, nestsDeeperThan } from '../../src/http/json-body-parser.ts'
+import { charsetOf, exceedsJsonNesting, nestsDeeperThan } from '../../src/http/json-body-parser.ts'
 
 t.test('nesting is counted in objects and arrays, not inside strings', async (t) => {
   t.notOk(exceedsJsonNesting('{"a":{"b":[1,2,{"c":3}]}}', 4))
@@ -18,4 +18,13 @@ t.test('a parsed value is measured without recursion, objects and arrays alike',
   t.notOk(nestsDeeperThan('a string', 0))
   t.notOk(nestsDeeperThan(null, 0))
   t.ok(nestsDeeperThan(JSON.parse(`${'{"a":'.repeat(200_000)}1${'}'.repeat(200_000)}`), 64), 'two hundred thousand levels of objects')
+})
+
+t.test('the charset parameter is read case-insensitively, quoted or not, and absent when not given', async (t) => {
+  t.equal(charsetOf('application/json'), undefined)
+  t.equal(charsetOf(undefined), undefined)
+  t.equal(charsetOf('application/json; charset=utf-8'), 'utf-8')
+  t.equal(charsetOf('application/json;CHARSET="Latin1"'), 'Latin1')
+  t.equal(charsetOf('application/json; foo=bar; charset = UTF-8 '), 'UTF-8')
+  t.equal(charsetOf('application/json; notcharset=utf-16'), undefined)
 })

@@ -5,6 +5,15 @@ import { startFlowStepHarness, eventually } from '../helpers/flow-step-harness.t
 import { SANDBOX_USERS } from '../../sandbox/start-sandbox.ts'
 import { startLocalRedis } from '../../sandbox/redis-server.ts'
 import { assignToPicklistCacheKey } from '../../src/queue/redis-keys.ts'
+import Fastify from 'fastify'
+import pino from 'pino'
+import { Redis } from 'ioredis'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import flowStepRoutes from '../../routes/flow-step.ts'
+import { replyWithError } from '../../src/http/error-handler.ts'
+import { AssignToChoices } from '../../src/flow-step/assign-to-choices.ts'
+import { createCallbackCredentialsBox, createDataverseClient } from '../../src/runtime/service-clients.ts'
 
 /**
  * The flow step's HTTP surface as Marketo and developers meet it: authentication, validation,
@@ -81,6 +90,60 @@ t.test('a malformed body is refused with 400 naming the problem, and nothing is 
   t.equal(wrongType.status, 415)
   t.match(await wrongType.json(), { code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE' })
   t.equal(await queuedCount(), before)
+})
+
+t.test('an invocation that could never be called back is refused with 400 naming what is missing, and nothing is queued', async (t) => {
+  const before = await queuedCount()
+  const without = (name: string) => { const body: Record<string, unknown> = invocation(); delete body[name]; return body }
+  const cases: Array<[string, unknown, RegExp]> = [
+    ['no token', without('token'), /token/],
+    ['an empty token', invocation({ token: '' }), /token/],
+    ['no apiCallBackKey', without('apiCallBackKey'), /apiCallBackKey/],
+    ['an empty apiCallBackKey', invocation({ apiCallBackKey: '' }), /apiCallBackKey/],
+    ['no context', without('context'), /context/],
+    ['no subscription', invocation({ context: { admin: {} } }), /subscription/],
+    ['no munchkinId', invocation({ context: { subscription: { prefix: 'x' } } }), /munchkinId/],
+    ['an empty munchkinId', invocation({ context: { subscription: { munchkinId: '' } } }), /munchkinId/],
+    // What cannot travel in the callback's x-callback-token / x-api-key headers (RFC 9110 §5.5).
+    ['a token with CR LF (header injection)', invocation({ token: 'tok\r\nx-evil: 1' }), /token/],
+    ['a token with LF', invocation({ token: 'tok\nx' }), /token/],
+    ['a token with NUL', invocation({ token: 'tok\u0000x' }), /token/],
+    ['a token with a control character', invocation({ token: 'tok\u0001x' }), /token/],
+    ['a token with DEL', invocation({ token: 'tok\u007fx' }), /token/],
+    ['a token past ASCII', invocation({ token: 'tokén' }), /token/],
+    ['a token past Latin-1', invocation({ token: 'tok\u2603' }), /token/],
+    ['a token with a leading space (fetch would trim it)', invocation({ token: ' tok' }), /token/],
+    ['a token with a trailing tab', invocation({ token: 'tok\t' }), /token/],
+    ['only spaces', invocation({ token: '   ' }), /token/],
+    ['an apiCallBackKey with CR', invocation({ apiCallBackKey: 'key\rx' }), /apiCallBackKey/],
+    ['an apiCallBackKey past ASCII', invocation({ apiCallBackKey: 'clé' }), /apiCallBackKey/],
+    ['a munchkinId with a newline', invocation({ context: { subscription: { munchkinId: '123\nABC' } } }), /munchkinId/]
+  ]
+  for (const [what, body, problem] of cases) {
+    const { status, json } = await submit(body)
+    t.equal(status, 400, `400 for ${what}`)
+    t.match(json, { statusCode: 400, code: 'FST_ERR_VALIDATION', message: problem }, `the message names the field (${what})`)
+  }
+  t.equal(await queuedCount(), before, 'nothing queued')
+
+  // Spaces and tabs inside a value travel in a header unchanged: accepted.
+  const inner = await submit(invocation({ token: 'tok with\tinner space', apiCallBackKey: 'a b' }))
+  t.equal(inner.status, 201)
+})
+
+t.test('a JSON body declared in a charset other than UTF-8 is refused with 415; UTF-8 and no charset are accepted', async (t) => {
+  const before = await queuedCount()
+  for (const contentType of ['application/json; charset=latin1', 'application/json; charset=ISO-8859-1', 'application/json;charset="utf-16"', 'application/json; Charset=us-ascii']) {
+    const { status, json } = await submit(invocation(), { 'content-type': contentType })
+    t.equal(status, 415, `415 for ${contentType}`)
+    t.match(json, { statusCode: 415, code: 'UNSUPPORTED_CHARSET', message: /UTF-8/ })
+  }
+  t.equal(await queuedCount(), before, 'nothing queued')
+  for (const contentType of ['application/json; charset=utf-8', 'application/json; charset=UTF-8', 'application/json;charset="utf-8"', 'application/json']) {
+    const { status } = await submit(invocation(), { 'content-type': contentType })
+    t.equal(status, 201, `201 for ${contentType}`)
+  }
+  t.equal(await queuedCount(), before + 4)
 })
 
 t.test('a callback URL off the allow-list is refused and its host is never contacted', async (t) => {
@@ -167,6 +230,48 @@ t.test('Assign To lists the enabled Dynamics users, cached so Dynamics is asked 
   t.match(await unknown.json(), { code: 'UNKNOWN_PICKLIST' })
 })
 
+t.test('a corrupted Assign To cache is a miss: Dynamics is asked again and the cache overwritten, never a 500', async (t) => {
+  const cacheKey = `${h.config.redis.keyPrefix}:cache:picklist:assignTo`
+  for (const junk of ['not json', '{"choices":[]}', '[{"displayValue":"Alex","submittedValue":"x"}]', '[{"displayValue":{"en_US":1},"submittedValue":"x"}]', '[{"displayValue":{"en_US":"A"}}]', 'null', '[', '"a string"']) {
+    await h.redis.set(cacheKey, junk, 'EX', 600)
+    const before = h.sandbox.dataverse.requestCount({ entitySet: 'systemusers' })
+    const response = await fetch(`${base}/getPicklist`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': key }, body: JSON.stringify({ name: 'assignTo', type: 'flow' }) })
+    t.equal(response.status, 200, `200 with ${junk} in the cache`)
+    const { choices } = await response.json() as { choices: Array<{ displayValue: { en_US: string } }> }
+    t.same(choices.map((c) => c.displayValue.en_US), ['Alex Admin', 'Dana Seller', 'Sam Support'])
+    t.equal(h.sandbox.dataverse.requestCount({ entitySet: 'systemusers' }) - before, 1, 'Dynamics asked again')
+    t.same(JSON.parse(await h.redis.get(cacheKey) ?? 'null'), choices, 'the junk is overwritten with the fresh list')
+  }
+})
+
+t.test('/getPicklist does not wait on a slow Dynamics past its deadline: a 503 naming why, and the read still fills the cache', async (t) => {
+  const cacheKey = `${h.config.redis.keyPrefix}:cache:picklist:assignTo`
+  await h.redis.del(cacheKey)
+  const silent = pino({ level: 'silent' })
+  const app = Fastify()
+  app.setErrorHandler(replyWithError)
+  await app.register(flowStepRoutes, {
+    apiKey: key,
+    intake: h.intake,
+    callbackHosts: h.config.ssfs.callbackHosts,
+    callbackCredentialsBox: createCallbackCredentialsBox(h.config),
+    assignToChoices: new AssignToChoices(createDataverseClient(h.config, silent), h.redis, cacheKey, silent, { timeoutMs: 500 })
+  })
+  t.teardown(async () => { await app.close() })
+  h.sandbox.dataverse.faults.setLatency(2_500)
+  t.teardown(() => { h.sandbox.dataverse.faults.clear() })
+  const started = Date.now()
+  const response = await app.inject({ method: 'POST', url: '/getPicklist', headers: { 'x-api-key': key }, payload: { name: 'assignTo', type: 'flow' } })
+  const tookMs = Date.now() - started
+  h.sandbox.dataverse.faults.clear()
+  t.equal(response.statusCode, 503)
+  t.match(response.json(), { statusCode: 503, code: 'DYNAMICS_TIMEOUT', message: /did not list its users within 0.5 s/ })
+  t.ok(tookMs < 2_000, `answered after ${tookMs} ms, not when Dynamics did`)
+  await eventually(async () => await h.redis.get(cacheKey) ?? undefined, { what: 'the late read to fill the cache' })
+  const again = await app.inject({ method: 'POST', url: '/getPicklist', headers: { 'x-api-key': key }, payload: { name: 'assignTo', type: 'flow' } })
+  t.equal(again.statusCode, 200, 'the next try is answered from the cache')
+})
+
 t.test('the service definition declares the flow attributes, the person fields it reads and the fields its callback writes', async (t) => {
   const definition = await (await fetch(`${base}/getServiceDefinition`)).json() as Record<string, any>
   t.equal(definition.apiName, 'syncPersonToMicrosoft')
@@ -203,6 +308,151 @@ t.test('the API definition is served with PUBLIC_URL as its server; status, icon
     t.ok(spec.paths[path], `${path} is in the docs`)
   }
   t.ok(spec.paths['/submitAsyncAction']?.post?.requestBody, 'with its body schema')
+})
+
+/** Every (method, path) the built app serves, read from its route tree (`printRoutes`). */
+function servedRoutes (tree: string): Array<{ method: string, path: string }> {
+  const routes: Array<{ method: string, path: string }> = []
+  const prefixes: string[] = []
+  for (const line of tree.split('\n')) {
+    const match = /^(.*?)(?:├── |└── )(.*?)(?: \(([A-Z, ]+)\))?$/.exec(line)
+    if (match === null) continue
+    const depth = match[1]!.length / 4
+    prefixes.length = depth
+    const path = `${prefixes.join('')}${match[2]!}`
+    prefixes.push(match[2]!)
+    for (const method of (match[3] ?? '').split(', ').filter((m) => m !== '' && m !== 'HEAD')) routes.push({ method, path })
+  }
+  return routes
+}
+
+t.test('the served definitions and the routes agree on which routes need the key', async (t) => {
+  const routes = servedRoutes(h.app.printRoutes({ commonPrefix: false }))
+  t.ok(routes.length >= 12, `${routes.length} routes found`)
+  type Operation = { security?: unknown[] }
+  type Document = { security?: unknown[], paths: Record<string, Record<string, Operation>> }
+  const swagger = await (await fetch(`${base}/docs/json`)).json() as Document
+  const ssfs = await (await fetch(`${base}/openapi.json`)).json() as Document
+  const needsKey = (document: Document, method: string, path: string): boolean | undefined => {
+    const operation = document.paths[path]?.[method.toLowerCase()]
+    if (operation === undefined) return undefined
+    return (operation.security ?? document.security ?? []).length > 0
+  }
+  const documented = new Set<string>()
+  for (const { method, path } of routes) {
+    // Parameters and wildcards (Swagger UI's static files) get a harmless concrete value.
+    const url = path.replace(/\*$/, 'index.html').replace(/:[^/]+/g, 'x')
+    const response = await fetch(`${base}${url}`, {
+      method,
+      redirect: 'manual',
+      ...(method === 'POST' ? { headers: { 'content-type': 'application/json' }, body: '{}' } : {})
+    })
+    await response.arrayBuffer()
+    const refused = response.status === 401
+    const inSwagger = needsKey(swagger, method, path)
+    const inSsfs = needsKey(ssfs, method, path)
+    if (inSwagger !== undefined) documented.add(`${method} ${path}`)
+    t.equal(refused, inSwagger ?? false, `${method} ${path}: ${refused ? '401 without the key' : `${response.status} without the key`}, as the Swagger document says${inSwagger === undefined ? ' (undocumented: must be public)' : ''}`)
+    if (inSsfs !== undefined) t.equal(refused, inSsfs, `${method} ${path}: as /openapi.json says`)
+  }
+  for (const [path, operations] of Object.entries(swagger.paths)) {
+    for (const method of Object.keys(operations)) t.ok(documented.has(`${method.toUpperCase()} ${path}`), `${method.toUpperCase()} ${path} is documented and served`)
+  }
+  for (const [path, operations] of Object.entries(ssfs.paths)) {
+    for (const method of Object.keys(operations)) t.ok(routes.some((r) => r.path === path && r.method === method.toUpperCase()), `${method.toUpperCase()} ${path} of /openapi.json is served`)
+  }
+})
+
+t.test('each request leaves one access-log line at info: method, route, status, duration, request id, nothing personal', async (t) => {
+  const infoLines = () => h.logs().filter((line) => line.level === 30)
+  const accessLines = () => h.logs().filter((line) => line.msg === 'request')
+  const linesOf = async (send: () => Promise<Response>) => {
+    const before = h.logs().length
+    const response = await send()
+    await response.arrayBuffer()
+    // The line is written once the response has gone, which can be just after the client has it.
+    return await eventually(() => {
+      const fresh = h.logs().slice(before)
+      return fresh.some((line) => line.msg === 'request') ? fresh : undefined
+    }, { what: 'the access-log line' })
+  }
+  const email = 'access.log.person@example.com'
+  const token = `secret-token-${Math.random().toString(36).slice(2)}`
+  const post = (path: string, body: unknown) => async () => await fetch(`${base}${path}`, {
+    method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': key }, body: JSON.stringify(body)
+  })
+  const personal = invocation({ token, objectData: [{ objectType: 'lead', objectContext: { id: 7001, email } }] })
+  const cases: Array<[string, () => Promise<Response>, Record<string, unknown>]> = [
+    ['accepted', post('/submitAsyncAction?email=query.person@example.com', personal), { method: 'POST', route: '/submitAsyncAction', statusCode: 201 }],
+    ['refused', post('/submitAsyncAction', { ...personal, campaignId: 'x' }), { method: 'POST', route: '/submitAsyncAction', statusCode: 400, code: 'FST_ERR_VALIDATION' }],
+    ['unauthorised', async () => await fetch(`${base}/status?key=${key}`), { method: 'GET', route: '/status', statusCode: 401, code: 'UNAUTHORIZED' }],
+    ['no route', async () => await fetch(`${base}/nowhere/${encodeURIComponent(email)}?email=${encodeURIComponent(email)}`), { method: 'GET', route: null, statusCode: 404 }],
+    ['health', async () => await fetch(`${base}/health/live`), { method: 'GET', route: '/health/live', statusCode: 200 }]
+  ]
+  for (const [what, send, expected] of cases) {
+    const fresh = await linesOf(send)
+    const access = fresh.filter((line) => line.msg === 'request')
+    t.equal(access.length, 1, `one access line (${what})`)
+    t.match(access[0], { level: 30, ...expected, reqId: String, durationMs: Number }, `its fields (${what})`)
+    const requestLines = fresh.filter((line) => line.reqId === access[0]!.reqId)
+    t.same(requestLines.filter((line) => line.level === 30).map((line) => line.msg), ['request'], `the only info line of that request (${what})`)
+    t.notOk(fresh.some((line) => line.msg === 'incoming request' || line.msg === 'request completed'), `none of Fastify's own (${what})`)
+    const text = JSON.stringify(access[0])
+    for (const secret of [email, 'query.person', token, key, 'callback-key', '?', 'x-api-key', 'headers']) t.notOk(text.includes(secret), `no ${secret} in the line (${what})`)
+  }
+  t.ok(accessLines().length >= cases.length)
+  t.ok(infoLines().every((line) => line.msg !== 'incoming request'))
+})
+
+t.test('while Redis is connected but not answering (CLIENT PAUSE), invocations get a 503 within the intake timeout and the client queue and heap stay bounded', async (t) => {
+  const gc = (() => { setFlagsFromString('--expose-gc'); return runInNewContext('gc') as () => void })()
+  const heapUsed = () => { gc(); return process.memoryUsage().heapUsed }
+  const admin = new Redis(h.sandbox.env.REDIS_URL!)
+  t.teardown(() => { admin.disconnect() })
+  // Large invocations (100 persons, ~20 KB each in the intake) make a pile-up visible in the heap.
+  const large = () => invocation({ objectData: Array.from({ length: 100 }, (_, i) => ({ objectType: 'lead', objectContext: { id: 900_000 + i, email: `paused.${i}@example.com`, firstName: 'Paused', lastName: `Person ${i}`, company: 'A company with a longer name', title: 'Title' } })) })
+  // The harness runs one Redis, not a Cluster: its client queue is the one to watch.
+  const apiRedis = h.redis as Redis
+  let maxQueued = 0
+  let slowest = 0
+  const statuses = new Map<number, number>()
+  const burst = async (total: number, concurrency: number) => {
+    let next = 0
+    await Promise.all(Array.from({ length: concurrency }, async () => {
+      while (next++ < total) {
+        const started = Date.now()
+        const { status } = await submit(large())
+        slowest = Math.max(slowest, Date.now() - started)
+        statuses.set(status, (statuses.get(status) ?? 0) + 1)
+        maxQueued = Math.max(maxQueued, apiRedis.commandQueue.length)
+      }
+    }))
+  }
+  const heapBefore = heapUsed()
+  await admin.call('CLIENT', 'PAUSE', '10000', 'ALL')
+  t.teardown(async () => { await admin.call('CLIENT', 'UNPAUSE').catch(() => undefined) })
+  await burst(1_500, 300)
+  const heapAfterFirst = heapUsed()
+  await burst(1_500, 300)
+  const heapAfterSecond = heapUsed()
+  const queuedWhilePaused = apiRedis.commandQueue.length
+  await admin.call('CLIENT', 'UNPAUSE')
+
+  t.same([...statuses.keys()], [503], 'every invocation during the pause is a 503 (never a 201 for unconfirmed work)')
+  // Server-side, from each request's access-log line: the client shares this process and its
+  // event loop with 300 concurrent connections, so its own clock adds queueing of its own.
+  const served = h.logs().filter((line) => line.msg === 'request' && line.route === '/submitAsyncAction' && line.statusCode === 503).map((line) => line.durationMs as number)
+  t.equal(served.length, 3_000)
+  t.ok(Math.max(...served) < 3_000, `each answered within the intake timeout of 2 s (slowest ${Math.max(...served)} ms in the API)`)
+  t.ok(slowest < 15_000, `no request hung (slowest ${slowest} ms seen by the client)`)
+  t.ok(maxQueued <= 520, `the client's command queue stayed bounded (at most ${maxQueued} for 3,000 invocations)`)
+  t.ok(queuedWhilePaused <= 520, `${queuedWhilePaused} commands waiting at the end of the pause`)
+  const mb = (bytes: number) => Math.round(bytes / 1024 / 1024)
+  t.ok(heapAfterSecond - heapAfterFirst < 24 * 1024 * 1024, `the heap is flat from the first 1,500 to the next (${mb(heapBefore)} → ${mb(heapAfterFirst)} → ${mb(heapAfterSecond)} MB)`)
+
+  await eventually(() => apiRedis.commandQueue.length === 0 ? true : undefined, { what: 'Redis to answer what waited' })
+  const { status } = await submit(invocation())
+  t.equal(status, 201, 'accepted again as soon as Redis answers')
 })
 
 t.test('while Redis is down the API answers 503 with a JSON error instead of hanging, and recovers by itself', async (t) => {

@@ -165,6 +165,7 @@ t.test('a person whose fields were not mapped is read from Marketo; an expired M
     body: JSON.stringify({
       campaignId: 77,
       token: 'unmapped-token',
+      apiCallBackKey: 'unmapped-callback-key',
       callbackUrl: marketo.callbackUrl,
       context: { subscription: { munchkinId: marketo.munchkinId } },
       objectData: [{ objectType: 'lead', objectContext: { id }, flowStepContext: { syncAs: 'Lead' } }]

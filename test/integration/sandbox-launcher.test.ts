@@ -179,7 +179,7 @@ t.test('a newcomer follows the guide: the demo campaign creates a lead in Dynami
     t.match(Object.fromEntries(activity.attributes.map((a) => [a.name, a.value])), { success: true, outcome: 'created', dynamicsRecordId: lead.leadid })
 
     t.match(sandbox.output(), /^\[worker\] .*"msg":"flow-step batch synced"/m, 'the worker process did the work')
-    t.match(sandbox.output(), /^\[api\] .*"url":"\/submitAsyncAction"/m, 'the API process took the invocations')
+    t.match(sandbox.output(), /^\[api\] .*"route":"\/submitAsyncAction"/m, 'the API process took the invocations')
   })
 
   await t.test('kill -INT <launcher pid>, as the guide says: the services, the emulators and Redis stop, and npm run sandbox exits 0', async (t) => {
