@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { CampaignRunResult, RunCampaignOptions } from './campaign-runner.ts'
 import { MarketoEmulatorError, NoServiceInstalledError } from './errors.ts'
 import type { CallbackRecord } from './flow-callback-receiver.ts'
-import { readBody, sendJson } from './http-io.ts'
+import { readBody, sendJson as sendCompactJson } from './http-io.ts'
 import { asObject, type InstalledService } from './installed-service.ts'
 import type { PersonStore } from './person-store.ts'
 import type { InstallServiceOptions } from './service-installer.ts'
@@ -46,6 +46,11 @@ export interface EmulatorControls {
     failFor: (ms: number, status?: number) => void
     reset: () => void
   }
+}
+
+/** Control answers are read by people pasting the sandbox guide's curl commands: indented. */
+function sendJson (res: ServerResponse, status: number, body: unknown): void {
+  sendCompactJson(res, status, body, 'application/json', 2)
 }
 
 class ControlRequestError extends Error {
