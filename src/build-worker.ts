@@ -58,7 +58,7 @@ export function buildWorker (deps: WorkerDeps): RunningWorker {
     records: new PersonRecords(deps.dataverse),
     marketo: deps.marketo,
     links: new RecordLinkStore(commands, prefix),
-    claims: new EmailClaims(commands, prefix),
+    claims: new EmailClaims(commands, prefix, { claimTtlMs: config.flowStep.emailClaimTtlMs }),
     logger: logger.child({ job: FLOW_STEP_JOB_NAME }),
     queues
   })
