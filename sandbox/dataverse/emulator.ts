@@ -411,8 +411,12 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
           return
         }
         if (method === 'POST') {
-          const raw = await readBody(request)
-          const id = store.insert(entitySet, JSON.parse(raw) as DataverseRecord)
+          const row = parseJsonObject(await readBody(request))
+          if (row === undefined) {
+            sendJson(response, 400, { error: { code: 'INVALID_RECORD', message: 'the body must be a JSON object: the row to store' } })
+            return
+          }
+          const id = store.insert(entitySet, row)
           sendJson(response, 201, { id })
           return
         }
@@ -542,4 +546,13 @@ function listRecords (rows: readonly DataverseRecord[], listing: RecordListing):
   const { select } = listing
   if (select === undefined) return [...kept]
   return kept.map((row) => Object.fromEntries(select.filter((column) => column in row).map((column) => [column, row[column]])))
+}
+
+function parseJsonObject (text: string): DataverseRecord | undefined {
+  try {
+    const value: unknown = JSON.parse(text)
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? value as DataverseRecord : undefined
+  } catch {
+    return undefined
+  }
 }
