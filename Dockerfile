@@ -4,9 +4,9 @@
 FROM node:20-bookworm-slim
 
 ENV NODE_ENV=production
-# npm runs scripts through /bin/sh (dash), which neither forwards SIGTERM to `tsx` nor execs it: a
-# `docker stop` would kill the shell and never let the worker finish its active jobs. bash execs a
-# single-command script, so npm's forwarded SIGTERM reaches tsx and then the service.
+# `npm start` / `npm run worker` exec node (package.json), so the SIGTERM npm forwards from `docker stop`
+# reaches the service itself, which finishes its active jobs. bash as the script shell is kept for
+# images built from older package.json scripts without `exec`.
 ENV NPM_CONFIG_SCRIPT_SHELL=/bin/bash \
     NPM_CONFIG_UPDATE_NOTIFIER=false \
     NPM_CONFIG_FUND=false \

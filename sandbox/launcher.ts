@@ -50,16 +50,24 @@ async function main (): Promise<void> {
       void stopEverything(0)
     })
   }
-  // The services run in their own process groups; never leave them behind, even on a crash.
-  process.on('exit', () => { for (const service of services) service.killNow() })
+  // The services and Redis run in their own process groups, so a terminal's Ctrl-C reaches only
+  // this launcher, which stops them in order: the services first (they close their Redis
+  // connections and finish active jobs), then the emulators, Redis last. Never leave one behind,
+  // even on a crash.
+  let startedSandbox: Sandbox | undefined
+  process.on('exit', () => {
+    for (const service of services) service.killNow()
+    startedSandbox?.redis.local?.killNow()
+  })
 
   try {
     const options = await resolveLaunchOptions(process.env)
     say(options.redisUrl === undefined
       ? 'starting Redis and the Azure AD, Dataverse and Marketo emulators…'
       : `starting the Azure AD, Dataverse and Marketo emulators (Redis: ${options.redisUrl})…`)
-    sandboxStart = startSandbox({ ...options })
+    sandboxStart = startSandbox({ ...options, redisOwnProcessGroup: true })
     const sandbox = await sandboxStart
+    startedSandbox = sandbox
     if (stopping !== undefined) return await stopping
 
     const childEnv = { ...process.env, ...sandbox.env }
@@ -97,6 +105,7 @@ function guideFacts (sandbox: Sandbox, services: readonly ServiceProcess[], flow
   const pidOf = (name: string) => services.find((service) => service.name === name)?.pid
   return {
     publicUrl: sandbox.publicUrl,
+    apiKey: sandbox.env.SSFS_API_KEY ?? '',
     marketoUrl: sandbox.marketo.url,
     dataverseUrl: sandbox.dataverse.url,
     azureAdUrl: sandbox.azureAd.authorityHost,

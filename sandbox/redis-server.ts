@@ -10,6 +10,8 @@ export interface LocalRedis {
   readonly url: string
   readonly port: number
   stop (): Promise<void>
+  /** Last resort from a synchronous `exit` handler, for a server started in its own process group. */
+  killNow (): void
 }
 
 export class RedisServerNotFoundError extends Error {
@@ -30,7 +32,18 @@ export async function freePort (): Promise<number> {
   return address.port
 }
 
-export async function startLocalRedis (options: { port?: number; appendOnlyDir?: string } = {}): Promise<LocalRedis> {
+export interface LocalRedisOptions {
+  readonly port?: number
+  readonly appendOnlyDir?: string
+  /**
+   * Run outside the caller's process group, so a terminal's Ctrl-C (sent to the whole foreground
+   * group) does not stop Redis before the services using it have closed: the sandbox launcher
+   * stops it last, itself. Whoever asks for this must also kill it on exit (`killNow`).
+   */
+  readonly ownProcessGroup?: boolean
+}
+
+export async function startLocalRedis (options: LocalRedisOptions = {}): Promise<LocalRedis> {
   const port = options.port ?? await freePort()
   const args = [
     '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--maxmemory-policy', 'noeviction',
@@ -38,7 +51,7 @@ export async function startLocalRedis (options: { port?: number; appendOnlyDir?:
       ? ['--appendonly', 'no']
       : ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', options.appendOnlyDir])
   ]
-  const child: ChildProcess = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child: ChildProcess = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'], detached: options.ownProcessGroup === true })
   let output = ''
   const ready = new Promise<void>((resolve, reject) => {
     child.once('error', (error: NodeJS.ErrnoException) => reject(error.code === 'ENOENT' ? new RedisServerNotFoundError() : error))
@@ -54,10 +67,13 @@ export async function startLocalRedis (options: { port?: number; appendOnlyDir?:
     url: `redis://127.0.0.1:${port}`,
     port,
     async stop () {
-      if (child.exitCode !== null) return
+      if (child.exitCode !== null || child.signalCode !== null) return
       const exited = once(child, 'exit')
       child.kill('SIGTERM')
       await exited
+    },
+    killNow () {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
     }
   }
 }

@@ -20,6 +20,11 @@ export interface DynamicsSeedFacts {
 
 export interface SandboxGuideFacts {
   readonly publicUrl: string
+  /**
+   * The sandbox's well-known SSFS API key (header `x-api-key`): Swagger UI's Authorize, `/status`
+   * and `/getPicklist` need it. It opens nothing but this sandbox, so printing it is safe.
+   */
+  readonly apiKey: string
   readonly marketoUrl: string
   readonly dataverseUrl: string
   readonly azureAdUrl: string
@@ -58,15 +63,22 @@ function describeOutcome (person: SeededPerson, dynamics: DynamicsSeedFacts): st
   }
 }
 
+/** Columns the guide's Dynamics listings show: enough to see who was created and for whom, on one screen. */
+const LEAD_COLUMNS = ['leadid', 'firstname', 'lastname', 'emailaddress1', 'companyname', '_ownerid_value']
+const CONTACT_COLUMNS = ['contactid', 'firstname', 'lastname', 'emailaddress1']
+
 export function buildSandboxGuide (facts: SandboxGuideFacts): string {
-  const [firstNew] = facts.persons.filter((person) => predictOutcome(person, facts.dynamics) === 'lead created')
-  const example = firstNew ?? facts.persons[0]
   const runBody = JSON.stringify({
     personIds: facts.persons.map((person) => person.id),
     kind: 'trigger',
     flowStepContext: { syncAs: 'Lead', assignTo: facts.assignTo.systemuserid }
   })
   const emailWidth = Math.max(...facts.persons.map((person) => person.email.length))
+  // Single quotes: the shell must leave OData's `$select` alone.
+  const recordsOf = (entitySet: string, columns: readonly string[]) =>
+    `  curl -s '${facts.dataverseUrl}/_emulator/records/${entitySet}?$select=${columns.join(',')}'`
+  const activityCommands = facts.persons.map((person) => `  curl -s ${facts.marketoUrl}/_emulator/persons/${person.id}/activities`)
+  const activityWidth = Math.max(...activityCommands.map((command) => command.length))
 
   const lines = [
     '',
@@ -74,6 +86,7 @@ export function buildSandboxGuide (facts: SandboxGuideFacts): string {
     '',
     ...table([
       ...facts.processes.map((p): TableRow => [`${p.label} (${p.command})`, [p.url, p.pid === undefined ? undefined : `pid ${p.pid}`].filter((part) => part !== undefined).join('  ')]),
+      ['API key (x-api-key)', `${facts.apiKey}  (Swagger UI: Authorize; /status, /getPicklist and /submitAsyncAction need it)`],
       ['Swagger UI', `${facts.publicUrl}/docs`],
       ['SSFS definition', `${facts.publicUrl}/openapi.json  (installed in Marketo as "${facts.flowStepName}")`],
       ['Marketo emulator', facts.marketoUrl],
@@ -91,21 +104,24 @@ export function buildSandboxGuide (facts: SandboxGuideFacts): string {
     "    -H 'content-type: application/json' \\",
     `    -d '${runBody}'`,
     '',
-    '2. A moment later (the worker does the work), see the leads in the emulated Dynamics:',
+    '2. A moment later (the worker does the work), see the leads and the contacts in the emulated Dynamics:',
     '',
-    `  curl -s ${facts.dataverseUrl}/_emulator/records/leads`,
+    recordsOf('leads', LEAD_COLUMNS),
+    recordsOf('contacts', CONTACT_COLUMNS),
+    '',
+    '3. See each person\'s activity log in Marketo (the step\'s activity carries success, outcome and any reason):',
+    '',
+    ...facts.persons.map((person, index) => `${(activityCommands[index] ?? '').padEnd(activityWidth)}  # ${person.email}`),
+    '',
+    '4. The flow step\'s own endpoints, as Marketo calls them, with the API key:',
+    '',
+    `  curl -s -H 'x-api-key: ${facts.apiKey}' ${facts.publicUrl}/status`,
+    '',
+    `More emulator controls (persons, callbacks, fault injection): README, "The sandbox".`,
     ''
   ]
-  if (example !== undefined) {
-    lines.push(
-      `3. See ${example.firstName}'s activity log in Marketo (the step's activity carries success and outcome):`,
-      '',
-      `  curl -s ${facts.marketoUrl}/_emulator/persons/${example.id}/activities`,
-      ''
-    )
-  }
-  // The pid is for a sandbox started in the background or from a script: npm does not pass a
-  // SIGINT sent to itself on to the launcher, a terminal's Ctrl-C reaches the whole process group.
+  // The pid is for a sandbox started in the background or from a script, where no terminal
+  // delivers Ctrl-C (a SIGTERM to npm works as well: the script execs the launcher).
   lines.push(`${SANDBOX_READY_MARK} Ctrl-C (or kill -INT ${facts.launcherPid}) stops the API, the worker, the emulators and Redis.`, '')
   return lines.join('\n')
 }

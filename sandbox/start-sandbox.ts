@@ -33,6 +33,8 @@ export const SANDBOX_USERS = {
 export interface SandboxOptions {
   /** Use this Redis instead of starting one. */
   readonly redisUrl?: string
+  /** Start the local redis-server in its own process group (see `LocalRedisOptions`). */
+  readonly redisOwnProcessGroup?: boolean
   /** Port the API will listen on (PUBLIC_URL points there); free one by default. */
   readonly apiPort?: number
   /** Where the emulators listen (the launcher's stable, documented URLs); omitted or 0: the OS chooses. */
@@ -64,7 +66,7 @@ export async function startSandbox (options: SandboxOptions = {}): Promise<Sandb
   const started: Array<{ close (): Promise<void> }> = []
   try {
     const tls = await ensureSandboxTls(options.tlsDir ?? DEFAULT_TLS_DIR)
-    const local = options.redisUrl === undefined ? await startLocalRedis() : undefined
+    const local = options.redisUrl === undefined ? await startLocalRedis({ ownProcessGroup: options.redisOwnProcessGroup }) : undefined
     if (local !== undefined) started.push({ close: async () => { await local.stop() } })
     const redisUrl = options.redisUrl ?? local?.url ?? ''
 

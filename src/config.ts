@@ -66,7 +66,15 @@ export interface Config {
     readonly stalledIntervalMs: number
   }
   /** Tries of a flow-step job while Dynamics or Marketo is unavailable; undecided persons are then reported failed. */
-  readonly flowStep: { readonly attempts: number; readonly backoffMs: number }
+  readonly flowStep: {
+    readonly attempts: number
+    readonly backoffMs: number
+    /**
+     * How long an email's create claim outlives a holder that stopped renewing it (died, or left
+     * it after a create of unknown outcome): the longest a retry waits before it may look again.
+     */
+    readonly emailClaimTtlMs: number
+  }
   readonly callback: {
     readonly attempts: number
     readonly backoffMs: number
@@ -263,7 +271,8 @@ export function loadConfig (environment: Env): Config {
     },
     flowStep: {
       attempts: env.integer('FLOW_STEP_ATTEMPTS', 10, { min: 1, max: 50 }),
-      backoffMs: env.integer('FLOW_STEP_BACKOFF_MS', 2_000, { min: 10, max: 600_000 })
+      backoffMs: env.integer('FLOW_STEP_BACKOFF_MS', 2_000, { min: 10, max: 600_000 }),
+      emailClaimTtlMs: env.integer('EMAIL_CLAIM_TTL_MS', 30_000, { min: 1_000, max: 600_000 })
     },
     callback: {
       attempts: env.integer('CALLBACK_ATTEMPTS', 12, { min: 1, max: 50 }),

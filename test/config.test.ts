@@ -63,6 +63,7 @@ t.test('malformed values are refused with the variable and the bad value', async
   t.match(problemsOf({ ...valid, WORKER_LOCK_DURATION_MS: '10' }), [/WORKER_LOCK_DURATION_MS must be an integer from 1000/])
   t.match(problemsOf({ ...valid, WORKER_STALLED_INTERVAL_MS: 'soon' }), [/WORKER_STALLED_INTERVAL_MS must be an integer/])
   t.match(problemsOf({ ...valid, FLOW_STEP_ATTEMPTS: '0' }), [/FLOW_STEP_ATTEMPTS must be an integer from 1 to 50/])
+  t.match(problemsOf({ ...valid, EMAIL_CLAIM_TTL_MS: '500' }), [/EMAIL_CLAIM_TTL_MS must be an integer from 1000/])
   t.match(problemsOf({ ...valid, JOB_SEALING_KEY: 'too-short' }), [/JOB_SEALING_KEY must be at least 32/])
   t.match(problemsOf({ ...valid, AZURE_CLIENT_CERTIFICATE_PATH: '/nonexistent.pem' }), [/either AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH/, /cannot be read: ENOENT/])
 })

@@ -134,7 +134,7 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
       throw queryError('The request URI is not valid.')
     }
     if (path.startsWith('/_emulator/')) {
-      await handleControl(request, response, path.slice('/_emulator/'.length))
+      await handleControl(request, response, path.slice('/_emulator/'.length), url.searchParams)
       return
     }
     if (!path.startsWith(WEB_API_PREFIX)) {
@@ -368,7 +368,7 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
     })
   }
 
-  async function handleControl (request: IncomingMessage, response: ServerResponse, route: string): Promise<void> {
+  async function handleControl (request: IncomingMessage, response: ServerResponse, route: string, query: URLSearchParams): Promise<void> {
     const method = request.method ?? 'GET'
     if (route === 'faults') {
       if (method === 'GET') {
@@ -401,12 +401,22 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
       const entitySet = records[1] ?? ''
       try {
         if (method === 'GET') {
-          sendJson(response, 200, store.list(entitySet))
+          const listing = parseRecordListing(query)
+          if (typeof listing === 'string') {
+            sendJson(response, 400, { error: { code: 'INVALID_RECORD_LISTING', message: listing } })
+            return
+          }
+          // Read by people pasting the sandbox guide's curl commands: indented, and only the columns asked for.
+          sendJson(response, 200, listRecords(store.list(entitySet), listing), {}, 2)
           return
         }
         if (method === 'POST') {
-          const raw = await readBody(request)
-          const id = store.insert(entitySet, JSON.parse(raw) as DataverseRecord)
+          const row = parseJsonObject(await readBody(request))
+          if (row === undefined) {
+            sendJson(response, 400, { error: { code: 'INVALID_RECORD', message: 'the body must be a JSON object: the row to store' } })
+            return
+          }
+          const id = store.insert(entitySet, row)
           sendJson(response, 201, { id })
           return
         }
@@ -503,8 +513,8 @@ async function readJsonBody (request: IncomingMessage, definition: EntityDefinit
   }
 }
 
-function sendJson (response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const payload = JSON.stringify(body)
+function sendJson (response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}, indent = 0): void {
+  const payload = JSON.stringify(body, null, indent)
   response.writeHead(status, {
     'Content-Type': JSON_CONTENT_TYPE,
     'OData-Version': '4.0',
@@ -516,4 +526,33 @@ function sendJson (response: ServerResponse, status: number, body: unknown, head
 
 function sendError (response: ServerResponse, error: DataverseError): void {
   sendJson(response, error.status, error.toBody(), { ...error.headers })
+}
+
+/** `GET /_emulator/records/<set>?$select=a,b&$top=n`: the OData option names, applied to the stored rows. */
+interface RecordListing { readonly select?: readonly string[], readonly top?: number }
+
+function parseRecordListing (query: URLSearchParams): RecordListing | string {
+  const select = query.get('$select')
+  const top = query.get('$top')
+  if (top !== null && !/^\d+$/.test(top)) return '$top must be a non-negative integer'
+  return {
+    ...(select === null ? {} : { select: select.split(',').map((column) => column.trim()).filter((column) => column !== '') }),
+    ...(top === null ? {} : { top: Number(top) })
+  }
+}
+
+function listRecords (rows: readonly DataverseRecord[], listing: RecordListing): DataverseRecord[] {
+  const kept = listing.top === undefined ? rows : rows.slice(0, listing.top)
+  const { select } = listing
+  if (select === undefined) return [...kept]
+  return kept.map((row) => Object.fromEntries(select.filter((column) => column in row).map((column) => [column, row[column]])))
+}
+
+function parseJsonObject (text: string): DataverseRecord | undefined {
+  try {
+    const value: unknown = JSON.parse(text)
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? value as DataverseRecord : undefined
+  } catch {
+    return undefined
+  }
 }

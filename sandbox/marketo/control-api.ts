@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { CampaignRunResult, RunCampaignOptions } from './campaign-runner.ts'
 import { MarketoEmulatorError, NoServiceInstalledError } from './errors.ts'
 import type { CallbackRecord } from './flow-callback-receiver.ts'
-import { readBody, sendJson } from './http-io.ts'
+import { readBody, sendJson as sendCompactJson } from './http-io.ts'
 import { asObject, type InstalledService } from './installed-service.ts'
 import type { PersonStore } from './person-store.ts'
 import type { InstallServiceOptions } from './service-installer.ts'
@@ -18,7 +18,8 @@ import type { ServiceLogEntry } from './service-log.ts'
  *   GET    /_emulator/persons/:id/activities     → { activities }
  *   POST   /_emulator/services   {openapiUrl, apiKey, globalAttributes?} → 201 { apiName, baseUrl, activityTypeId }
  *   POST   /_emulator/campaigns/run {personIds, flowStepContext?, kind, campaignId?, campaignName?}
- *                                                → 200 { campaignId, invocations } (uses the last installed service)
+ *                                                → 200 { campaignId, invocations: [{ token, batchid, status, body, personIds }] }
+ *                                                  (uses the last installed service)
  *   GET    /_emulator/callbacks                  → { callbacks }
  *   GET    /_emulator/service-log                → { entries }
  *   PUT    /_emulator/faults  {rateLimitNext?, restErrorNext?: {code, message, count?}, latencyMs?,
@@ -46,6 +47,11 @@ export interface EmulatorControls {
     failFor: (ms: number, status?: number) => void
     reset: () => void
   }
+}
+
+/** Control answers are read by people pasting the sandbox guide's curl commands: indented. */
+function sendJson (res: ServerResponse, status: number, body: unknown): void {
+  sendCompactJson(res, status, body, 'application/json', 2)
 }
 
 class ControlRequestError extends Error {
@@ -104,7 +110,10 @@ async function route (req: IncomingMessage, res: ServerResponse, url: URL, contr
       const body = await readJsonObject(req)
       const service = controls.installedService()
       if (service === undefined) throw new NoServiceInstalledError()
-      return sendJson(res, 200, await controls.runCampaign(service, parseRunOptions(body)))
+      // Without each invocation's payload (printed in a terminal it is pages of context per person,
+      // and it carries the callback key); the service log and the callbacks show what was sent.
+      const { campaignId, invocations } = await controls.runCampaign(service, parseRunOptions(body))
+      return sendJson(res, 200, { campaignId, invocations: invocations.map(({ payload: _payload, ...invocation }) => invocation) })
     }
     case 'GET /_emulator/callbacks':
       return sendJson(res, 200, { callbacks: controls.callbacks })

@@ -24,8 +24,8 @@ export async function readBody (req: IncomingMessage, limitBytes: number): Promi
   return Buffer.concat(chunks).toString('utf8')
 }
 
-export function sendJson (res: ServerResponse, status: number, body: unknown, contentType = 'application/json'): void {
-  const text = JSON.stringify(body)
+export function sendJson (res: ServerResponse, status: number, body: unknown, contentType = 'application/json', indent = 0): void {
+  const text = JSON.stringify(body, null, indent)
   res.writeHead(status, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(text) })
   res.end(text)
 }

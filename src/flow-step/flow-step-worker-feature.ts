@@ -47,7 +47,7 @@ export function flowStepWorkerFeature (deps: FlowStepWorkerDeps): WorkerFeature 
         records: new PersonRecords(deps.dataverse),
         marketo: deps.marketo,
         links: new RecordLinkStore(commands, prefix),
-        claims: new EmailClaims(commands, prefix, { keyHashSecret: config.redis.keyHashSecret }),
+        claims: new EmailClaims(commands, prefix, { keyHashSecret: config.redis.keyHashSecret, claimTtlMs: config.flowStep.emailClaimTtlMs }),
         logger: logger.child({ job: FLOW_STEP_JOB_NAME }),
         queues
       })

@@ -29,7 +29,49 @@ export const FAST_RETRIES: Readonly<Record<string, string>> = {
   DYNAMICS_REQUEST_TIMEOUT_MS: '2000',
   // A killed worker's active jobs are handed to another worker within ~7 s instead of ~60 s.
   WORKER_LOCK_DURATION_MS: '5000',
-  WORKER_STALLED_INTERVAL_MS: '1000'
+  WORKER_STALLED_INTERVAL_MS: '1000',
+  // A create whose answer never came (a timeout: on a loaded machine one slow response is enough)
+  // leaves its email's claim to lapse; the retry waits 6 s for it instead of 30. Still three
+  // heartbeats (TTL/3) per lifetime, so a live holder never loses it.
+  EMAIL_CLAIM_TTL_MS: '6000'
+}
+
+/**
+ * The configured timings a fault scenario's recovery is made of, read from the service's own
+ * environment, so deadlines follow the configuration instead of being guessed.
+ */
+export interface RecoveryTimings {
+  readonly emailClaimTtlMs: number
+  readonly lockDurationMs: number
+  readonly stalledIntervalMs: number
+  readonly flowStepBackoffMs: number
+  readonly callbackBackoffMs: number
+}
+
+/** The worker connections' reconnect back-off cap (src/queue/connections.ts). */
+const WORKER_RECONNECT_MAX_BACKOFF_MS = 5_000
+
+/**
+ * The longest a person can rightly wait once everything is reachable again, each delay at most
+ * once: the worker reconnects; a job whose lock lapsed is found stalled (lock + two checks); a
+ * claim left by a create of unknown outcome lapses; the job's and its callback's retries back
+ * off (three doublings each). Doubled, and 20 s added for the work itself on a slow machine.
+ */
+export function recoveryDeadlineMs (timings: RecoveryTimings): number {
+  const backoffs = 7 * (timings.flowStepBackoffMs + timings.callbackBackoffMs)
+  const waits = WORKER_RECONNECT_MAX_BACKOFF_MS + timings.lockDurationMs + 2 * timings.stalledIntervalMs + timings.emailClaimTtlMs + backoffs
+  return 2 * waits + 20_000
+}
+
+function recoveryTimingsOf (env: Readonly<Record<string, string>>): RecoveryTimings {
+  const ms = (name: string, fallback: number) => env[name] === undefined ? fallback : Number(env[name])
+  return {
+    emailClaimTtlMs: ms('EMAIL_CLAIM_TTL_MS', 30_000),
+    lockDurationMs: ms('WORKER_LOCK_DURATION_MS', 30_000),
+    stalledIntervalMs: ms('WORKER_STALLED_INTERVAL_MS', 30_000),
+    flowStepBackoffMs: ms('FLOW_STEP_BACKOFF_MS', 2_000),
+    callbackBackoffMs: ms('CALLBACK_BACKOFF_MS', 2_000)
+  }
 }
 
 export interface ProcessHarnessOptions extends Pick<SandboxOptions, 'redisUrl' | 'dataverseLatencyMs' | 'requiredFields'> {
@@ -61,6 +103,8 @@ interface CallbackItem {
 export interface ProcessHarness {
   readonly sandbox: Sandbox
   readonly service: InstalledService
+  /** The timings the services run with (see `recoveryDeadlineMs`). */
+  readonly timings: RecoveryTimings
   readonly api: ServiceProcess
   /** Worker processes started so far (killed ones included), by index. */
   readonly workers: readonly ServiceProcess[]
@@ -136,6 +180,7 @@ export async function startProcessHarness (t: Teardown, options: ProcessHarnessO
   return {
     sandbox,
     service,
+    timings: recoveryTimingsOf(sandbox.env),
     api,
     workers,
     startWorker,

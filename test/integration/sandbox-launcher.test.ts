@@ -7,6 +7,7 @@ import { freePort } from '../../sandbox/redis-server.ts'
 import { SANDBOX_READY_MARK } from '../../sandbox/sandbox-guide.ts'
 import { FIRST_SSFS_ACTIVITY_TYPE_ID } from '../../sandbox/marketo/index.ts'
 import { eventually } from '../helpers/flow-step-harness.ts'
+import { descendantsOf, stillRunning } from '../helpers/process-tree.ts'
 
 /**
  * A newcomer's first five minutes: `npm run sandbox`, read the guide, paste its curl commands,
@@ -19,6 +20,8 @@ const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const run = promisify(execFile)
 
 interface LaunchedSandbox {
+  /** `npm run sandbox`: the process a terminal starts, leader of its process group. */
+  readonly npmPid: number
   readonly guide: string
   output (): string
   readonly exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
@@ -68,6 +71,7 @@ async function launchSandbox (t: Test): Promise<LaunchedSandbox> {
   const guide = await within(guidePrinted, 45_000, 'the sandbox guide', () => output)
   const pidAfter = (pattern: RegExp) => Number(pattern.exec(guide)?.[1])
   const launched: LaunchedSandbox = {
+    npmPid: launcher.pid ?? 0,
     guide,
     output: () => output,
     exited,
@@ -136,18 +140,30 @@ function curlCommandsIn (guide: string): string[] {
   return commands
 }
 
-/** Runs a command from the guide the way a newcomer pastes it into a shell. */
-async function paste (command: string): Promise<unknown> {
+/** Runs a command from the guide the way a newcomer pastes it into a shell; answers what it prints. */
+async function pasteForText (command: string): Promise<string> {
   const { stdout } = await run('sh', ['-c', command], { timeout: 10_000 })
-  return JSON.parse(stdout)
+  return stdout
 }
 
-t.test('a newcomer follows the guide: the demo campaign creates a lead in Dynamics, then kill -INT stops everything', async (t) => {
+async function paste (command: string): Promise<unknown> {
+  return JSON.parse(await pasteForText(command))
+}
+
+/** What a Redis client prints when its server has gone (ioredis, BullMQ). */
+const REDIS_CONNECTION_ERROR = /ECONNREFUSED|ECONNRESET|Connection is closed|Stream isn't writeable/
+
+t.test('a newcomer follows the guide: the demo campaign creates a lead in Dynamics, then Ctrl-C stops everything quietly', async (t) => {
   const sandbox = await launchSandbox(t)
   const newPerson = sandbox.persons.find((person) => person.outcome.startsWith('new'))
-  const [runCampaign, listLeads, showActivities] = sandbox.commands
+  const [runCampaign] = sandbox.commands
+  const listLeads = sandbox.commands.find((command) => command.includes('/_emulator/records/leads'))
+  const listContacts = sandbox.commands.find((command) => command.includes('/_emulator/records/contacts'))
+  const activitiesOf = (personId: number | undefined) => sandbox.commands.find((command) => command.includes(`/_emulator/persons/${personId}/activities`))
+  const status = sandbox.commands.find((command) => command.endsWith('/status'))
+  const apiKey = /API key \(x-api-key\)\s+(\S+)/.exec(sandbox.guide)?.[1]
 
-  t.test('the guide names the seeded persons and what will happen to each, the processes, and three commands', async (t) => {
+  t.test('the guide names the seeded persons and what will happen to each, the processes, the API key and the commands', async (t) => {
     t.ok(newPerson, 'a new person to sync')
     t.ok(sandbox.persons.some((person) => person.email.startsWith('lena.existing@') && /already a lead/.test(person.outcome)))
     t.ok(sandbox.persons.some((person) => person.email.startsWith('carl.contact@') && /already a contact/.test(person.outcome)))
@@ -156,13 +172,22 @@ t.test('a newcomer follows the guide: the demo campaign creates a lead in Dynami
     t.ok(new Set([sandbox.launcherPid, sandbox.apiPid, sandbox.workerPid]).size === 3, 'launcher, API and worker are three processes')
     t.match(sandbox.guide, /Swagger UI\s+http:\/\/127\.0\.0\.1:\d+\/docs/)
     t.match(sandbox.guide, /SSFS definition\s+http:\/\/127\.0\.0\.1:\d+\/openapi\.json/)
+    t.ok(apiKey !== undefined && apiKey.length > 0, 'the API key Swagger UI\'s Authorize needs is printed')
     t.match(runCampaign, /^curl -s -X POST http:\/\/127\.0\.0\.1:\d+\/_emulator\/campaigns\/run /)
-    t.match(listLeads, /\/_emulator\/records\/leads$/)
-    t.match(showActivities, new RegExp(`/_emulator/persons/${newPerson?.id}/activities$`), 'the activity log of a new person')
+    t.ok(listLeads, 'a command that lists the leads')
+    t.ok(listContacts, 'a command that lists the contacts')
+    for (const person of sandbox.persons) t.ok(activitiesOf(person.id), `a command that shows ${person.email}'s activity log`)
+    t.match(status, new RegExp(`-H 'x-api-key: ${apiKey}'`), 'a /status command with the API key')
+  })
+
+  await t.test('the API key opens /status', async (t) => {
+    t.match(await paste(status!), { info: [String], errors: [] }, 'the flow step answers as Marketo reads it')
   })
 
   await t.test('pasting the campaign command syncs the new person: a lead owned by Dana, and a successful flow-step activity', async (t) => {
-    const campaign = await paste(runCampaign!) as { invocations: Array<{ status: number }> }
+    const answer = await pasteForText(runCampaign!)
+    const campaign = JSON.parse(answer) as { invocations: Array<{ status: number }> }
+    t.notMatch(answer, /apiCallBackKey|objectData/, 'a summary of each invocation, not its whole payload')
     t.equal(campaign.invocations.length, sandbox.persons.length, 'one trigger invocation per person')
     t.ok(campaign.invocations.every((invocation) => invocation.status === 201), 'the API accepted every invocation')
 
@@ -173,7 +198,7 @@ t.test('a newcomer follows the guide: the demo campaign creates a lead in Dynami
     t.match(lead, { _ownerid_value: /-00000000da7a$/ }, 'owned by the demo campaign\'s Assign To user (Dana)')
 
     const activity = await eventually(async () => {
-      const { activities } = await paste(showActivities!) as { activities: Array<{ activityTypeId: number, attributes: Array<{ name: string, value: unknown }> }> }
+      const { activities } = await paste(activitiesOf(newPerson?.id)!) as { activities: Array<{ activityTypeId: number, attributes: Array<{ name: string, value: unknown }> }> }
       return activities.find((a) => a.activityTypeId >= FIRST_SSFS_ACTIVITY_TYPE_ID)
     }, { timeoutMs: 20_000, intervalMs: 200, what: 'the flow-step activity' })
     t.match(Object.fromEntries(activity.attributes.map((a) => [a.name, a.value])), { success: true, outcome: 'created', dynamicsRecordId: lead.leadid })
@@ -182,15 +207,49 @@ t.test('a newcomer follows the guide: the demo campaign creates a lead in Dynami
     t.match(sandbox.output(), /^\[api\] .*"route":"\/submitAsyncAction"/m, 'the API process took the invocations')
   })
 
-  await t.test('kill -INT <launcher pid>, as the guide says: the services, the emulators and Redis stop, and npm run sandbox exits 0', async (t) => {
-    process.kill(sandbox.launcherPid, 'SIGINT')
+  await t.test('every person\'s activity log shows the outcome the guide predicted', async (t) => {
+    for (const person of sandbox.persons) {
+      const expected = person.outcome.startsWith('new')
+        ? { success: true, outcome: 'created' }
+        : /^already a/.test(person.outcome) ? { success: true, outcome: 'existed' } : { success: false, outcome: 'failed' }
+      const attributes = await eventually(async () => {
+        const { activities } = await paste(activitiesOf(person.id)!) as { activities: Array<{ activityTypeId: number, attributes: Array<{ name: string, value: unknown }> }> }
+        const step = activities.find((a) => a.activityTypeId >= FIRST_SSFS_ACTIVITY_TYPE_ID)
+        return step === undefined ? undefined : Object.fromEntries(step.attributes.map((a) => [a.name, a.value]))
+      }, { timeoutMs: 20_000, intervalMs: 200, what: `the flow-step activity of ${person.email}` })
+      t.match(attributes, expected, `${person.email}: ${person.outcome}`)
+    }
+  })
+
+  await t.test('the Dynamics listings are short and readable: the chosen columns, one per line', async (t) => {
+    for (const command of [listLeads!, listContacts!]) {
+      const text = await pasteForText(command)
+      const rows = JSON.parse(text) as Array<Record<string, unknown>>
+      t.ok(rows.length > 0, `${command}: rows`)
+      const columns = new URL(/'(.*)'/.exec(command)?.[1] ?? '').searchParams.get('$select')?.split(',') ?? []
+      t.ok(rows.every((row) => Object.keys(row).every((key) => columns.includes(key))), 'only the selected columns')
+      t.ok(text.split('\n').every((line) => line.length <= 120), 'indented, one value per line')
+    }
+    const contacts = await paste(listContacts!) as Array<Record<string, unknown>>
+    t.ok(contacts.some((row) => row.emailaddress1 === 'carl.contact@example.com'), 'the seeded contact is listed')
+  })
+
+  await t.test('Ctrl-C in the terminal (SIGINT to the whole process group): everything stops in order, quietly, and npm run sandbox exits 0', async (t) => {
+    const tree = descendantsOf(sandbox.npmPid)
+    t.ok(tree.some((process) => process.command.startsWith('redis-server')), 'Redis is part of the sandbox\'s process tree')
+    const outputBefore = sandbox.output().length
+    process.kill(-sandbox.npmPid, 'SIGINT')
+    // Generous for a loaded machine; a quiet stop takes about a second.
     const exit = await within(sandbox.exited, 20_000, 'npm run sandbox to exit', sandbox.output)
     t.same(exit, { code: 0, signal: null }, 'exit status')
-    t.notOk(processExists(sandbox.apiPid), 'the API process is gone')
-    t.notOk(processExists(sandbox.workerPid), 'the worker process is gone')
-    // Only the launcher was signalled: Redis going away is its doing.
+    const shutdownOutput = sandbox.output().slice(outputBefore)
+    t.notMatch(shutdownOutput, REDIS_CONNECTION_ERROR, 'no Redis connection error: Redis stops after the services')
+    t.notMatch(shutdownOutput, /killed by SIGKILL|shutdown deadline passed|"level":50/, 'no service forced or failing to stop')
+    t.match(shutdownOutput, /^\[sandbox\] stopped$/m)
+    const left = await eventually(() => { const running = stillRunning(tree); return running.length === 0 ? running : undefined },
+      { timeoutMs: 10_000, intervalMs: 100, what: 'every process of the sandbox to be gone' }).catch(() => stillRunning(tree))
+    t.same(left.map((process) => process.command), [], 'no process of the sandbox is left running')
     t.ok(await portRefusesConnections(sandbox.redisPort), 'the sandbox\'s redis-server is gone')
-    t.match(sandbox.output(), /^\[sandbox\] stopped$/m)
   })
 })
 
