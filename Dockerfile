@@ -5,10 +5,8 @@ FROM node:20-bookworm-slim
 
 ENV NODE_ENV=production
 # `npm start` / `npm run worker` exec node (package.json), so the SIGTERM npm forwards from `docker stop`
-# reaches the service itself, which finishes its active jobs. bash as the script shell is kept for
-# images built from older package.json scripts without `exec`.
-ENV NPM_CONFIG_SCRIPT_SHELL=/bin/bash \
-    NPM_CONFIG_UPDATE_NOTIFIER=false \
+# reaches the service itself (no shell in between), which finishes its active jobs.
+ENV NPM_CONFIG_UPDATE_NOTIFIER=false \
     NPM_CONFIG_FUND=false \
     NPM_CONFIG_AUDIT=false
 
