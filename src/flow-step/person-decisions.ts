@@ -2,6 +2,7 @@ import type { RecordLink } from '../domain/record-link.ts'
 import type { PersonFields } from '../domain/person.ts'
 import type { EmailMatches } from '../dynamics/person-records.ts'
 import { DataverseError, DataverseUnavailableError } from '../dynamics/dataverse-errors.ts'
+import { AzureAdAuthError, AzureAdTimeoutError } from '../dynamics/access-token-provider.ts'
 import { MARKETO_PERSON_FIELDS, normaliseEmail } from '../sync/person-field-mapping.ts'
 
 /**
@@ -133,6 +134,11 @@ export function createFailed (error: unknown): { readonly verdict: PersonFailure
   const message = error instanceof Error ? error.message : String(error)
   if (error instanceof DataverseError && error.isRejection) {
     return { verdict: failure(`DYNAMICS_${error.code}`, message), claim: 'release' }
+  }
+  if (error instanceof AzureAdTimeoutError || error instanceof AzureAdAuthError) {
+    // The token is got before the request leaves (dataverse-client.ts): without one, no create was
+    // sent, so the claim goes back at once instead of keeping the next try waiting for it to lapse.
+    return { verdict: failure(error.code, `Dynamics was not reached: ${message}`, true), claim: 'release' }
   }
   const code = error instanceof DataverseError || error instanceof DataverseUnavailableError ? 'DYNAMICS_UNAVAILABLE' : 'SYNC_INTERRUPTED'
   return {

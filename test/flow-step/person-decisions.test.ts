@@ -1,5 +1,6 @@
 import { test } from 'tap'
 import { DataverseError, DataverseUnavailableError } from '../../src/dynamics/dataverse-errors.ts'
+import { AzureAdAuthError, AzureAdTimeoutError } from '../../src/dynamics/access-token-provider.ts'
 import {
   checkAssignTo, claimFailed, confirmedLink, createFailed, decideRecordAction, emailForLookUp, fieldsAfterMarketoRead,
   lookUpFailed, needsMarketoRead, recordForEmail, uniquePersons, verdictsForRecord
@@ -96,6 +97,11 @@ test('a create of unknown outcome (timeout, 5xx): retryable, and the claim is le
 test('a create refused before it ran (throttled past the budget, access denied): retryable, the claim released', async (t) => {
   t.match(createFailed(new DataverseUnavailableError('throttled', { cause: new DataverseError(429, '0x80072322', 'limit') })), { verdict: { errorCode: 'DYNAMICS_UNAVAILABLE', retryable: true }, claim: 'release' })
   t.match(createFailed(new DataverseError(403, '0x80040220', 'no privilege')), { verdict: { retryable: true }, claim: 'release' })
+})
+
+test('a create that never left for want of an Azure AD token: retryable under the token\'s code, the claim released', async (t) => {
+  t.match(createFailed(new AzureAdTimeoutError(10_000)), { verdict: { kind: 'failed', errorCode: 'AZURE_AD_TIMEOUT', retryable: true }, claim: 'release' })
+  t.match(createFailed(new AzureAdAuthError('invalid client secret', { msalErrorCode: 'invalid_client', status: 401 })), { verdict: { errorCode: 'AZURE_AD_AUTH_FAILED', retryable: true }, claim: 'release' })
 })
 
 test('a failed look-up is not a create of unknown outcome: retryable with a read-failure code', async (t) => {

@@ -429,7 +429,11 @@ t.test('while Redis is connected but not answering (CLIENT PAUSE), invocations g
     }))
   }
   const heapBefore = heapUsed()
-  await admin.call('CLIENT', 'PAUSE', '10000', 'ALL')
+  // Writes (the intake's XADD) paused until this test unpauses them, however long the bursts take on
+  // a slow machine: a pause that ran out mid-burst would let Redis answer, and the test would no
+  // longer be about a hung Redis. WRITE, not ALL: under ALL, Redis 7.0 holds CLIENT UNPAUSE itself
+  // until the pause runs out.
+  await admin.call('CLIENT', 'PAUSE', '600000', 'WRITE')
   t.teardown(async () => { await admin.call('CLIENT', 'UNPAUSE').catch(() => undefined) })
   await burst(1_500, 300)
   const heapAfterFirst = heapUsed()
@@ -443,8 +447,9 @@ t.test('while Redis is connected but not answering (CLIENT PAUSE), invocations g
   // event loop with 300 concurrent connections, so its own clock adds queueing of its own.
   const served = h.logs().filter((line) => line.msg === 'request' && line.route === '/submitAsyncAction' && line.statusCode === 503).map((line) => line.durationMs as number)
   t.equal(served.length, 3_000)
-  t.ok(Math.max(...served) < 3_000, `each answered within the intake timeout of 2 s (slowest ${Math.max(...served)} ms in the API)`)
-  t.ok(slowest < 15_000, `no request hung (slowest ${slowest} ms seen by the client)`)
+  // Not a speed target: 2 s of intake timeout plus whatever a loaded machine adds, far below a hang.
+  t.ok(Math.max(...served) < 10_000, `each answered after the intake timeout of 2 s, not held (slowest ${Math.max(...served)} ms in the API)`)
+  t.ok(slowest < 30_000, `no request hung (slowest ${slowest} ms seen by the client)`)
   t.ok(maxQueued <= 520, `the client's command queue stayed bounded (at most ${maxQueued} for 3,000 invocations)`)
   t.ok(queuedWhilePaused <= 520, `${queuedWhilePaused} commands waiting at the end of the pause`)
   const mb = (bytes: number) => Math.round(bytes / 1024 / 1024)

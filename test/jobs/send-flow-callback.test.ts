@@ -79,13 +79,20 @@ async function queueCallback (invocationId: string, callbackUrl: string): Promis
 }
 
 /** Resolves with the job once the worker has settled it for good (completed, or failed with no try left). */
-async function settled (worker: Worker<FlowCallbackJobData>, jobId: string): Promise<Job<FlowCallbackJobData>> {
-  return await new Promise((resolve) => {
-    worker.on('completed', (job) => { if (job.id === jobId) resolve(job) })
-    worker.on('failed', (job, error) => {
-      if (job?.id === jobId && (error.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1))) resolve(job)
+/** The job's last outcome, or a failure naming it after `deadlineMs` (a worker that never sees the job must not hang the suite). */
+async function settled (worker: Worker<FlowCallbackJobData>, jobId: string, deadlineMs = 15_000): Promise<Job<FlowCallbackJobData>> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await new Promise((resolve, reject) => {
+      timer = setTimeout(() => { reject(new Error(`callback job ${jobId} neither completed nor failed for good within ${deadlineMs} ms`)) }, deadlineMs)
+      worker.on('completed', (job) => { if (job.id === jobId) resolve(job) })
+      worker.on('failed', (job, error) => {
+        if (job?.id === jobId && (error.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1))) resolve(job)
+      })
     })
-  })
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 t.test('an allowed callback URL is called', async (t) => {
