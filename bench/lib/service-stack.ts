@@ -4,6 +4,7 @@ import { startSandbox, type Sandbox, type SandboxOptions } from '../../sandbox/s
 import { describeExit, spawnServiceProcess, type ServiceProcess } from '../../sandbox/service-processes.ts'
 import { waitUntilReady } from '../../sandbox/wait-until-ready.ts'
 import type { InstalledService } from '../../sandbox/marketo/index.ts'
+import { stopOnSignal } from './stop-on-signal.ts'
 
 /**
  * What `npm run sandbox` starts, for a benchmark: a local redis-server and the emulators in this
@@ -17,9 +18,13 @@ export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const READY_TIMEOUT_MS = 30_000
 const STOP_DEADLINE_MS = 15_000
 
-/** Environment every benchmark runs the services with (printed and written to the results). */
+/**
+ * Environment the benchmarks run the services with unless they say otherwise (printed and written
+ * to the results). The time-to-lead and memory benchmarks measure the worker at `warn`; the
+ * intake benchmark runs the API at the default level, `info` (one access line per request,
+ * src/http/access-log.ts), and at `warn` beside it (bench/intake.bench.ts).
+ */
 export const BENCH_SERVICE_ENV: Readonly<Record<string, string>> = {
-  // `info` logs three lines per request; they are measured too, but kept off the bench's terminal.
   LOG_LEVEL: 'warn'
 }
 
@@ -76,7 +81,13 @@ export async function startServiceStack (options: ServiceStackOptions = {}): Pro
   process.on('exit', () => {
     api?.killNow()
     for (const worker of workers) worker.killNow()
+    sandbox.redis.local?.killNow()
   })
+  const stopServices = async () => {
+    closing = true
+    await Promise.all([api, ...workers].map(async (service) => await service?.stop(STOP_DEADLINE_MS)))
+  }
+  const forgetOnSignal = stopOnSignal(async () => { await stopServices(); await sandbox.close() })
 
   let api: ServiceProcess | undefined
   let installed: InstalledService | undefined
@@ -90,9 +101,9 @@ export async function startServiceStack (options: ServiceStackOptions = {}): Pro
     }
     for (let i = 0; i < (options.workers ?? 0); i++) workers.push(spawn(`worker-${i + 1}`, 'src/worker.ts'))
   } catch (error) {
-    closing = true
-    await Promise.all([api, ...workers].map(async (service) => await service?.stop(STOP_DEADLINE_MS)))
+    await stopServices()
     await sandbox.close()
+    forgetOnSignal()
     throw error
   }
 
@@ -115,9 +126,9 @@ export async function startServiceStack (options: ServiceStackOptions = {}): Pro
     },
     problems: () => problems,
     async close () {
-      closing = true
-      await Promise.all([api, ...workers].map(async (service) => await service?.stop(STOP_DEADLINE_MS)))
+      await stopServices()
       await sandbox.close()
+      forgetOnSignal()
     }
   }
 }
