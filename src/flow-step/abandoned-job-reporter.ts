@@ -45,6 +45,8 @@ export class AbandonedJobReporter {
   readonly #inFlight = new Set<Promise<void>>()
   #timer: NodeJS.Timeout | undefined
   #closed = false
+  /** One sweep at a time; fast-path reports in flight never hold a sweep back. */
+  #sweeping = false
 
   constructor (options: AbandonedJobReporterOptions) {
     this.#options = { sweepIntervalMs: 60_000, ...options }
@@ -52,10 +54,8 @@ export class AbandonedJobReporter {
 
   start (): void {
     if (this.#closed || this.#timer !== undefined) return
-    this.#track(this.#sweep(START_LOOKBACK_MS))
-    this.#timer = setInterval(() => {
-      if (this.#inFlight.size === 0) this.#track(this.#sweep(PERIODIC_LOOKBACK_MS))
-    }, this.#options.sweepIntervalMs)
+    this.#startSweep(START_LOOKBACK_MS)
+    this.#timer = setInterval(() => { this.#startSweep(PERIODIC_LOOKBACK_MS) }, this.#options.sweepIntervalMs)
   }
 
   /** The fast path, from the worker's `failed` event for a job that failed for good. */
@@ -74,6 +74,12 @@ export class AbandonedJobReporter {
   /** Resolves once the reporting in flight now is done (for tests and `close()`). */
   async settled (): Promise<void> {
     await Promise.allSettled([...this.#inFlight])
+  }
+
+  #startSweep (lookbackMs: number): void {
+    if (this.#sweeping) return
+    this.#sweeping = true
+    this.#track(this.#sweep(lookbackMs).finally(() => { this.#sweeping = false }))
   }
 
   #track (work: Promise<void>): void {

@@ -57,16 +57,20 @@ export function flowStepWorkerFeature (deps: FlowStepWorkerDeps): WorkerFeature 
         callbackHosts: config.ssfs.callbackHosts
       })
 
-      // A job whose worker died is run again once elsewhere (BullMQ's default); a job that is running
-      // when its process dies a second time is presumed to be what kills it (a poison job) and fails
-      // for good, reported to Marketo, instead of taking down one worker after another. Tries lost to
-      // Dynamics or Marketo outages are counted by `attempts`, not here.
-      const lock = { lockDuration: config.worker.lockDurationMs, stalledInterval: config.worker.stalledIntervalMs, maxStalledCount: 1 }
+      const lock = { lockDuration: config.worker.lockDurationMs, stalledInterval: config.worker.stalledIntervalMs }
+      // A flow-step job whose worker died is run again once elsewhere (BullMQ's default); one that is
+      // running when its process dies a second time is presumed to be what kills it (a poison job)
+      // and fails for good, reported to Marketo, instead of taking down one worker after another.
+      // Tries lost to Dynamics or Marketo outages are counted by `attempts`, not here. (A job that
+      // merely ran beside the poison job in both dead processes fails with it, and is reported.)
       const flowStepWorker = new Worker<FlowStepJobData>(QUEUE.flowStep, syncProcessor, {
-        connection: connect('mds-worker-flow-step'), prefix: queuePrefix(prefix, QUEUE.flowStep), concurrency: config.worker.concurrency, ...lock
+        connection: connect('mds-worker-flow-step'), prefix: queuePrefix(prefix, QUEUE.flowStep), concurrency: config.worker.concurrency, ...lock, maxStalledCount: 1
       })
+      // A callback is one POST of data already decided: it cannot be what kills a process, but it can
+      // run beside what does, and a callback job failed for good is never re-sent. So its stalls are
+      // allowed as many times as its tries.
       const callbackWorker = new Worker<FlowCallbackJobData>(QUEUE.flowStepCallback, callbackProcessor, {
-        connection: connect('mds-worker-callback'), prefix: queuePrefix(prefix, QUEUE.flowStepCallback), concurrency: config.worker.concurrency, ...lock
+        connection: connect('mds-worker-callback'), prefix: queuePrefix(prefix, QUEUE.flowStepCallback), concurrency: config.worker.concurrency, ...lock, maxStalledCount: config.callback.attempts
       })
       const workers = [flowStepWorker, callbackWorker]
       for (const worker of workers) logJobEvents(worker, logger, onQueueError)

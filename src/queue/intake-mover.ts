@@ -72,6 +72,8 @@ export function byteBoundedBatches<T> (entries: readonly T[], sizeOf: (entry: T)
 
 /** A consumer that has had no pending entries and done nothing for this long is a dead process's. */
 const FORGET_CONSUMER_AFTER_MS = 60 * 60 * 1000
+/** The API refuses bodies over 4 MB (src/app.ts), and an entry holds less than its body. */
+const LARGEST_INTAKE_ENTRY_BYTES = 4 * 1024 * 1024
 
 /**
  * A worker's end of the intake (src/queue/flow-step-intake.ts): reads entries in a consumer
@@ -97,8 +99,12 @@ export class IntakeMover {
   #wakeFromPause: (() => void) | undefined
   #nextClaimAt = 0
   #nextPruneAt = 0
-  /** The largest entry of the last read: how many entries the next read may take within `maxBatchBytes`. */
-  #largestEntryBytes = 1
+  /**
+   * The largest entry of the last read: how many entries the next read may take within
+   * `maxBatchBytes`. Before any read it is assumed as large as the API lets one be (its 4 MB body
+   * limit), so a mover starting on a backlog of large invocations does not pull a hundred at once.
+   */
+  #largestEntryBytes = LARGEST_INTAKE_ENTRY_BYTES
 
   constructor (options: IntakeMoverOptions) {
     this.#options = { batchSize: 100, blockMs: 1_000, maxBatchBytes: 8 * 1024 * 1024, maxParked: 10_000, ...options }
@@ -180,11 +186,11 @@ export class IntakeMover {
 
   /** `>`: entries no mover has read yet, waiting up to `blockMs`; `0`: this mover's pending ones. */
   async #read (from: '>' | '0', blockMs: number): Promise<StreamEntry[]> {
-    const { redis, keys, batchSize, maxBatchBytes } = this.#options
+    const { redis, keys } = this.#options
     const block = from === '>' ? ['BLOCK', blockMs] : []
     // COUNT is the only bound XREADGROUP has: sized from the largest entry seen last, so a read of
     // large invocations stays near `maxBatchBytes`; small ones come back to full batches next read.
-    const count = Math.max(1, Math.min(batchSize, Math.floor(maxBatchBytes / this.#largestEntryBytes)))
+    const count = this.#readCount()
     const reply = await redis.xreadgroup('GROUP', keys.group, this.#consumer, 'COUNT', count, ...block as [], 'STREAMS', keys.stream, from) as Array<[string, Array<[string, string[] | null]>]> | null
     const entries = reply?.[0]?.[1] ?? []
     if (entries.length > 0) this.#largestEntryBytes = Math.max(1, ...entries.map(([, fields]) => fields === null ? 0 : entryBytes(fields)))
@@ -194,13 +200,20 @@ export class IntakeMover {
     return entries.filter((entry): entry is StreamEntry => entry[1] !== null)
   }
 
+  /** How many entries one read may take: `batchSize`, fewer when the entries seen last were large. */
+  #readCount (): number {
+    const { batchSize, maxBatchBytes } = this.#options
+    return Math.max(1, Math.min(batchSize, Math.floor(maxBatchBytes / this.#largestEntryBytes)))
+  }
+
   /** Takes over entries another mover read but never acknowledged (it crashed or was killed). */
   async #claimAbandoned (): Promise<void> {
-    const { redis, keys, batchSize, claimIdleMs } = this.#options
+    const { redis, keys, claimIdleMs } = this.#options
     this.#nextClaimAt = Date.now() + Math.max(claimIdleMs / 2, 500)
     let cursor = '0-0'
     do {
-      const [next, entries] = await redis.xautoclaim(keys.stream, keys.group, this.#consumer, claimIdleMs, cursor, 'COUNT', batchSize) as [string, StreamEntry[], string[]?]
+      const [next, entries] = await redis.xautoclaim(keys.stream, keys.group, this.#consumer, claimIdleMs, cursor, 'COUNT', this.#readCount()) as [string, StreamEntry[], string[]?]
+      if (entries.length > 0) this.#largestEntryBytes = Math.max(1, ...entries.map((entry) => Array.isArray(entry?.[1]) ? entryBytes(entry[1]) : 0))
       // Redis 7 lists entries deleted while pending apart (third element); before 7 they came back
       // without fields. Either way there is nothing to move.
       const live = entries.filter((entry): entry is StreamEntry => Array.isArray(entry?.[1]))

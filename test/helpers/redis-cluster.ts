@@ -43,12 +43,14 @@ export async function startLocalRedisCluster (nodes = 3): Promise<LocalRedisClus
     for (let i = 0; i < nodes; i++) {
       const port = await freePort()
       ports.push(port)
-      children.push(await startClusterNode(port, dir))
+      // The cluster bus port is named, not left to Redis's default of port + 10000: that one may be
+      // taken, and Redis refuses to start in cluster mode on a port above 55535 for its sake.
+      children.push(await startClusterNode(port, await freePort(), dir))
     }
-    await run('redis-cli', ['--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', '0', '--cluster-yes'])
+    await run('redis-cli', ['--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 })
     for (const port of ports) {
       await eventually(async () => {
-        const { stdout } = await run('redis-cli', ['-p', String(port), 'cluster', 'info'])
+        const { stdout } = await run('redis-cli', ['-p', String(port), 'cluster', 'info'], { timeout: 5_000 })
         return stdout.includes('cluster_state:ok') ? true : undefined
       }, { timeoutMs: 20_000, intervalMs: 50, what: `cluster_state:ok on node ${port}` })
     }
@@ -59,21 +61,29 @@ export async function startLocalRedisCluster (nodes = 3): Promise<LocalRedisClus
   }
 }
 
-async function startClusterNode (port: number, dir: string): Promise<ChildProcess> {
+/** A node that is not ready by then never will be; fail the test with its output instead of hanging. */
+const NODE_START_DEADLINE_MS = 20_000
+
+async function startClusterNode (port: number, busPort: number, dir: string): Promise<ChildProcess> {
   const child = spawn('redis-server', [
     '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
     '--maxmemory-policy', 'noeviction',
-    '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir
+    '--cluster-enabled', 'yes', '--cluster-port', String(busPort), '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir
   ], { stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
+  let timer: NodeJS.Timeout | undefined
   await new Promise<void>((resolve, reject) => {
+    timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`redis-server (cluster node ${port}) not ready within ${NODE_START_DEADLINE_MS} ms: ${output.slice(-500)}`))
+    }, NODE_START_DEADLINE_MS)
     child.once('error', reject)
     child.once('exit', (code) => { reject(new Error(`redis-server (cluster node ${port}) exited with ${code}: ${output.slice(-500)}`)) })
     child.stdout?.on('data', (chunk: Buffer) => {
       output += chunk.toString()
       if (output.includes('Ready to accept connections')) resolve()
     })
-  })
+  }).finally(() => { clearTimeout(timer) })
   child.removeAllListeners('exit')
   child.stdout?.removeAllListeners('data')
   child.stdout?.resume()

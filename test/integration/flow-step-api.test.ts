@@ -231,7 +231,7 @@ t.test('Assign To lists the enabled Dynamics users, cached so Dynamics is asked 
 })
 
 t.test('a corrupted Assign To cache is a miss: Dynamics is asked again and the cache overwritten, never a 500', async (t) => {
-  const cacheKey = `${h.config.redis.keyPrefix}:cache:picklist:assignTo`
+  const cacheKey = assignToPicklistCacheKey(h.config.redis.keyPrefix)
   for (const junk of ['not json', '{"choices":[]}', '[{"displayValue":"Alex","submittedValue":"x"}]', '[{"displayValue":{"en_US":1},"submittedValue":"x"}]', '[{"displayValue":{"en_US":"A"}}]', 'null', '[', '"a string"']) {
     await h.redis.set(cacheKey, junk, 'EX', 600)
     const before = h.sandbox.dataverse.requestCount({ entitySet: 'systemusers' })
@@ -245,7 +245,7 @@ t.test('a corrupted Assign To cache is a miss: Dynamics is asked again and the c
 })
 
 t.test('/getPicklist does not wait on a slow Dynamics past its deadline: a 503 naming why, and the read still fills the cache', async (t) => {
-  const cacheKey = `${h.config.redis.keyPrefix}:cache:picklist:assignTo`
+  const cacheKey = assignToPicklistCacheKey(h.config.redis.keyPrefix)
   await h.redis.del(cacheKey)
   const silent = pino({ level: 'silent' })
   const app = Fastify()

@@ -7,6 +7,7 @@ import { startLocalRedis } from '../../sandbox/redis-server.ts'
 import { decodeIntakeEntry, FlowStepIntake, flowStepIntakeKeys, IntakeUnavailableError, type IntakeEntry } from '../../src/queue/flow-step-intake.ts'
 import { byteBoundedBatches, IntakeMover, type IntakeMoverOptions } from '../../src/queue/intake-mover.ts'
 import { FLOW_STEP_JOB_NAME, QUEUE } from '../../src/queue/names.ts'
+import { queuePrefix } from '../../src/queue/redis-keys.ts'
 import type { FlowCallbackJobData, FlowStepJobData } from '../../src/queue/payloads.ts'
 import { eventually } from '../helpers/flow-step-harness.ts'
 
@@ -29,8 +30,8 @@ function setup (t: Test, { claimIdleMs = 60_000 } = {}) {
   const keys = flowStepIntakeKeys(prefix)
   const intake = new FlowStepIntake({ redis, keys, timeoutMs: 2_000 })
   const queueConnection = new Redis(redisServer.url, { maxRetriesPerRequest: null })
-  const queue = new Queue<FlowStepJobData>(QUEUE.flowStep, { connection: queueConnection, prefix })
-  const callbackQueue = new Queue<FlowCallbackJobData>(QUEUE.flowStepCallback, { connection: queueConnection, prefix })
+  const queue = new Queue<FlowStepJobData>(QUEUE.flowStep, { connection: queueConnection, prefix: queuePrefix(prefix, QUEUE.flowStep) })
+  const callbackQueue = new Queue<FlowCallbackJobData>(QUEUE.flowStepCallback, { connection: queueConnection, prefix: queuePrefix(prefix, QUEUE.flowStepCallback) })
   const logLines: Array<Record<string, unknown>> = []
   const logger = pino({ level: 'debug' }, new Writable({ write (chunk: Buffer, _encoding, done) { logLines.push(...chunk.toString().split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>)); done() } }))
   const movers: IntakeMover[] = []
