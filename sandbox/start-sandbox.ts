@@ -35,6 +35,8 @@ export interface SandboxOptions {
   readonly redisUrl?: string
   /** Start the local redis-server in its own process group (see `LocalRedisOptions`). */
   readonly redisOwnProcessGroup?: boolean
+  /** Run the local redis-server with the persistence docker-compose.yml ships, its files here. */
+  readonly redisAppendOnlyDir?: string
   /** Port the API will listen on (PUBLIC_URL points there); free one by default. */
   readonly apiPort?: number
   /** Where the emulators listen (the launcher's stable, documented URLs); omitted or 0: the OS chooses. */
@@ -66,7 +68,7 @@ export async function startSandbox (options: SandboxOptions = {}): Promise<Sandb
   const started: Array<{ close (): Promise<void> }> = []
   try {
     const tls = await ensureSandboxTls(options.tlsDir ?? DEFAULT_TLS_DIR)
-    const local = options.redisUrl === undefined ? await startLocalRedis({ ownProcessGroup: options.redisOwnProcessGroup }) : undefined
+    const local = options.redisUrl === undefined ? await startLocalRedis({ ownProcessGroup: options.redisOwnProcessGroup, appendOnlyDir: options.redisAppendOnlyDir }) : undefined
     if (local !== undefined) started.push({ close: async () => { await local.stop() } })
     const redisUrl = options.redisUrl ?? local?.url ?? ''
 

@@ -1,5 +1,8 @@
 import { fileURLToPath } from 'node:url'
 import { Writable } from 'node:stream'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { startSandbox, type Sandbox, type SandboxOptions } from '../../sandbox/start-sandbox.ts'
 import { describeExit, spawnServiceProcess, type ServiceProcess } from '../../sandbox/service-processes.ts'
 import { waitUntilReady } from '../../sandbox/wait-until-ready.ts'
@@ -51,7 +54,10 @@ export interface ServiceStackOptions extends SandboxOptions {
 }
 
 export async function startServiceStack (options: ServiceStackOptions = {}): Promise<ServiceStack> {
-  const sandbox = await startSandbox({ ...options, env: { ...BENCH_SERVICE_ENV, ...options.env } })
+  // Redis as shipped (docker-compose.yml: AOF, fsync before every reply), so the figures are what a
+  // deployment gets, not those of a Redis that keeps nothing.
+  const aofDir = options.redisUrl === undefined ? await mkdtemp(join(tmpdir(), 'mds-bench-redis-')) : undefined
+  const sandbox = await startSandbox({ ...options, redisAppendOnlyDir: aofDir, env: { ...BENCH_SERVICE_ENV, ...options.env } })
   const env = { ...process.env, ...sandbox.env } as Record<string, string>
   const workers: ServiceProcess[] = []
   const recent: string[] = []
@@ -87,7 +93,8 @@ export async function startServiceStack (options: ServiceStackOptions = {}): Pro
     closing = true
     await Promise.all([api, ...workers].map(async (service) => await service?.stop(STOP_DEADLINE_MS)))
   }
-  const forgetOnSignal = stopOnSignal(async () => { await stopServices(); await sandbox.close() })
+  const removeAof = async () => { if (aofDir !== undefined) await rm(aofDir, { recursive: true, force: true }) }
+  const forgetOnSignal = stopOnSignal(async () => { await stopServices(); await sandbox.close(); await removeAof() })
 
   let api: ServiceProcess | undefined
   let installed: InstalledService | undefined
@@ -103,6 +110,7 @@ export async function startServiceStack (options: ServiceStackOptions = {}): Pro
   } catch (error) {
     await stopServices()
     await sandbox.close()
+    await removeAof()
     forgetOnSignal()
     throw error
   }
@@ -128,6 +136,7 @@ export async function startServiceStack (options: ServiceStackOptions = {}): Pro
     async close () {
       await stopServices()
       await sandbox.close()
+      await removeAof()
       forgetOnSignal()
     }
   }
