@@ -1,10 +1,10 @@
 import type { FastifyPluginAsync } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../src/queue/connections.ts'
 import { Type } from 'typebox'
 
 export interface HealthRoutesOptions {
-  readonly redis: Pick<Redis, 'ping'>
+  readonly redis: Pick<RedisClient, 'ping'>
 }
 
 const Health = Type.Object({ status: Type.Union([Type.Literal('ok'), Type.Literal('unavailable')]), redis: Type.Boolean() })

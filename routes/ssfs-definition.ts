@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import type { FastifyPluginAsync } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../src/queue/connections.ts'
 import { Type } from 'typebox'
 import { ServiceDefinition, ServiceStatus } from '../src/schemas/flow-step.ts'
 import { buildServiceDefinition } from '../src/ssfs/service-definition.ts'
@@ -13,7 +13,7 @@ export interface SsfsDefinitionRoutesOptions {
   readonly providerName: string
   readonly supportContact: string
   readonly apiKey: string
-  readonly redis: Pick<Redis, 'ping'>
+  readonly redis: Pick<RedisClient, 'ping'>
 }
 
 const OPENAPI_DIR = new URL('../openapi/', import.meta.url)

@@ -10,7 +10,6 @@ import { registerJsonBodyParser } from './http/json-body-parser.ts'
 import { registerAccessLog } from './http/access-log.ts'
 import { ErrorResponse } from './schemas/common.ts'
 import packageJson from '../package.json' with { type: 'json' }
-import ssfsDefinitionRoutes from '../routes/ssfs-definition.ts'
 import healthRoutes from '../routes/health.ts'
 
 export interface AppDeps {
@@ -27,8 +26,9 @@ const BODY_LIMIT_BYTES = 4 * 1024 * 1024
 
 /**
  * Builds the HTTP API from its dependencies; `src/server.ts` only listens. Tests build the very
- * same app with sandbox-backed dependencies. The shared core (error shape, docs, health, the SSFS
- * service definition) is registered here; each feature then registers its own routes.
+ * same app with sandbox-backed dependencies. The shared core (error shape, access log, docs,
+ * health) is registered here; each feature then registers its own routes (the flow step brings
+ * Marketo's Self-Service Flow Step interface, its definition included).
  */
 export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
@@ -67,13 +67,6 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: '/docs' })
 
   await app.register(healthRoutes, { redis: deps.redis })
-  await app.register(ssfsDefinitionRoutes, {
-    publicUrl: deps.config.http.publicUrl,
-    providerName: deps.config.ssfs.providerName,
-    supportContact: deps.config.ssfs.supportContact,
-    apiKey: deps.config.ssfs.apiKey,
-    redis: deps.redis
-  })
   const { config, logger, redis } = deps
   for (const feature of deps.features) await feature.register(app, { config, logger, redis })
   return app

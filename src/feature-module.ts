@@ -19,7 +19,7 @@ export interface ApiContext {
 
 export interface ApiFeature {
   readonly name: string
-  /** Registers the feature's route plugins, after the app's shared core (errors, docs, health, SSFS definition). */
+  /** Registers the feature's route plugins, after the app's shared core (errors, docs, health). */
   register (app: FastifyInstance, context: ApiContext): Promise<void>
 }
 
