@@ -20,6 +20,7 @@ export class PersonsLeftForRetryError extends Error {
  */
 export function createSyncPersonBatchProcessor (deps: SyncPersonBatchDeps & { queues: FlowStepQueues }) {
   return async function processSyncPersonBatch (job: Job<FlowStepJobData>): Promise<{ created: number, existed: number, failed: number }> {
+    if (job.data.callbackQueued !== undefined) return job.data.callbackQueued
     const settled = new Map((job.data.settledOutcomes ?? []).map((o) => [o.marketoId, o]))
     const remaining = job.data.persons.filter((p) => !settled.has(p.marketoId))
     const lastTry = job.attemptsMade + 1 >= (job.opts.attempts ?? 1)
@@ -48,14 +49,15 @@ export function createSyncPersonBatchProcessor (deps: SyncPersonBatchDeps & { qu
     }
 
     const ordered = await enqueueFlowCallback(deps.queues, job.data, settled)
-    // The job record stays a day (its id keeps a re-sent invocation from queueing twice); the
-    // persons' fields need not: the outcomes now live in the callback job, ids only.
-    await job.updateData({ ...job.data, persons: job.data.persons.map(({ marketoId, syncAs }) => ({ marketoId, syncAs, fields: {} })), settledOutcomes: [] })
-    return {
+    const counts = {
       created: ordered.filter((o) => o.kind === 'created').length,
       existed: ordered.filter((o) => o.kind === 'existed').length,
       failed: ordered.filter((o) => o.kind === 'failed').length
     }
+    // The job record stays a day (its id keeps a re-sent invocation from queueing twice); the
+    // persons' fields need not: the outcomes now live in the callback job, ids only.
+    await job.updateData({ ...job.data, persons: job.data.persons.map(({ marketoId, syncAs }) => ({ marketoId, syncAs, fields: {} })), settledOutcomes: [], callbackQueued: counts })
+    return counts
   }
 }
 
@@ -83,6 +85,8 @@ async function enqueueFlowCallback (queues: FlowStepQueues, data: FlowStepJobDat
  * each person's outcome: what earlier tries settled, and a failure with the reason for the rest.
  */
 export async function reportAbandonedBatch (queues: FlowStepQueues, job: Job<FlowStepJobData>, error: Error): Promise<void> {
+  // Its callback left before it failed (it died between queueing it and recording completion).
+  if (job.data.callbackQueued !== undefined) return
   const settled = new Map((job.data.settledOutcomes ?? []).map((o) => [o.marketoId, o]))
   for (const person of job.data.persons) {
     if (!settled.has(person.marketoId)) {

@@ -3,7 +3,8 @@ import type { LoggerOptions } from 'pino'
 /**
  * One set of logger options for API, worker and sandbox. Redaction paths are declared once and
  * explicitly (pino's advice: wildcards are slow and easy to get wrong): credentials in request
- * headers, and the callback credentials and person fields should a job ever be logged whole.
+ * headers, the callback credentials and person fields should a job ever be logged whole, and the
+ * arguments of a Redis command that failed.
  * Code logs ids and counts, never records or emails.
  */
 export const REDACTED_PATHS = [
@@ -17,7 +18,10 @@ export const REDACTED_PATHS = [
   'clientSecret',
   'email',
   'data.persons',
-  'data.sealedCallbackCredentials'
+  'data.sealedCallbackCredentials',
+  // ioredis puts the failed command on its errors (`err.command = { name, args }`), and pino's err
+  // serializer keeps it: an XADD refused under OOM would print the invocation's persons whole.
+  'err.command.args'
 ]
 
 export function loggerOptions (level: string, name: string): LoggerOptions {

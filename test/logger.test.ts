@@ -1,7 +1,9 @@
 import t from 'tap'
 import { Writable } from 'node:stream'
 import pino from 'pino'
+import { Redis } from 'ioredis'
 import { loggerOptions } from '../src/logger.ts'
+import { startLocalRedis } from '../sandbox/redis-server.ts'
 
 t.test('credentials in request headers and secret-bearing fields are redacted', async (t) => {
   const lines: string[] = []
@@ -19,4 +21,20 @@ t.test('credentials in request headers and secret-bearing fields are redacted', 
   t.match(text, /"user-agent":"Marketo"/, 'other headers stay')
   t.match(text, /"invocationId":"inv-1"/, 'ids stay')
   t.match(text, /\[Redacted\]/)
+})
+
+t.test('a failed Redis command is logged by name, never with its arguments (an intake entry holds persons)', async (t) => {
+  const server = await startLocalRedis()
+  const redis = new Redis(server.url)
+  t.teardown(async () => { redis.disconnect(); await server.stop() })
+  // A real ioredis error: it carries the command it failed, arguments and all.
+  const error = await redis.call('XADD', 'mds:{intake:flow-step}', 'not-an-id', 'data', '{"email":"alice@example.com"}').then(() => undefined, (e: unknown) => e)
+  t.match(error, { command: { name: 'XADD' } }, 'ioredis attached the command')
+  const lines: string[] = []
+  const sink = new Writable({ write (chunk: Buffer, _e, done) { lines.push(chunk.toString()); done() } })
+  pino(loggerOptions('info', 'test'), sink).warn({ err: error }, 'intake mover: moving a batch failed; retrying')
+  const text = lines.join('')
+  t.notOk(text.includes('alice@example.com'), 'the email is not in the log')
+  t.match(text, /"name":"XADD"/, 'the command\'s name stays, for ops')
+  t.match(text, /"args":"\[Redacted\]"/)
 })

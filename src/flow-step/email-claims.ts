@@ -125,11 +125,22 @@ export class EmailClaims {
   /**
    * Each email's claim generation now: take it before looking Dynamics up, and hand it to
    * `claim()`, which then knows whether anyone claimed (and maybe created) since the look-up.
+   *
+   * A claim held right now counts as taken after the look-up: its holder may be creating the record
+   * while we look, and if its create then times out (or it dies) the claim lapses unseen, and our
+   * own later claim would otherwise come one generation after the one we read and trust a look-up
+   * that raced the holder's create. The generations are read before the claims, so a claim taken
+   * between the two reads is seen either way.
    */
   async generations (emails: readonly string[]): Promise<Map<string, number>> {
     if (emails.length === 0) return new Map()
-    const values = await getMany(this.redis, emails.map((email) => this.#keys(email).generation))
-    return new Map(emails.map((email, index) => [email, Number(values[index] ?? 0)]))
+    const keys = emails.map((email) => this.#keys(email))
+    const values = await getMany(this.redis, keys.map((k) => k.generation))
+    const holders = await getMany(this.redis, keys.map((k) => k.claim))
+    return new Map(emails.map((email, index) => {
+      const generation = Number(values[index] ?? 0)
+      return [email, holders[index] === null || holders[index] === undefined ? generation : generation - 1]
+    }))
   }
 
   /**

@@ -221,18 +221,27 @@ async function createForEmail (
   // Before the create, every failure is of a read or of the claim: nothing was sent that could
   // have created a record, so the claim is handed back at once — a later claimant must not wait
   // out its TTL for a record that cannot exist.
+  let foundOnSecondLook: RecordLink | undefined
   try {
     if (claim.mustLookUpAgain) {
       const action = decideRecordAction({ byEmail: (await deps.records.findByEmails([email])).get(email) })
       if (action.kind === 'use') {
         await claim.release(action.record, { created: false })
-        return await linkEveryone(action.record, false)
+        foundOnSecondLook = action.record
       }
     }
   } catch (error) {
     await claim.release().catch(() => undefined)
     deps.logger.warn({ err: error, invocationId, persons: group.length }, 'looking a person up again before creating failed')
     return everyone(lookUpFailed(error))
+  }
+  if (foundOnSecondLook !== undefined) {
+    // Found, and the claim released with it: a failure to link now is not a failed look-up.
+    try {
+      return await linkEveryone(foundOnSecondLook, false)
+    } catch (error) {
+      return everyone(failure('LINK_FAILED', (error as Error).message, true))
+    }
   }
   try {
     if (!await claim.confirm()) {

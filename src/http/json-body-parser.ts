@@ -29,6 +29,9 @@ export class JsonTooDeeplyNestedError extends Error {
  * says: a body declared in another charset would be read as something its sender did not mean,
  * names and emails garbled without a word. Refused instead, as the media type it is not.
  */
+/** UTF-8 under the names the WHATWG Encoding Standard gives it (lower case). */
+const UTF8_CHARSET_NAMES = new Set(['utf-8', 'utf8', 'unicode-1-1-utf-8'])
+
 export class UnsupportedCharsetError extends Error {
   readonly code = 'UNSUPPORTED_CHARSET'
   readonly statusCode = 415
@@ -43,7 +46,7 @@ export function registerJsonBodyParser (app: FastifyInstance, maxNesting = MAX_J
   app.removeContentTypeParser('application/json')
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     const charset = charsetOf(request.headers['content-type'])
-    if (charset !== undefined && charset.toLowerCase() !== 'utf-8') {
+    if (charset !== undefined && !UTF8_CHARSET_NAMES.has(charset.toLowerCase())) {
       done(new UnsupportedCharsetError(charset), undefined)
       return
     }

@@ -16,6 +16,12 @@ export interface FlowStepJobData {
   readonly receivedAt: string
   /** Outcomes decided by earlier tries of this job; a retry only redoes the others. */
   readonly settledOutcomes?: readonly PersonOutcome[]
+  /**
+   * Set, with the outcome counts, in the same write that strips the persons' fields once the
+   * callback is queued: a run of the job after that (its process died before BullMQ recorded the
+   * completion) has nothing left to do, and must not sync persons it no longer has the fields of.
+   */
+  readonly callbackQueued?: { readonly created: number, readonly existed: number, readonly failed: number }
 }
 
 export type PersonOutcomeKind = 'created' | 'existed' | 'failed'

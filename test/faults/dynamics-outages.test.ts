@@ -1,6 +1,7 @@
 import t from 'tap'
 import { Redis } from 'ioredis'
 import { acceptedOnly, startProcessHarness, testLogsKeepSecrets } from '../helpers/process-harness.ts'
+import { emailClaimKeys } from '../../src/queue/redis-keys.ts'
 
 /**
  * Dynamics is unavailable in the three ways Dataverse fails in production: server errors for a
@@ -56,7 +57,7 @@ t.test('creates answered after the client\'s timeout: the outcome is decided by 
   t.equal(dataverse.requestCount({ method: 'POST', entitySet: 'leads' }) - postsBefore, 10, 'no create was sent twice')
   const redis = new Redis(h.sandbox.redis.url)
   t.teardown(() => { redis.disconnect() })
-  t.same(await redis.keys('mds:email:*:claim'), [], 'the claims kept over the timeouts are released once the persons are decided')
+  t.same(await redis.keys(emailClaimKeys('mds', '*').claim), [], 'the claims kept over the timeouts are released once the persons are decided')
 })
 
 testLogsKeepSecrets(t, h)

@@ -81,6 +81,19 @@ t.test('a claimant whose look-up predates another claim looks again, even after 
   t.match(await claims.claim('lapsed@example.com', 'inv-late', snapshot!), { kind: 'claimed', mustLookUpAgain: true }, 'it must not trust its older look-up')
 })
 
+t.test('a look-up made while another invocation held the claim is looked at again once that claim lapses', async (t) => {
+  const claims = new EmailClaims(redis, 't7b', { keyHashSecret, pollIntervalMs: 5, claimTtlMs: 40 })
+  const email = 'raced@example.com'
+  const holder = await claims.claim(email, 'inv-holder', 0)
+  t.match(holder, { kind: 'claimed', mustLookUpAgain: false })
+  // While the holder creates, another invocation reads the generation and looks Dynamics up: the
+  // create has not landed yet, so it finds nothing.
+  const [snapshot] = [...(await claims.generations([email])).values()]
+  if (holder.kind === 'claimed') holder.abandon() // the holder's create timed out: the lead may exist
+  // claim() waits for the abandoned claim to lapse, then takes it.
+  t.match(await claims.claim(email, 'inv-late', snapshot!), { kind: 'claimed', mustLookUpAgain: true }, 'its look-up raced the holder\'s create: it looks again')
+})
+
 t.test('a record is remembered even when its creator lost the claim meanwhile', async (t) => {
   const claims = new EmailClaims(redis, 't8', { keyHashSecret, pollIntervalMs: 5, claimTtlMs: 40 })
   const slow = await claims.claim('slow@example.com', 'inv-slow', 0)

@@ -139,11 +139,12 @@ t.test('a JSON body declared in a charset other than UTF-8 is refused with 415; 
     t.match(json, { statusCode: 415, code: 'UNSUPPORTED_CHARSET', message: /UTF-8/ })
   }
   t.equal(await queuedCount(), before, 'nothing queued')
-  for (const contentType of ['application/json; charset=utf-8', 'application/json; charset=UTF-8', 'application/json;charset="utf-8"', 'application/json']) {
+  const utf8 = ['application/json; charset=utf-8', 'application/json; charset=UTF-8', 'application/json;charset="utf-8"', 'application/json; charset=utf8', 'application/json']
+  for (const contentType of utf8) {
     const { status } = await submit(invocation(), { 'content-type': contentType })
     t.equal(status, 201, `201 for ${contentType}`)
   }
-  t.equal(await queuedCount(), before + 4)
+  t.equal(await queuedCount(), before + utf8.length)
 })
 
 t.test('a callback URL off the allow-list is refused and its host is never contacted', async (t) => {
