@@ -61,7 +61,10 @@ const STANDARD_ACTIVITY_TYPES: readonly ActivityTypeDefinition[] = [
       { name: 'New Value', dataType: 'string' },
       { name: 'Old Value', dataType: 'string' },
       { name: 'Reason', dataType: 'string' },
-      { name: 'Source', dataType: 'string' }
+      { name: 'Source', dataType: 'string' },
+      { name: 'Lead ID', dataType: 'integer' },
+      { name: 'Api Method Name', dataType: 'string' },
+      { name: 'Request Id', dataType: 'string' }
     ]
   }
 ]

@@ -4,7 +4,8 @@ import { MarketoEmulatorError, NoServiceInstalledError } from './errors.ts'
 import type { CallbackRecord } from './flow-callback-receiver.ts'
 import { readBody, sendJson as sendCompactJson } from './http-io.ts'
 import { asObject, type InstalledService } from './installed-service.ts'
-import type { PersonStore } from './person-store.ts'
+import { PERSON_DETAIL_EDIT, type PersonStore } from './person-store.ts'
+import type { RestLimitSettings, RestLimitUsage } from './rest-limits.ts'
 import type { InstallServiceOptions } from './service-installer.ts'
 import type { ServiceLogEntry } from './service-log.ts'
 
@@ -15,6 +16,10 @@ import type { ServiceLogEntry } from './service-log.ts'
  *   GET    /_emulator/persons                    → { persons }
  *   POST   /_emulator/persons          {fields}  → 201 { id }
  *   GET    /_emulator/persons/:id                → person | 404
+ *   PATCH  /_emulator/persons/:id     {fields}  → 200 { changed: [field names] } | 404
+ *                                                  (a marketer's edit: logged as Change Data Value, not as an API write)
+ *   GET    /_emulator/limits                     → { settings, usage }
+ *   PUT    /_emulator/limits {callsPerWindow?, windowMs?, maxConcurrent?, dailyQuota?, resetCounters?} → 204
  *   GET    /_emulator/persons/:id/activities     → { activities }
  *   POST   /_emulator/services   {openapiUrl, apiKey, globalAttributes?} → 201 { apiName, baseUrl, activityTypeId }
  *   POST   /_emulator/campaigns/run {personIds, flowStepContext?, kind, campaignId?, campaignName?}
@@ -36,6 +41,12 @@ export interface EmulatorControls {
   installedService: () => InstalledService | undefined
   runCampaign: (service: InstalledService, options: RunCampaignOptions) => Promise<CampaignRunResult>
   expireTokens: () => void
+  readonly limits: {
+    readonly settings: RestLimitSettings
+    configure: (settings: Partial<RestLimitSettings>) => void
+    usage: () => RestLimitUsage
+    resetCounters: () => void
+  }
   readonly faults: {
     rateLimitNext: (count?: number) => void
     errorNext: (code: string, message: string, count?: number) => void
@@ -86,10 +97,16 @@ async function route (req: IncomingMessage, res: ServerResponse, url: URL, contr
   const person = PERSON_PATH.exec(path)
   if (person !== null) {
     const id = Number(person[1])
+    const unknown = (): void => sendJson(res, 404, { error: { code: 'UNKNOWN_PERSON', message: `no person with id ${id}` } })
+    if (method === 'PATCH' && person[2] === undefined) {
+      const body = await readJsonObject(req)
+      if (controls.persons.get(id) === undefined) return unknown()
+      return sendJson(res, 200, { changed: controls.persons.update(id, asObject(body.fields) ?? body, PERSON_DETAIL_EDIT) })
+    }
     if (method !== 'GET') return methodNotAllowed(res)
     if (person[2] !== undefined) return sendJson(res, 200, { activities: controls.persons.activities(id) })
     const found = controls.persons.get(id)
-    return found === undefined ? sendJson(res, 404, { error: { code: 'UNKNOWN_PERSON', message: `no person with id ${id}` } }) : sendJson(res, 200, found)
+    return found === undefined ? unknown() : sendJson(res, 200, found)
   }
   switch (`${method} ${path}`) {
     case 'GET /_emulator/persons':
@@ -121,6 +138,12 @@ async function route (req: IncomingMessage, res: ServerResponse, url: URL, contr
       return sendJson(res, 200, { entries: controls.serviceLog() })
     case 'PUT /_emulator/faults':
       applyFaults(await readJsonObject(req), controls)
+      res.writeHead(204).end()
+      return
+    case 'GET /_emulator/limits':
+      return sendJson(res, 200, { settings: controls.limits.settings, usage: controls.limits.usage() })
+    case 'PUT /_emulator/limits':
+      applyLimits(await readJsonObject(req), controls)
       res.writeHead(204).end()
       return
     case 'DELETE /_emulator/faults':
@@ -162,6 +185,20 @@ function applyFaults (body: Record<string, unknown>, controls: EmulatorControls)
   const failFor = asObject(body.callbackFailFor)
   if (failFor !== undefined) controls.callbackFaults.failFor(numberOr(failFor.ms, 0), numberOr(failFor.status, 503))
   if (body.expireTokens === true) controls.expireTokens()
+}
+
+const LIMIT_SETTINGS = ['callsPerWindow', 'windowMs', 'maxConcurrent', 'dailyQuota'] as const
+
+function applyLimits (body: Record<string, unknown>, controls: EmulatorControls): void {
+  const settings: Partial<Record<typeof LIMIT_SETTINGS[number], number>> = {}
+  for (const name of LIMIT_SETTINGS) {
+    const value = body[name]
+    if (value === undefined) continue
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) throw new ControlRequestError(`${name} must be a non-negative integer`)
+    settings[name] = value
+  }
+  controls.limits.configure(settings)
+  if (body.resetCounters === true) controls.limits.resetCounters()
 }
 
 function numberOr (value: unknown, fallback: number): number {

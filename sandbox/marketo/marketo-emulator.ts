@@ -14,6 +14,7 @@ import { LeadFieldCatalog } from './lead-fields.ts'
 import { PersonStore } from './person-store.ts'
 import { handleRestRequest } from './rest-api.ts'
 import { RestFaults } from './rest-faults.ts'
+import { RestCallLimits, type RestLimitSettings } from './rest-limits.ts'
 import { installService as installSsfsService, type InstallServiceOptions } from './service-installer.ts'
 import { ServiceLog, type ServiceLogEntry } from './service-log.ts'
 
@@ -40,6 +41,8 @@ export interface MarketoEmulatorOptions {
   readonly tls?: { readonly keyPem: string, readonly certPem: string }
   /** Timeout for the emulator's own calls to an SSFS service (install, invocations). */
   readonly serviceRequestTimeoutMs?: number
+  /** REST call limits; unset ones are Marketo's documented 100 per 20 s, 10 at once, 50,000 a day (reference §2.4). */
+  readonly limits?: Partial<RestLimitSettings>
 }
 
 export interface MarketoEmulator {
@@ -55,6 +58,8 @@ export interface MarketoEmulator {
   readonly persons: PersonStore
   /** REST fault injection: `rateLimitNext(n)` (606), `errorNext(code, message, n)`, `setLatency(ms)`, `reset()`. */
   readonly faults: RestFaults
+  /** The instance's call limits (606/615/607): `configure({...})`, `usage()`, `resetCounters()`. */
+  readonly limits: RestCallLimits
   /** Callback endpoint fault injection: `failNext(n, status = 503)`, `failFor(ms, status = 503)`, `reset()`. */
   readonly callbackFaults: CallbackFaults
   /** Every callback attempt (refused ones too), in arrival order. */
@@ -88,11 +93,12 @@ export async function startMarketoEmulator (options: MarketoEmulatorOptions): Pr
   for (const seed of options.seedPersons ?? []) persons.create(seed)
   const issuer = new AccessTokenIssuer({ clients: options.clients, tokenLifetimeSeconds: options.tokenLifetimeSeconds ?? DEFAULT_TOKEN_LIFETIME_SECONDS, now })
   const faults = new RestFaults()
+  const limits = new RestCallLimits({ now, ...(options.limits === undefined ? {} : { settings: options.limits }) })
   const ledger = new InvocationLedger()
   const serviceLog = new ServiceLog()
   const receiver = new FlowCallbackReceiver({ ledger, writer: { persons, fields, activities, serviceLog, now } })
   const serviceRequestTimeoutMs = options.serviceRequestTimeoutMs ?? DEFAULT_SERVICE_REQUEST_TIMEOUT_MS
-  const restDeps = { issuer, persons, fields, activities, faults, now }
+  const restDeps = { issuer, persons, fields, activities, faults, limits, now }
   let identityRequests = 0
   let restCalls = 0
   let nextCampaignId = FIRST_CAMPAIGN_ID
@@ -106,6 +112,7 @@ export async function startMarketoEmulator (options: MarketoEmulatorOptions): Pr
     munchkinId: options.munchkinId,
     persons,
     faults,
+    limits,
     callbackFaults: receiver.faults,
     get callbacks () { return receiver.callbacks },
     identityRequestCount: () => identityRequests,

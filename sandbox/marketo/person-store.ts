@@ -19,7 +19,21 @@ export interface ChangeSource {
   readonly reason: string
   readonly source: string
   readonly campaignId?: number
+  /**
+   * REST writes only: the API method and the request that made the change, shown on the activity
+   * as "Api Method Name" and "Request Id" — the attribute names real instances export for Change
+   * Data Value (third-party: Airbyte's Marketo source normalises exactly these headers; Adobe's
+   * page shows only Reason/Source "Web service API"). How a sync recognises its own writes.
+   */
+  readonly apiMethodName?: string
+  readonly requestId?: string
 }
+
+/**
+ * A marketer editing the person detail page. Adobe documents no Reason/Source text for UI edits;
+ * what matters to a sync is that it is neither "Web service API" nor carries an API method name.
+ */
+export const PERSON_DETAIL_EDIT: ChangeSource = { reason: 'Person detail edit', source: 'Marketo UI' }
 
 /** Real ids are opaque integers; starting at 1000 keeps them clearly apart from counts in test output. */
 const FIRST_PERSON_ID = 1000
@@ -125,7 +139,11 @@ export class PersonStore {
           { name: 'New Value', value: newValue },
           { name: 'Old Value', value: oldValue },
           { name: 'Reason', value: source.reason },
-          { name: 'Source', value: source.source }
+          { name: 'Source', value: source.source },
+          // Get Lead Changes' documented example carries the person id as "Lead ID" (reference §2.6).
+          { name: 'Lead ID', value: id },
+          ...(source.apiMethodName === undefined ? [] : [{ name: 'Api Method Name', value: source.apiMethodName }]),
+          ...(source.requestId === undefined ? [] : [{ name: 'Request Id', value: source.requestId }])
         ],
         fields: [{ id: field.id, name, newValue, oldValue }]
       })

@@ -45,7 +45,13 @@ export function getLeadChanges (params: URLSearchParams, activities: ActivityLog
     if (record.activityTypeId === NEW_LEAD_ACTIVITY_TYPE_ID) return true
     return record.activityTypeId === CHANGE_DATA_VALUE_ACTIVITY_TYPE_ID &&
       (record.fields ?? []).some((field) => fields.has(field.name))
-  }, (record) => record)
+  }, (record) => onlyRequestedFields(record, fields))
+}
+
+/** "the fields whose changes you want" (reference §2.6): a change lists no other field. */
+function onlyRequestedFields (record: ActivityRecord, fields: ReadonlySet<string>): ActivityRecord {
+  if (record.fields === undefined) return record
+  return { ...record, fields: record.fields.filter((field) => fields.has(field.name)) }
 }
 
 function pageActivities (

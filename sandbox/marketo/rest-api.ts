@@ -6,13 +6,15 @@ import type { AccessTokenIssuer } from './identity.ts'
 import type { LeadFieldCatalog } from './lead-fields.ts'
 import type { PersonStore } from './person-store.ts'
 import { getActivityTypes, getLeadActivities, getLeadChanges, getPagingToken } from './rest-activities.ts'
-import { MarketoRestError, restErrors, sendRestError, sendRestSuccess, type RestSuccess } from './rest-envelope.ts'
+import { MarketoRestError, newRequestId, restErrors, sendRestError, sendRestSuccess, type RestSuccess } from './rest-envelope.ts'
 import type { RestFaults } from './rest-faults.ts'
+import type { RestCallLimits } from './rest-limits.ts'
 import { describeLeads, describeLeads2, getLeadById, getLeadsByFilterType, syncLeads } from './rest-leads.ts'
 
 /**
  * The `/rest` surface: size limits, the `_method=GET` tunnel, bearer authentication, injected
- * faults, then dispatch to the leads/activities handlers.
+ * faults, the instance's call limits (606/607/615), then dispatch to the leads/activities handlers.
+ * Token errors come before the limits: 601/602 calls are not counted (reference §2.3 asterisks).
  */
 
 export interface RestApiDependencies {
@@ -21,6 +23,7 @@ export interface RestApiDependencies {
   readonly fields: LeadFieldCatalog
   readonly activities: ActivityLog
   readonly faults: RestFaults
+  readonly limits: RestCallLimits
   readonly now: () => Date
 }
 
@@ -36,6 +39,8 @@ interface RestCall {
   readonly params: URLSearchParams
   readonly mediaType: string
   readonly body: string
+  /** Chosen up front: writes record it on their Change Data Value activities ("Request Id"). */
+  readonly requestId: string
 }
 
 export async function handleRestRequest (req: IncomingMessage, res: ServerResponse, url: URL, deps: RestApiDependencies): Promise<void> {
@@ -51,24 +56,35 @@ export async function handleRestRequest (req: IncomingMessage, res: ServerRespon
     res.writeHead(413, { 'Content-Type': 'text/plain' }).end('Request Entity Too Large')
     return
   }
-  const call = toRestCall(req, url, body)
-  if (deps.faults.latencyMs > 0) await delay(deps.faults.latencyMs)
+  const call = toRestCall(req, url, body, newRequestId(deps.now()))
+  let release: (() => void) | undefined
   try {
     authenticate(req, call, deps.issuer)
     const injected = deps.faults.takeQueuedError()
     if (injected !== undefined) throw injected
-    sendRestSuccess(res, deps.now(), route(call, deps))
+    release = deps.limits.admit()
+    // The emulated latency is spent holding a concurrency slot, as a slow Marketo answer does.
+    await emulatedLatency(deps.faults)
+    sendRestSuccess(res, call.requestId, route(call, deps))
   } catch (error) {
     if (!(error instanceof MarketoRestError)) throw error
-    sendRestError(res, deps.now(), error)
+    // Refusals are as slow as answers; only admitted calls hold a slot while waiting.
+    if (release === undefined) await emulatedLatency(deps.faults)
+    sendRestError(res, call.requestId, error)
+  } finally {
+    release?.()
   }
+}
+
+async function emulatedLatency (faults: RestFaults): Promise<void> {
+  if (faults.latencyMs > 0) await delay(faults.latencyMs)
 }
 
 /**
  * node-marketo-rest adds `_method=GET` to GETs (ignored here), and the documented 414 workaround
  * is a POST carrying `_method=GET` and the query as a form body (reference §2.2, §3.3).
  */
-function toRestCall (req: IncomingMessage, url: URL, body: string): RestCall {
+function toRestCall (req: IncomingMessage, url: URL, body: string, requestId: string): RestCall {
   const params = new URLSearchParams(url.search)
   const mediaType = mediaTypeOf(req)
   let method = req.method ?? 'GET'
@@ -77,7 +93,7 @@ function toRestCall (req: IncomingMessage, url: URL, body: string): RestCall {
   }
   if (method === 'POST' && params.get('_method')?.toUpperCase() === 'GET') method = 'GET'
   params.delete('_method')
-  return { method, path: url.pathname, params, mediaType, body }
+  return { method, path: url.pathname, params, mediaType, body, requestId }
 }
 
 /** Bearer header; the `access_token` query parameter is still accepted until its removal date (§2.1). */
@@ -100,7 +116,7 @@ function route (call: RestCall, deps: RestApiDependencies): RestSuccess {
   switch (call.path) {
     case '/rest/v1/leads.json':
       if (call.method === 'GET') return getLeadsByFilterType(call.params, deps)
-      if (call.method === 'POST') return syncLeads(parseJsonBody(call), deps)
+      if (call.method === 'POST') return syncLeads(parseJsonBody(call), call.requestId, deps)
       throw restErrors.methodNotSupported(call.method)
     case '/rest/v1/leads/describe.json':
       return onlyGet(call, () => describeLeads(deps))

@@ -52,10 +52,12 @@ export const restErrors = {
   tokenInvalid: () => new MarketoRestError('601', 'Access token invalid'),
   tokenExpired: () => new MarketoRestError('602', 'Access token expired'),
   methodNotSupported: (method: string) => new MarketoRestError('605', `Request method '${method}' not supported`),
-  rateLimited: () => new MarketoRestError('606', "Max rate limit '100' exceeded with in '20' secs"),
+  rateLimited: (limit = 100, seconds = 20) => new MarketoRestError('606', `Max rate limit '${limit}' exceeded with in '${seconds}' secs`),
+  dailyQuotaReached: () => new MarketoRestError('607', 'Daily quota reached'),
   invalidJson: () => new MarketoRestError('609', 'Invalid JSON'),
   notFound: () => new MarketoRestError('610', 'Requested resource not found', 404),
   invalidContentType: () => new MarketoRestError('612', 'Invalid Content Type'),
+  concurrencyLimit: (limit = 10) => new MarketoRestError('615', `Concurrent access limit '${limit}' reached`),
   blank: (parameter: string) => new MarketoRestError('701', `${parameter} cannot be blank`),
   invalidDate: (value: string) => new MarketoRestError('704', `Invalid date format: ${value}`),
   invalidData: (message: string) => new MarketoRestError('1003', message),
@@ -67,14 +69,14 @@ export function newRequestId (now: Date): string {
   return `${randomBytes(2).toString('hex')}#${now.getTime().toString(16)}`
 }
 
-export function sendRestSuccess (res: ServerResponse, now: Date, success: RestSuccess): void {
-  const envelope: RestEnvelope = { requestId: newRequestId(now), success: true, ...success }
+export function sendRestSuccess (res: ServerResponse, requestId: string, success: RestSuccess): void {
+  const envelope: RestEnvelope = { requestId, success: true, ...success }
   sendJson(res, 200, envelope, REST_CONTENT_TYPE)
 }
 
-export function sendRestError (res: ServerResponse, now: Date, error: MarketoRestError): void {
+export function sendRestError (res: ServerResponse, requestId: string, error: MarketoRestError): void {
   const envelope: RestEnvelope = {
-    requestId: newRequestId(now),
+    requestId,
     success: false,
     errors: [{ code: error.code, message: error.message }]
   }

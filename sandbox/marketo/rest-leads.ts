@@ -21,8 +21,14 @@ const MAX_SYNC_RECORDS = 300
 const SYNC_ACTIONS = ['createOnly', 'updateOnly', 'createOrUpdate', 'createDuplicate'] as const
 type SyncAction = typeof SYNC_ACTIONS[number]
 
-/** The Reason/Source Marketo logs for REST writes (reference §2.6, Get Lead Changes example). */
-const WEB_SERVICE_API: ChangeSource = { reason: 'Web service API', source: 'Web service API' }
+/**
+ * The Reason/Source Marketo logs for REST writes (reference §2.6, Get Lead Changes example), with
+ * the API method and request behind the change (see `ChangeSource`). `syncLead` is the method name
+ * real exports show for Sync Leads (inferred).
+ */
+function webServiceApi (requestId: string): ChangeSource {
+  return { reason: 'Web service API', source: 'Web service API', apiMethodName: 'syncLead', requestId }
+}
 
 /** `GET /rest/v1/leads.json?filterType=&filterValues=&fields=&batchSize=&nextPageToken=` */
 export function getLeadsByFilterType (params: URLSearchParams, deps: LeadsDependencies): RestSuccess {
@@ -66,7 +72,7 @@ export type SyncLeadResult =
   | { readonly status: 'skipped', readonly reasons: ReadonlyArray<{ readonly code: string, readonly message: string }> }
 
 /** `POST /rest/v1/leads.json` with `{action, lookupField, input[]}`; results in input order [ERR]. */
-export function syncLeads (body: unknown, deps: LeadsDependencies): RestSuccess {
+export function syncLeads (body: unknown, requestId: string, deps: LeadsDependencies): RestSuccess {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw restErrors.invalidJson()
   const request = body as Record<string, unknown>
   const input = request.input
@@ -77,11 +83,12 @@ export function syncLeads (body: unknown, deps: LeadsDependencies): RestSuccess 
   const lookupField = typeof request.lookupField === 'string' && request.lookupField !== '' ? request.lookupField : 'email'
   if (!deps.fields.has(lookupField)) throw restErrors.fieldNotFound(lookupField)
 
-  const result = input.map((record: unknown) => syncOneLead(record, action, lookupField, deps))
+  const source = webServiceApi(requestId)
+  const result = input.map((record: unknown) => syncOneLead(record, action, lookupField, source, deps))
   return { result }
 }
 
-function syncOneLead (record: unknown, action: SyncAction, lookupField: string, deps: LeadsDependencies): SyncLeadResult {
+function syncOneLead (record: unknown, action: SyncAction, lookupField: string, source: ChangeSource, deps: LeadsDependencies): SyncLeadResult {
   if (typeof record !== 'object' || record === null || Array.isArray(record)) return skipped('1003', 'Invalid data')
   const fields = record as Record<string, unknown>
   for (const name of Object.keys(fields)) {
@@ -92,22 +99,22 @@ function syncOneLead (record: unknown, action: SyncAction, lookupField: string, 
   if (typeof fields.email === 'string' && !/^[\x20-\x7e]*$/.test(fields.email)) return skipped('1003', 'Invalid data')
 
   const writable = writableFields(fields, deps.fields)
-  if (action === 'createDuplicate') return created(deps.persons.create(writable, WEB_SERVICE_API))
+  if (action === 'createDuplicate') return created(deps.persons.create(writable, source))
 
   const lookupValue = fields[lookupField]
   const matches = lookupValue === undefined || lookupValue === null || lookupValue === '' ? [] : deps.persons.findBy(lookupField, lookupValue)
   switch (action) {
     case 'createOnly':
       if (matches.length > 0) return skipped('1005', 'Lead already exists')
-      return created(deps.persons.create(writable, WEB_SERVICE_API))
+      return created(deps.persons.create(writable, source))
     case 'updateOnly':
       if (matches.length === 0) return skipped('1004', 'Lead not found')
       if (matches.length > 1) return skipped('1007', 'Multiple leads match the lookup criteria')
-      return updated(matches[0]!.id, writable, deps)
+      return updated(matches[0]!.id, writable, source, deps)
     case 'createOrUpdate':
       if (matches.length > 1) return skipped('1007', 'Multiple leads match the lookup criteria')
-      if (matches.length === 1) return updated(matches[0]!.id, writable, deps)
-      return created(deps.persons.create(writable, WEB_SERVICE_API))
+      if (matches.length === 1) return updated(matches[0]!.id, writable, source, deps)
+      return created(deps.persons.create(writable, source))
   }
 }
 
@@ -115,8 +122,8 @@ function created (id: number): SyncLeadResult {
   return { id, status: 'created' }
 }
 
-function updated (id: number, writable: Record<string, unknown>, deps: LeadsDependencies): SyncLeadResult {
-  deps.persons.update(id, writable, WEB_SERVICE_API)
+function updated (id: number, writable: Record<string, unknown>, source: ChangeSource, deps: LeadsDependencies): SyncLeadResult {
+  deps.persons.update(id, writable, source)
   return { id, status: 'updated' }
 }
 

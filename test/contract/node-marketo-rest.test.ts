@@ -180,3 +180,115 @@ t.test('bad client credentials are rejected at the identity endpoint and no REST
   t.equal(emu.restCallCount(), 0)
   t.equal(emu.identityRequestCount(), 1, 'an identity 401 is not retried')
 })
+
+t.test('the lead-change feed: a paging token, then New Lead and Change Data Value page by page, only the fields asked for', async (t) => {
+  const emu = await startEmulator(t)
+  const marketo = marketoFor(emu)
+  const token = await marketo.lead.getPageToken(new Date(Date.now() - 60_000).toISOString())
+
+  const written = await marketo.lead.createOrUpdate([
+    { email: 'bo.chen@example.com', title: 'CTO', city: 'Oslo' },
+    { email: 'cy.diaz@example.com', firstName: 'Cy' }
+  ], { lookupField: 'email' })
+  const marketerEdit = await fetch(`${emu.url}/_emulator/persons/1000`, { method: 'PATCH', body: JSON.stringify({ fields: { title: 'VP Sales' } }) })
+  t.same(await marketerEdit.json(), { changed: ['title'] })
+
+  const pages = []
+  let next = token.nextPageToken ?? ''
+  for (let page = 0; page < 10; page++) {
+    const changes = await marketo.lead.getChanges(next, { fields: ['title', 'firstName'], batchSize: 2 })
+    pages.push(changes)
+    t.type(changes.nextPageToken, 'string', 'every page carries a nextPageToken')
+    next = changes.nextPageToken ?? ''
+    if (changes.moreResult !== true) break
+  }
+  const changes = pages.flatMap((page) => page.result ?? [])
+  t.equal(pages.length, 3, 'five changes in pages of two')
+
+  const newCy = written.result?.[1]?.id
+  t.same(changes.map((change) => [change.leadId, change.activityTypeId]), [[1000, 12], [1001, 12], [1001, 13], [newCy, 12], [1000, 13]],
+    'the seeded persons and the new one come as New Lead; the city change is left out')
+  const [, , apiWrite, created, uiEdit] = changes
+  t.same(apiWrite?.fields, [{ id: 7, name: 'title', newValue: 'CTO', oldValue: null }])
+  t.match(apiWrite?.attributes, [
+    { name: 'New Value', value: 'CTO' },
+    { name: 'Old Value', value: null },
+    { name: 'Reason', value: 'Web service API' },
+    { name: 'Source', value: 'Web service API' },
+    { name: 'Lead ID', value: 1001 },
+    { name: 'Api Method Name', value: 'syncLead' },
+    { name: 'Request Id', value: written.requestId }
+  ], 'a REST write names the API method and the request that made it')
+  t.match(created?.attributes, [{ name: 'Created Date' }, { name: 'Source Type', value: 'Web service API' }])
+  const uiAttributes = (uiEdit?.attributes ?? []) as Array<{ name: string }>
+  t.notOk(uiAttributes.some((attribute) => attribute.name === 'Api Method Name'), 'a marketer\'s edit names no API method')
+  t.match(uiEdit?.attributes, [{ name: 'New Value', value: 'VP Sales' }, { name: 'Old Value', value: null }, { name: 'Reason', value: 'Person detail edit' }])
+
+  const quiet = await marketo.lead.getChanges(next, { fields: ['title'] })
+  t.same(quiet.result, [], 'the last token reads nothing new')
+  t.equal(quiet.moreResult, false)
+})
+
+t.test('createOrUpdate takes 300 records per call, answers each in input order, and refuses 301', async (t) => {
+  const emu = await startEmulator(t)
+  const marketo = marketoFor(emu)
+  const input: Array<Record<string, unknown>> = Array.from({ length: 300 }, (_, i) => ({ email: `person${i}@example.com`, lastName: `Person ${i}` }))
+  input[5] = { email: 'ann.lee@example.com', title: 'Buyer' }
+  input[9] = { email: 'someone@example.com', shoeSize: '44' }
+
+  const response = await marketo.lead.createOrUpdate(input, { action: 'createOrUpdate', lookupField: 'email' })
+
+  t.equal(response.result?.length, 300)
+  t.same(response.result?.[5], { id: 1000, status: 'updated' })
+  t.same(response.result?.[9], { status: 'skipped', reasons: [{ code: '1006', message: "Field 'shoeSize' not found" }] })
+  t.equal(response.result?.filter((record) => record.status === 'created').length, 298)
+  t.equal(emu.persons.list().length, 2 + 298)
+
+  const tooMany = [...input, { email: 'one.more@example.com' }]
+  await t.rejects(marketo.lead.createOrUpdate(tooMany, { lookupField: 'email' }), { errors: [{ code: '1003' }] })
+  t.equal(emu.persons.findByEmail('one.more@example.com'), undefined)
+})
+
+t.test('updateOnly by id updates the person the id names; an id with createOnly is skipped with 1003', async (t) => {
+  const emu = await startEmulator(t)
+  const marketo = marketoFor(emu)
+  const byId = await marketo.lead.createOrUpdate([{ id: 1001, city: 'Bergen' }, { id: 424242, city: 'Nowhere' }], { action: 'updateOnly', lookupField: 'id' })
+  t.same(byId.result, [{ id: 1001, status: 'updated' }, { status: 'skipped', reasons: [{ code: '1004', message: 'Lead not found' }] }])
+  t.equal(emu.persons.get(1001)?.city, 'Bergen')
+  const createWithId = await marketo.lead.createOrUpdate([{ id: 1001, email: 'new@example.com' }], { action: 'createOnly' })
+  t.same(createWithId.result, [{ status: 'skipped', reasons: [{ code: '1003', message: 'Invalid data' }] }])
+})
+
+t.test('describe gives each field its data type and REST name, custom fields included', async (t) => {
+  const emu = await startMarketoEmulator({ munchkinId: '123-ABC-456', clients: [client], seedPersons: [{ email: 'x@example.com', microsoftIsDeleted: false }] })
+  t.teardown(() => emu.close())
+  const described = await marketoFor(emu).lead.describe()
+  const byName = new Map(described.result?.map((field) => [(field.rest as { name: string }).name, field]))
+  t.match(byName.get('unsubscribed'), { dataType: 'boolean', rest: { name: 'unsubscribed', readOnly: false } })
+  t.match(byName.get('updatedAt'), { dataType: 'datetime', rest: { readOnly: true } })
+  t.match(byName.get('microsoftIsDeleted'), { id: Number, dataType: 'string', rest: { name: 'microsoftIsDeleted' } })
+})
+
+t.test('615 and 607 are not retried by the client; a 606 from the real window is retried until its tries run out', async (t) => {
+  const emu = await startEmulator(t)
+  const marketo = marketoFor(emu)
+  await marketo.lead.byId(1000)
+
+  emu.limits.configure({ maxConcurrent: 1 })
+  emu.faults.setLatency(200)
+  const overlapping = await Promise.allSettled([marketo.lead.byId(1000), marketo.lead.byId(1001)])
+  t.same(overlapping.map((outcome) => outcome.status).sort(), ['fulfilled', 'rejected'])
+  t.match(overlapping.find((outcome) => outcome.status === 'rejected'), { reason: { errors: [{ code: '615' }] } })
+  emu.faults.setLatency(0)
+
+  emu.limits.resetCounters()
+  emu.limits.configure({ maxConcurrent: 10, dailyQuota: 0 })
+  const callsBefore = emu.restCallCount()
+  await t.rejects(marketo.lead.byId(1000), { errors: [{ code: '607', message: 'Daily quota reached' }] })
+  t.equal(emu.restCallCount() - callsBefore, 1, 'no retry on 607')
+
+  emu.limits.configure({ dailyQuota: 50_000, callsPerWindow: 0 })
+  const beforeWindow = emu.restCallCount()
+  await t.rejects(marketo.lead.byId(1000), { errors: [{ code: '606' }] })
+  t.equal(emu.restCallCount() - beforeWindow, 1 + fastRetry.maxRetries, 'the first call and each retry')
+})
