@@ -14,6 +14,19 @@ import {
   versionMismatch
 } from './dataverse-error.ts'
 import { findEntityDefinition, type EntityDefinition } from './entity-model.ts'
+import {
+  DEFAULT_DELTA_TOKEN_LIFETIME_MS,
+  decodeDeltaToken,
+  decodeTrackedSkipToken,
+  encodeDeltaToken,
+  encodeTrackedSkipToken,
+  expiredDeltaToken,
+  firstPosition,
+  isDeltaTokenValid,
+  isTrackedSkipToken,
+  readTrackedPage,
+  refusedTrackingOption
+} from './change-tracking.ts'
 import { FaultInjector, FaultSettingsError, type DataverseFaults } from './faults.ts'
 import { readRecordPayload } from './record-payload.ts'
 import { RecordStore, UnknownEntitySetError, type DataverseRecord, type DataverseRecordStore } from './record-store.ts'
@@ -23,9 +36,11 @@ import { RecordStore, UnknownEntitySetError, type DataverseRecord, type Datavers
  * dynamics-web-api 2.5 and the product's Dynamics client (reference doc §9; checklist §10):
  * create / retrieve / update / upsert / delete on `leads`, `contacts`, `accounts`, `systemusers`,
  * collection queries with `$filter/$select/$orderby/$top/$count` and `odata.maxpagesize` paging,
- * weak etags, Dataverse-shaped validation errors, `WhoAmI`, fault injection (also over HTTP under
- * `/_emulator/`, for the sandbox launcher and tests in other processes). Not implemented:
- * `$batch`, change tracking, alternate keys, bulk `*Multiple` actions, `$expand`.
+ * weak etags, Dataverse-shaped validation errors, `WhoAmI`, change tracking on leads and contacts
+ * (change-tracking.ts), `_createdby_value`/`_modifiedby_value` set to the calling user (or the one
+ * impersonated with `MSCRMCallerID`), fault injection (also over HTTP under `/_emulator/`, for the
+ * sandbox launcher and tests in other processes). Not implemented: `$batch`, alternate keys, bulk
+ * `*Multiple` actions, `$expand`.
  */
 
 export interface DataverseEmulatorOptions {
@@ -49,6 +64,17 @@ export interface DataverseEmulatorOptions {
   }
   /** The systemuser the caller is (WhoAmI) and default owner of new rows; random when omitted. */
   readonly defaultUserId?: string
+  readonly changeTracking?: {
+    /** Tables whose change tracking is off (`Prefer: odata.track-changes` is then ignored). */
+    readonly disabledFor?: ReadonlyArray<'leads' | 'contacts'>
+    /** How long a delta token stays good; Dataverse's default is 7 days (reference doc §2). */
+    readonly tokenLifetimeMs?: number
+  }
+}
+
+export interface DataverseChangeTracking {
+  /** Every delta token issued so far answers "expired" (0x80044352) from now on; new reads get new ones. */
+  expireTokens (): void
 }
 
 export interface WebApiRequestFilter {
@@ -61,6 +87,7 @@ export interface DataverseEmulator {
   readonly url: string
   readonly store: DataverseRecordStore
   readonly faults: DataverseFaults
+  readonly changeTracking: DataverseChangeTracking
   /** Web API requests received (faulted and refused ones included), optionally by method and/or entity set. */
   requestCount (filter?: WebApiRequestFilter): number
   close (): Promise<void>
@@ -84,6 +111,8 @@ interface RequestContext {
   /** `http://host:port/api/data/v9.2/` as the client addressed us: links must use it (§9.2). */
   readonly base: string
   readonly prefer: Preferences
+  /** The systemuser the request acts as: the application user, or the one named by `MSCRMCallerID`. */
+  readonly callerId: string
   /** Sends a write's answer: at once, or after the `delayResponsesAfterCommit` fault's delay. */
   readonly answerWrite: (send: () => void) => void
 }
@@ -91,6 +120,7 @@ interface RequestContext {
 interface Preferences {
   readonly returnRepresentation: boolean
   readonly maxPageSize: number | undefined
+  readonly trackChanges: boolean
 }
 
 export async function startDataverseEmulator (options: DataverseEmulatorOptions = {}): Promise<DataverseEmulator> {
@@ -100,6 +130,18 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
   const heldAnswers = new Set<NodeJS.Timeout>()
   const businessUnitId = randomUUID()
   const organizationId = randomUUID()
+  const trackingDisabledFor = new Set<string>(options.changeTracking?.disabledFor ?? [])
+  const tokenLifetimeMs = options.changeTracking?.tokenLifetimeMs ?? DEFAULT_DELTA_TOKEN_LIFETIME_MS
+  /** Delta tokens up to this version are expired by `expireTokens()`. */
+  let tokensExpiredThrough = 0
+  const changeTracking: DataverseChangeTracking = {
+    expireTokens () {
+      tokensExpiredThrough = store.currentVersion
+      // Tokens issued from now on must name a later version than every expired one.
+      store.nextVersion()
+      store.forgetTombstonesThrough(tokensExpiredThrough)
+    }
+  }
   const requiredFields: Record<string, readonly string[]> = {
     leads: options.requiredFields?.leads ?? [],
     contacts: options.requiredFields?.contacts ?? []
@@ -164,6 +206,7 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
       url,
       base: `${origin}${WEB_API_PREFIX}`,
       prefer: parsePrefer([request.headers.prefer ?? []].flat().join(',')),
+      callerId: callerOf(request),
       answerWrite: (send) => {
         if (holdAnswerMs === 0) {
           send()
@@ -181,6 +224,18 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
     await routeWebApi(context, method, resource)
   }
 
+  /**
+   * Impersonation: `MSCRMCallerID: <systemuserid>` makes the request act as that user (Dataverse
+   * records it in `modifiedby`); tests and the sandbox use it to write as a person, not the app.
+   */
+  function callerOf (request: IncomingMessage): string {
+    const header = request.headers.mscrmcallerid
+    if (typeof header !== 'string') return store.defaultUserId
+    const id = GUID.exec(header.trim())?.[1]?.toLowerCase()
+    if (id === undefined || !store.has('systemusers', id)) throw recordNotFound('systemuser', header.trim())
+    return id
+  }
+
   function isAuthorised (authorization: string | undefined): boolean {
     const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? '')
     if (match === null) return false
@@ -193,7 +248,7 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
       sendJson(context.response, 200, {
         '@odata.context': `${context.base}$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse`,
         BusinessUnitId: businessUnitId,
-        UserId: store.defaultUserId,
+        UserId: context.callerId,
         OrganizationId: organizationId
       })
       return
@@ -246,6 +301,18 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
   }
 
   function retrieveMultiple (context: RequestContext, definition: EntityDefinition): void {
+    const params = context.url.searchParams
+    const skipToken = params.get('$skiptoken')
+    const continuesTrackedRead = skipToken !== null && isTrackedSkipToken(skipToken)
+    if (params.has('$deltatoken') || continuesTrackedRead || context.prefer.trackChanges) {
+      if (isTracked(definition)) {
+        retrieveChanges(context, definition)
+        return
+      }
+      // A table without change tracking ignores the preference (OData lets a service ignore one);
+      // a delta token for it can only be stale.
+      if (params.has('$deltatoken') || continuesTrackedRead) throw expiredDeltaToken()
+    }
     const query = parseCollectionQuery(context.url.searchParams, definition)
     const page = runCollectionQuery(store.scan(definition.entitySet), query, context.prefer.maxPageSize)
     const body: Record<string, unknown> = {
@@ -259,14 +326,79 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
     sendJson(context.response, 200, body, headers)
   }
 
-  /** Same query, next `$skiptoken`, on the base URL the client used (dynamics-web-api string-replaces it, §9.2). */
-  function nextLink (context: RequestContext, definition: EntityDefinition, offset: number): string {
+  function isTracked (definition: EntityDefinition): boolean {
+    return definition.changeTracking && !trackingDisabledFor.has(definition.entitySet)
+  }
+
+  /** A change-tracking read (reference doc §2): the initial one, or a delta read from `$deltatoken`. */
+  function retrieveChanges (context: RequestContext, definition: EntityDefinition): void {
+    const params = context.url.searchParams
+    const refused = refusedTrackingOption(params)
+    if (refused !== undefined) throw refused
+    const deltaTokenText = params.get('$deltatoken')
+    let since: number | undefined
+    if (deltaTokenText !== null) {
+      const token = decodeDeltaToken(deltaTokenText)
+      const valid = token !== undefined && isDeltaTokenValid(token, {
+        now: new Date(),
+        lifetimeMs: tokenLifetimeMs,
+        currentVersion: store.currentVersion,
+        expiredThrough: tokensExpiredThrough
+      })
+      if (!valid) throw expiredDeltaToken()
+      since = token.version
+    }
+    const skipToken = params.get('$skiptoken')
+    const position = skipToken === null ? firstPosition(store.currentVersion) : decodeTrackedSkipToken(skipToken)
+    if (since !== undefined && position.through < since) throw queryError('The $skiptoken value is not valid.')
+    const { select } = parseCollectionQuery(new URLSearchParams(
+      params.has('$select') ? { $select: params.get('$select') ?? '' } : {}
+    ), definition)
+    const page = readTrackedPage({
+      rows: store.scan(definition.entitySet),
+      tombstones: store.tombstones(definition.entitySet),
+      primaryKey: definition.primaryKey,
+      since,
+      position,
+      pageSize: context.prefer.maxPageSize ?? MAX_PAGE_SIZE
+    })
+    const selected = select === undefined ? '' : `(${select.join(',')})`
+    const body: Record<string, unknown> = {
+      '@odata.context': `${context.base}$metadata#${definition.entitySet}${selected}${since === undefined ? '' : '/$delta'}`,
+      value: [
+        ...page.rows.map((row) => projectRow(row, select, definition)),
+        ...page.deletedIds.map((id) => ({
+          '@odata.context': `${context.base}$metadata#${definition.entitySet}/$deletedEntity`,
+          id,
+          reason: 'deleted'
+        }))
+      ]
+    }
+    if (page.next !== undefined) {
+      body['@odata.nextLink'] = linkWith(context, definition, ['$skiptoken'], `$skiptoken=${encodeURIComponent(encodeTrackedSkipToken(page.next))}`)
+    } else {
+      const token = encodeDeltaToken({ version: position.through, issuedAt: new Date() })
+      // Encoded as Dataverse's sample shows it (`919042%2108%2f22%2f2017…`, §2): `!` too.
+      body['@odata.deltaLink'] = linkWith(context, definition, ['$skiptoken', '$deltatoken'], `$deltatoken=${encodeURIComponent(token).replaceAll('!', '%21')}`)
+    }
+    const applied = ['odata.track-changes']
+    if (context.prefer.maxPageSize !== undefined) applied.push(`odata.maxpagesize=${context.prefer.maxPageSize}`)
+    sendJson(context.response, 200, body, { 'Preference-Applied': applied.join(',') })
+  }
+
+  /** The request's own query without `dropped`, plus `extra`, on the base URL the client used (§9.2). */
+  function linkWith (context: RequestContext, definition: EntityDefinition, dropped: readonly string[], extra: string): string {
     const parts: string[] = []
     for (const [name, value] of context.url.searchParams) {
-      if (name !== '$skiptoken') parts.push(`${name}=${encodeURIComponent(value)}`)
+      if (!dropped.includes(name)) parts.push(`${name}=${encodeURIComponent(value)}`)
     }
-    parts.push(`$skiptoken=${encodeURIComponent(encodeSkipToken(offset))}`)
+    parts.push(extra)
     return `${context.base}${definition.entitySet}?${parts.join('&')}`
+  }
+
+  /** Same query, next `$skiptoken`, on the base URL the client used (dynamics-web-api string-replaces it, §9.2). */
+  function nextLink (context: RequestContext, definition: EntityDefinition, offset: number): string {
+    return linkWith(context, definition, ['$skiptoken'], `$skiptoken=${encodeURIComponent(encodeSkipToken(offset))}`)
   }
 
   function countCollection (context: RequestContext, definition: EntityDefinition): void {
@@ -303,7 +435,7 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
     const changes = readRecordPayload(body, payloadContext(definition, 'create'))
     const givenId = changes[definition.primaryKey]
     if (typeof givenId === 'string' && store.has(definition.entitySet, givenId)) throw recordAlreadyExists()
-    const id = store.insert(definition.entitySet, changes)
+    const id = store.insert(definition.entitySet, { ...changes, ...authoredBy(context, 'create') })
     sendWriteResult(context, definition, id, 'created')
   }
 
@@ -323,14 +455,20 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
       const changes = readRecordPayload(body, payloadContext(definition, 'update'))
       // A key column cannot be changed through its own key (§1.6).
       delete changes[definition.primaryKey]
-      store.update(definition.entitySet, id, changes)
+      store.update(definition.entitySet, id, { ...changes, ...authoredBy(context, 'update') })
       sendWriteResult(context, definition, id, 'updated')
       return
     }
     const changes = readRecordPayload(body, payloadContext(definition, 'create'))
     changes[definition.primaryKey] = id
-    store.insert(definition.entitySet, changes)
+    store.insert(definition.entitySet, { ...changes, ...authoredBy(context, 'create') })
     sendWriteResult(context, definition, id, 'created')
+  }
+
+  function authoredBy (context: RequestContext, write: 'create' | 'update'): DataverseRecord {
+    return write === 'create'
+      ? { _createdby_value: context.callerId, _modifiedby_value: context.callerId }
+      : { _modifiedby_value: context.callerId }
   }
 
   function deleteRecord (context: RequestContext, definition: EntityDefinition, id: string): void {
@@ -396,6 +534,12 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
         return
       }
     }
+    if (route === 'change-tracking/expire-tokens' && method === 'POST') {
+      changeTracking.expireTokens()
+      response.writeHead(204)
+      response.end()
+      return
+    }
     const records = /^records\/([A-Za-z_]\w*)$/.exec(route)
     if (records !== null) {
       const entitySet = records[1] ?? ''
@@ -441,6 +585,7 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
     url: `http://${host}:${address.port}`,
     store,
     faults,
+    changeTracking,
     requestCount (filter = {}) {
       return requests.filter((entry) =>
         (filter.method === undefined || entry.method === filter.method.toUpperCase()) &&
@@ -462,15 +607,17 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
 function parsePrefer (header: string | undefined): Preferences {
   let returnRepresentation = false
   let maxPageSize: number | undefined
+  let trackChanges = false
   for (const preference of (header ?? '').split(',')) {
     const [name = '', value] = preference.trim().split('=')
     if (name === 'return' && value === 'representation') returnRepresentation = true
+    if (name === 'odata.track-changes') trackChanges = true
     if (name === 'odata.maxpagesize' && value !== undefined) {
       const size = Number(value)
       if (Number.isInteger(size) && size > 0) maxPageSize = Math.min(size, MAX_PAGE_SIZE)
     }
   }
-  return { returnRepresentation, maxPageSize }
+  return { returnRepresentation, maxPageSize, trackChanges }
 }
 
 /** `<guid>`, `{<guid>}` or `<primarykey>=<guid>`; alternate keys are not defined in the emulator (§1.7). */

@@ -46,6 +46,12 @@ export interface EntityDefinition {
   readonly userOwned: boolean
   /** Column values a new row gets when the payload does not name them. */
   readonly defaults: Readonly<Record<string, unknown>>
+  /**
+   * Whether `Prefer: odata.track-changes` is honoured (EntityMetadata.ChangeTrackingEnabled,
+   * reference doc §2). On for lead and contact, the tables the sync reads; an emulator option can
+   * switch it off to exercise the sync's `modifiedon` fallback.
+   */
+  readonly changeTracking: boolean
 }
 
 const text = (maxLength: number): ColumnDefinition => ({ type: 'string', maxLength })
@@ -71,6 +77,10 @@ const ADDRESS1_COLUMNS: Record<string, ColumnDefinition> = {
 const SYSTEM_COLUMNS: Record<string, ColumnDefinition> = {
   createdon: readOnlyDatetime,
   modifiedon: readOnlyDatetime,
+  // The systemuser who created / last wrote the row: the calling (or impersonated) user (§2; the
+  // sync tells its own writes from people's by `_modifiedby_value` = WhoAmI's UserId).
+  _createdby_value: readOnlyGuid,
+  _modifiedby_value: readOnlyGuid,
   versionnumber: { type: 'bigint', readOnly: true }
 }
 
@@ -157,7 +167,8 @@ const lead: EntityDefinition = {
   ],
   computesFullname: true,
   userOwned: true,
-  defaults: { ...PERSON_DEFAULTS, leadqualitycode: 2 }
+  defaults: { ...PERSON_DEFAULTS, leadqualitycode: 2 },
+  changeTracking: true
 }
 
 const contact: EntityDefinition = {
@@ -177,7 +188,8 @@ const contact: EntityDefinition = {
   ],
   computesFullname: true,
   userOwned: true,
-  defaults: PERSON_DEFAULTS
+  defaults: PERSON_DEFAULTS,
+  changeTracking: true
 }
 
 const account: EntityDefinition = {
@@ -205,7 +217,8 @@ const account: EntityDefinition = {
   lookups: OWNER_LOOKUPS,
   computesFullname: false,
   userOwned: true,
-  defaults: { statecode: 0, statuscode: 1 }
+  defaults: { statecode: 0, statuscode: 1 },
+  changeTracking: false
 }
 
 const systemuser: EntityDefinition = {
@@ -229,7 +242,8 @@ const systemuser: EntityDefinition = {
   lookups: [],
   computesFullname: true,
   userOwned: false,
-  defaults: { isdisabled: false, accessmode: 0 }
+  defaults: { isdisabled: false, accessmode: 0 },
+  changeTracking: false
 }
 
 export const ENTITY_DEFINITIONS: readonly EntityDefinition[] = [lead, contact, account, systemuser]

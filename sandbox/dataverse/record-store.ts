@@ -14,6 +14,12 @@ import { ENTITY_DEFINITIONS, findEntityDefinition, type EntityDefinition } from 
 
 export type DataverseRecord = Record<string, unknown>
 
+/** A deleted row as change tracking remembers it: its id and the version the delete got. */
+export interface RowTombstone {
+  readonly id: string
+  readonly version: number
+}
+
 export class UnknownEntitySetError extends Error {
   readonly code = 'UNKNOWN_ENTITY_SET'
   constructor (entitySet: string) {
@@ -33,7 +39,17 @@ export interface DataverseRecordStore {
    * of the benchmarks once it held tens of thousands of leads.
    */
   scan (entitySet: string): ReadonlyArray<Readonly<DataverseRecord>>
-  /** Removes every row, then re-creates the default (calling) user so ownership keeps working. */
+  /**
+   * Applies column changes as a person in Dynamics would (no payload validation); bumps version and
+   * `modifiedon`. `_modifiedby_value` names the writer; the default user when omitted.
+   */
+  update (entitySet: string, id: string, changes: DataverseRecord): DataverseRecord | undefined
+  /** Deletes a row, leaving the tombstone change tracking reports. */
+  delete (entitySet: string, id: string): boolean
+  /**
+   * Removes every row and tombstone (a fresh org: delta links taken before see no deletes), then
+   * re-creates the default (calling) user so ownership keeps working.
+   */
   clear (): void
   /** The systemuser that owns rows created without `ownerid@odata.bind` (the caller, as in WhoAmI). */
   readonly defaultUserId: string
@@ -52,6 +68,7 @@ export class RecordStore implements DataverseRecordStore {
   readonly defaultUserId: string
   readonly #tables = new Map<string, Map<string, DataverseRecord>>()
   readonly #insertListeners = new Set<(entitySet: string, row: DataverseRecord) => void>()
+  readonly #tombstones = new Map<string, RowTombstone[]>()
   #version = 1_000_000
 
   constructor (options: { defaultUserId?: string } = {}) {
@@ -86,6 +103,11 @@ export class RecordStore implements DataverseRecordStore {
     return this.#version
   }
 
+  /** The version of the latest write: every change so far has a version at most this. */
+  get currentVersion (): number {
+    return this.#version
+  }
+
   insert (entitySet: string, record: DataverseRecord): string {
     const { definition, rows } = this.#table(entitySet)
     const givenId = record[definition.primaryKey]
@@ -97,6 +119,8 @@ export class RecordStore implements DataverseRecordStore {
       [definition.primaryKey]: id,
       createdon: typeof record.createdon === 'string' ? record.createdon : now,
       modifiedon: typeof record.modifiedon === 'string' ? record.modifiedon : now,
+      _createdby_value: typeof record._createdby_value === 'string' ? record._createdby_value : this.defaultUserId,
+      _modifiedby_value: typeof record._modifiedby_value === 'string' ? record._modifiedby_value : this.defaultUserId,
       versionnumber: this.nextVersion()
     })
     if (definition.userOwned && (row._ownerid_value === null || row._ownerid_value === undefined)) {
@@ -113,18 +137,47 @@ export class RecordStore implements DataverseRecordStore {
     return () => { this.#insertListeners.delete(listener) }
   }
 
-  /** Applies already-validated column changes; bumps version and modifiedon. */
   update (entitySet: string, id: string, changes: DataverseRecord): DataverseRecord | undefined {
     const { definition, rows } = this.#table(entitySet)
     const row = rows.get(id.toLowerCase())
     if (row === undefined) return undefined
-    Object.assign(row, changes, { modifiedon: dataverseTimestamp(), versionnumber: this.nextVersion() })
+    Object.assign(row, changes, {
+      modifiedon: dataverseTimestamp(),
+      _modifiedby_value: typeof changes._modifiedby_value === 'string' ? changes._modifiedby_value : this.defaultUserId,
+      versionnumber: this.nextVersion()
+    })
     applyComputedColumns(definition, row)
     return { ...row }
   }
 
   delete (entitySet: string, id: string): boolean {
-    return this.#table(entitySet).rows.delete(id.toLowerCase())
+    const key = id.toLowerCase()
+    const removed = this.#table(entitySet).rows.delete(key)
+    if (removed) {
+      let tombstones = this.#tombstones.get(entitySet)
+      if (tombstones === undefined) {
+        tombstones = []
+        this.#tombstones.set(entitySet, tombstones)
+      }
+      tombstones.push({ id: key, version: this.nextVersion() })
+    }
+    return removed
+  }
+
+  /** The deletes of a table, oldest first (versions ascending). */
+  tombstones (entitySet: string): readonly RowTombstone[] {
+    this.#table(entitySet)
+    return this.#tombstones.get(entitySet) ?? []
+  }
+
+  /**
+   * Forgets the tombstones no valid delta token can ask for any more (versions up to `version`),
+   * so expiring tokens bounds the memory deletes take.
+   */
+  forgetTombstonesThrough (version: number): void {
+    for (const [entitySet, tombstones] of this.#tombstones) {
+      this.#tombstones.set(entitySet, tombstones.filter((tombstone) => tombstone.version > version))
+    }
   }
 
   has (entitySet: string, id: string): boolean {
@@ -146,6 +199,7 @@ export class RecordStore implements DataverseRecordStore {
 
   clear (): void {
     for (const definition of ENTITY_DEFINITIONS) this.#tables.get(definition.entitySet)?.clear()
+    this.#tombstones.clear()
     this.#seedDefaultUser()
   }
 }

@@ -167,6 +167,62 @@ t.test('a throttled request rejects with 429 and retry-after', async (t) => {
   t.ok(Array.isArray(next.value), 'the request after the throttled one succeeds')
 })
 
+t.test('change tracking: retrieveAll with trackChanges pages to a delta link; retrieveMultiple follows it to only the changes', async (t) => {
+  const salesperson = dataverse.store.insert('systemusers', { firstname: 'Sam', lastname: 'Seller' })
+  const ids: string[] = []
+  for (const name of ['Tracked One', 'Tracked Two', 'Tracked Three']) {
+    ids.push(String(await api.create({ collection: 'contacts', data: { lastname: name } })))
+  }
+  const request = { collection: 'contacts', select: ['lastname', '_modifiedby_value', 'modifiedon'], trackChanges: true, maxPageSize: 2 }
+  const initial = await api.retrieveAll<Record<string, unknown>>(request)
+  const seen = initial.value.map((row) => row.contactid)
+  t.same(ids.filter((id) => seen.includes(id)), ids, 'the full read has every row')
+  t.equal(new Set(seen).size, seen.length, 'no row twice across pages')
+  t.ok(initial.value.every((row) => row._modifiedby_value === dataverse.store.defaultUserId), 'rows the app wrote name the app user')
+  const deltaLink = initial.oDataDeltaLink
+  t.ok(deltaLink?.startsWith(`${dataverse.url}/api/data/v9.2/contacts?`), 'a delta link on the client\'s own base URL')
+
+  const [first, second, third] = ids as [string, string, string]
+  await api.update({ collection: 'contacts', key: second, data: { jobtitle: 'Buyer' }, impersonate: salesperson })
+  await api.deleteRecord({ collection: 'contacts', key: third })
+  const created = String(await api.create({ collection: 'contacts', data: { lastname: 'Tracked Four' } }))
+
+  // Two pages of two: the delta read pages like any other, its last page carries the delta link.
+  const deltaPage = await api.retrieveMultiple<Record<string, unknown>>(request, deltaLink)
+  t.equal(deltaPage.value.length, 2)
+  t.equal(deltaPage.oDataDeltaLink, undefined, 'no delta link before the last page')
+  const lastPage = await api.retrieveMultiple<Record<string, unknown>>(request, deltaPage.oDataNextLink)
+  const delta = { value: [...deltaPage.value, ...lastPage.value], oDataDeltaLink: lastPage.oDataDeltaLink }
+  t.same(delta.value.map((row) => row.contactid ?? row.id), [second, created, third], 'the edit, the create, then the delete')
+  t.equal(delta.value[0]?._modifiedby_value, salesperson, 'the edit is the impersonated person\'s')
+  t.ok(delta.value[0]?.modifiedon instanceof Date, 'modifiedon revived as a Date')
+  t.match(delta.value[2], { id: third, reason: 'deleted', '@odata.context': /\$metadata#contacts\/\$deletedEntity$/ })
+  t.notOk(delta.value.some((row) => row.contactid === first), 'an untouched row is not reported')
+  t.type(delta.oDataDeltaLink, 'string', 'a new delta link')
+
+  const quiet = await api.retrieveMultiple(request, delta.oDataDeltaLink)
+  t.same(quiet.value, [], 'no changes since: an empty page')
+})
+
+t.test('an expired delta link rejects with ExpiredVersionStamp; a new full read recovers', async (t) => {
+  const request = { collection: 'leads', select: ['lastname'], trackChanges: true }
+  const { oDataDeltaLink } = await api.retrieveMultiple(request)
+  dataverse.changeTracking.expireTokens()
+  const error = await rejection(api.retrieveMultiple(request, oDataDeltaLink))
+  t.equal(error.status, 400)
+  t.equal(error.code, '0x80044352')
+  const fresh = await api.retrieveMultiple(request)
+  const again = await api.retrieveMultiple(request, fresh.oDataDeltaLink)
+  t.same(again.value, [])
+})
+
+t.test('WhoAmI through callFunction names the application user', async (t) => {
+  const whoAmI = await api.callFunction<{ UserId: string, BusinessUnitId: string, OrganizationId: string }>('WhoAmI')
+  t.equal(whoAmI.UserId, dataverse.store.defaultUserId)
+  t.match(whoAmI.BusinessUnitId, /^[0-9a-f-]{36}$/)
+  t.match(whoAmI.OrganizationId, /^[0-9a-f-]{36}$/)
+})
+
 t.test('MSAL\'s cache keeps Azure AD calls to one while Dataverse sees many', async (t) => {
   t.equal(aad.tokenRequestCount(), 1)
   t.ok(dataverse.requestCount() > 10)
