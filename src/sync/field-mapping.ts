@@ -85,7 +85,7 @@ export function parseFieldMapping (text: string, source: string): FieldMapping {
 
 /** One line per wrong value, naming the entry by its Marketo field when it has one. */
 function describeSchemaErrors (value: unknown): string[] {
-  const lines = new Set<string>()
+  const lines: string[] = []
   for (const error of Value.Errors(FieldMappingSchema, value)) {
     // A union's per-branch failures and `false` sub-schemas repeat what the anyOf and
     // additionalProperties errors say in one line; keep those.
@@ -95,10 +95,11 @@ function describeSchemaErrors (value: unknown): string[] {
     if (error.keyword === 'enum') message = `must be one of ${((error.params as { allowedValues?: string[] }).allowedValues ?? []).join(', ')}`
     if (error.keyword === 'anyOf' && (property === 'lead' || property === 'contact')) message = 'must be a lower-case Dataverse logical name or null'
     if (error.keyword === 'additionalProperties') message = `has unknown properties ${JSON.stringify((error.params as { additionalProperties?: string[] }).additionalProperties ?? [])}`
-    lines.add(`${locate(value, error.instancePath)}: ${message}`)
+    const line = `${locate(value, error.instancePath)}: ${message}`
+    if (!lines.includes(line)) lines.push(line)
   }
-  if (lines.size === 0 && !Value.Check(FieldMappingSchema, value)) lines.add('the file does not match the field mapping schema')
-  return [...lines]
+  if (lines.length === 0 && !Value.Check(FieldMappingSchema, value)) lines.push('the file does not match the field mapping schema')
+  return lines
 }
 
 /** `/fields/3/direction` → `fields[3] (marketoField "title").direction`. */

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { FieldMappingError, parseFieldMapping, writesToDynamics, type FieldMapping } from '../../src/sync/field-mapping.ts'
 import { DEFAULT_FIELD_MAPPING_FILE, readFieldMappingFile } from '../../src/sync/field-mapping-file.ts'
 import { PERSON_FIELD_MAPPINGS } from '../../src/sync/person-field-mapping.ts'
+import { loadConfig } from '../../src/config.ts'
 
 const minimal = (): FieldMapping => ({
   deletedFlag: { marketoField: 'microsoftIsDeleted' },
@@ -118,4 +119,19 @@ t.test('SYNC_FIELD_MAPPING_FILE pointing at a missing or broken file is named wi
   const broken = join(dir, 'broken.json')
   writeFileSync(broken, JSON.stringify({ deletedFlag: { marketoField: 'x' }, fields: [] }))
   t.throws(() => readFieldMappingFile(broken), { code: 'FIELD_MAPPING_INVALID', message: new RegExp(`^field mapping ${broken} is invalid:\\n  - fields: `) })
+})
+
+t.test('config: the shipped mapping by default, SYNC_FIELD_MAPPING_FILE resolved to an absolute path', async (t) => {
+  const environment = {
+    SSFS_API_KEY: 'a-long-enough-api-key',
+    MARKETO_BASE_URL: 'https://123-ABC-456.mktorest.com',
+    MARKETO_CLIENT_ID: 'mkto-id',
+    MARKETO_CLIENT_SECRET: 'mkto-secret',
+    DYNAMICS_URL: 'https://contoso.crm.dynamics.com',
+    AZURE_TENANT_ID: '11111111-1111-1111-1111-111111111111',
+    AZURE_CLIENT_ID: 'client',
+    AZURE_CLIENT_SECRET: 'secret'
+  }
+  t.equal(loadConfig(environment).sync.fieldMappingFile, DEFAULT_FIELD_MAPPING_FILE)
+  t.equal(loadConfig({ ...environment, SYNC_FIELD_MAPPING_FILE: 'custom/mapping.json' }).sync.fieldMappingFile, join(process.cwd(), 'custom/mapping.json'))
 })
