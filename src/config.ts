@@ -1,8 +1,10 @@
 import { hkdfSync } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { ConfigError } from './errors.ts'
 import { parseCallbackHostAllowList, type CallbackHostRule } from './ssfs/callback-url-policy.ts'
 import type { AzureAdCredential } from './dynamics/access-token-provider.ts'
+import { DEFAULT_FIELD_MAPPING_FILE } from './sync/field-mapping-file.ts'
 
 /**
  * The one place the environment is read. `loadConfig(process.env)` runs once at start-up (API,
@@ -79,6 +81,13 @@ export interface Config {
     readonly attempts: number
     readonly backoffMs: number
     readonly timeoutMs: number
+  }
+  readonly sync: {
+    /**
+     * The background sync's field mapping (src/sync/field-mapping.ts); read and checked against
+     * Marketo's and Dataverse's schemas when the worker starts, not here.
+     */
+    readonly fieldMappingFile: string
   }
   readonly logLevel: string
 }
@@ -278,6 +287,9 @@ export function loadConfig (environment: Env): Config {
       attempts: env.integer('CALLBACK_ATTEMPTS', 12, { min: 1, max: 50 }),
       backoffMs: env.integer('CALLBACK_BACKOFF_MS', 2_000, { min: 10, max: 600_000 }),
       timeoutMs: env.integer('CALLBACK_TIMEOUT_MS', 15_000, { min: 100, max: 120_000 })
+    },
+    sync: {
+      fieldMappingFile: resolve(env.optional('SYNC_FIELD_MAPPING_FILE') ?? DEFAULT_FIELD_MAPPING_FILE)
     },
     logLevel
   }
