@@ -22,7 +22,13 @@
  * id BullMQ refuses, a wrong type) is permanent.
  */
 const NOT_NOW_REPLY = /(?:^|[\s:(-])(?:OOM|LOADING|BUSY|READONLY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|MOVED|ASK|NOREPLICAS|MISCONF|UNBLOCKED)\b/
-const LINK_FAILURE = /connect|connection|closed|writeable|timed? ?out|ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|socket hang up|max number of clients/i
+/**
+ * The link's failures as ioredis words them (its `Connection is closed.`, offline-queue and command
+ * timeouts, retries exhausted) and the socket's own codes. Kept to those words: a vaguer pattern
+ * (any "closed" or "connect") would call an entry's own refusal "not now", and retrying that for
+ * ever would hold up every entry behind it.
+ */
+const LINK_FAILURE = /Connection is closed|isn't writeable|Command timed out|max retries per request|connect E[A-Z]+|ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|socket hang up|max number of clients/i
 
 export function isTransientRedisError (error: unknown): boolean {
   // Not even an Error: nothing says it is permanent, and parking work on a guess loses it.

@@ -43,4 +43,5 @@ t.test('refusals of the command or its data are permanent', async (t) => {
   t.notOk(isTransientRedisError(reply('ERR syntax error')))
   t.notOk(isTransientRedisError(reply('ERR Error running script (call to f_1): @user_script:3: user_script:3: attempt to compare nil with number')))
   t.notOk(isTransientRedisError(new Error('BUSYNESS and OOMPH are no error codes')), 'codes match whole words only')
+  t.notOk(isTransientRedisError(new Error('the queue is closed for job data that connects nothing')), 'words like "closed" or "connect" alone are no link failure')
 })
