@@ -31,7 +31,7 @@ export async function acceptInvocation (body: SubmitAsyncActionBody, deps: Accep
   const check = checkCallbackUrl(body.callbackUrl, deps.callbackHosts)
   if (!check.allowed) throw new CallbackUrlRefusedError(check.reason)
 
-  const invocationId = invocationIdFor({ campaignId: body.campaignId, batchid: body.batchid, token: body.token, body })
+  const invocationId = invocationIdFor({ campaignId: body.campaignId, batchid: body.batchid, token: body.token })
   const objectData = body.objectData ?? []
   // Marketo sends a triggering context only when a trigger campaign invoked the step (§1.6).
   const triggered = objectData.some((item) => item.triggeringContext !== undefined)

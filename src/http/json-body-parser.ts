@@ -5,8 +5,7 @@ import type { FastifyInstance } from 'fastify'
  * a nesting-depth limit. Marketo's invocations nest five levels at most, but the interface lets a
  * few members (`context.admin`, `programMemberContext`, `triggeringContext`) hold any object, and
  * a body of 4 MB can nest a million levels. V8 parses that, but every recursive walk afterwards
- * (JSON.stringify when an invocation without a token is identified by its content, logging,
- * serialisers) overflows the stack and the client got a 500. Refused up front, it is a 400.
+ * (JSON.stringify, logging, serialisers) overflows the stack and the client got a 500. Refused up front, it is a 400.
  *
  * Checked in two steps because this runs on every invocation: the parsed value is measured
  * without recursion (microseconds), and the text is scanned before parsing only when it holds

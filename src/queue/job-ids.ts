@@ -5,11 +5,9 @@ import { hash } from 'node:crypto'
  * to the same id, and BullMQ does not add a job whose id it still holds. BullMQ ids must not
  * contain ':' and must not be all digits, hence the prefix and hex digest.
  */
-export function invocationIdFor (parts: { campaignId: number; batchid?: string; token?: string; body: unknown }): string {
-  const identity = parts.token !== undefined
-    ? `token\u0000${parts.campaignId}\u0000${parts.batchid ?? ''}\u0000${parts.token}`
-    // No token: the only identity an invocation has is its content.
-    : `body\u0000${JSON.stringify(parts.body)}`
+export function invocationIdFor (parts: { campaignId: number; batchid?: string; token: string }): string {
+  // Every accepted invocation has a token (one without is refused with a 400: it could never be called back).
+  const identity = `token\u0000${parts.campaignId}\u0000${parts.batchid ?? ''}\u0000${parts.token}`
   return `inv-${hash('sha256', identity, 'hex').slice(0, 40)}`
 }
 
