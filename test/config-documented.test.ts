@@ -2,6 +2,7 @@ import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { loadConfig } from '../src/config.ts'
+import { REQUIRED_ENVIRONMENT } from './helpers/valid-environment.ts'
 
 /**
  * An operator learns what can be set from the README's configuration table and `.env.example`, so
@@ -24,16 +25,7 @@ function variablesRead (environment: Record<string, string>): Set<string> {
   return read
 }
 
-const complete = {
-  SSFS_API_KEY: 'a-long-enough-api-key',
-  MARKETO_BASE_URL: 'https://123-ABC-456.mktorest.com',
-  MARKETO_CLIENT_ID: 'mkto-id',
-  MARKETO_CLIENT_SECRET: 'mkto-secret',
-  DYNAMICS_URL: 'https://contoso.crm.dynamics.com',
-  AZURE_TENANT_ID: '11111111-1111-1111-1111-111111111111',
-  AZURE_CLIENT_ID: 'client',
-  AZURE_CLIENT_SECRET: 'secret'
-}
+const complete = { ...REQUIRED_ENVIRONMENT }
 const read = [...new Set([...variablesRead({}), ...variablesRead(complete)])].sort()
 
 /** The README's `## Configuration` section: its table names each variable in backticks in the first column. */

@@ -8,6 +8,7 @@ import { buildApp } from '../src/app.ts'
 import { buildWorker } from '../src/build-worker.ts'
 import type { ApiFeature, WorkerFeature } from '../src/feature-module.ts'
 import { createApiRedisConnection, createWorkerRedisConnection } from '../src/queue/connections.ts'
+import { REQUIRED_ENVIRONMENT } from './helpers/valid-environment.ts'
 
 /**
  * The API and the worker are lists of features: a new feature (the background sync) plugs in
@@ -17,17 +18,7 @@ import { createApiRedisConnection, createWorkerRedisConnection } from '../src/qu
 const redis = await startLocalRedis()
 t.teardown(async () => { await redis.stop() })
 
-const config = loadConfig({
-  REDIS_URL: redis.url,
-  SSFS_API_KEY: 'an-api-key-of-enough-length',
-  MARKETO_BASE_URL: 'https://123-ABC-456.mktorest.com',
-  MARKETO_CLIENT_ID: 'marketo-client',
-  MARKETO_CLIENT_SECRET: 'marketo-secret',
-  DYNAMICS_URL: 'https://contoso.crm.dynamics.com',
-  AZURE_TENANT_ID: '00000000-0000-0000-0000-000000000000',
-  AZURE_CLIENT_ID: '00000000-0000-0000-0000-000000000000',
-  AZURE_CLIENT_SECRET: 'azure-secret'
-})
+const config = loadConfig({ ...REQUIRED_ENVIRONMENT, REDIS_URL: redis.url })
 const logger = pino({ level: 'silent' })
 
 test('a worker starts every feature on shared connections, and closes each once, then the connections', async (t) => {

@@ -4,6 +4,7 @@ import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { freePort } from '../../sandbox/redis-server.ts'
 import { eventually } from '../helpers/flow-step-harness.ts'
+import { REQUIRED_ENVIRONMENT } from '../helpers/valid-environment.ts'
 
 /**
  * `npm start` and `npm run worker` pointed at a Redis that is not there: within a few seconds each
@@ -15,14 +16,7 @@ const root = fileURLToPath(new URL('../../', import.meta.url))
 const PASSWORD = 'redis-password-never-logged'
 
 const validEnv = {
-  SSFS_API_KEY: 'an-api-key-of-enough-length',
-  MARKETO_BASE_URL: 'https://123-ABC-456.mktorest.com',
-  MARKETO_CLIENT_ID: 'marketo-client',
-  MARKETO_CLIENT_SECRET: 'marketo-secret',
-  DYNAMICS_URL: 'https://contoso.crm.dynamics.com',
-  AZURE_TENANT_ID: '00000000-0000-0000-0000-000000000000',
-  AZURE_CLIENT_ID: '00000000-0000-0000-0000-000000000000',
-  AZURE_CLIENT_SECRET: 'azure-secret',
+  ...REQUIRED_ENVIRONMENT,
   HOST: '127.0.0.1',
   PORT: '0'
 }

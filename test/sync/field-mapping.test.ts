@@ -6,6 +6,7 @@ import { FieldMappingError, parseFieldMapping, writesToDynamics, type FieldMappi
 import { DEFAULT_FIELD_MAPPING_FILE, readFieldMappingFile } from '../../src/sync/field-mapping-file.ts'
 import { PERSON_FIELD_MAPPINGS } from '../../src/sync/person-field-mapping.ts'
 import { loadConfig } from '../../src/config.ts'
+import { REQUIRED_ENVIRONMENT } from '../helpers/valid-environment.ts'
 
 const minimal = (): FieldMapping => ({
   deletedFlag: { marketoField: 'microsoftIsDeleted' },
@@ -122,16 +123,7 @@ t.test('SYNC_FIELD_MAPPING_FILE pointing at a missing or broken file is named wi
 })
 
 t.test('config: the shipped mapping by default, SYNC_FIELD_MAPPING_FILE resolved to an absolute path', async (t) => {
-  const environment = {
-    SSFS_API_KEY: 'a-long-enough-api-key',
-    MARKETO_BASE_URL: 'https://123-ABC-456.mktorest.com',
-    MARKETO_CLIENT_ID: 'mkto-id',
-    MARKETO_CLIENT_SECRET: 'mkto-secret',
-    DYNAMICS_URL: 'https://contoso.crm.dynamics.com',
-    AZURE_TENANT_ID: '11111111-1111-1111-1111-111111111111',
-    AZURE_CLIENT_ID: 'client',
-    AZURE_CLIENT_SECRET: 'secret'
-  }
+  const environment = { ...REQUIRED_ENVIRONMENT }
   t.equal(loadConfig(environment).sync.fieldMappingFile, DEFAULT_FIELD_MAPPING_FILE)
   t.equal(loadConfig({ ...environment, SYNC_FIELD_MAPPING_FILE: 'custom/mapping.json' }).sync.fieldMappingFile, join(process.cwd(), 'custom/mapping.json'))
 })
