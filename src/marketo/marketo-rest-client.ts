@@ -18,6 +18,16 @@ interface Envelope<T> {
   readonly success: boolean
   readonly result?: T[]
   readonly errors?: Array<{ code: string; message: string }>
+  readonly moreResult?: boolean
+  readonly nextPageToken?: string
+}
+
+/** One page of Get Lead Changes as Marketo sent it; `lead-change-feed.ts` reads the activities. */
+export interface LeadChangesPage {
+  readonly activities: readonly unknown[]
+  /** Always present (reference §2.6): where the next read starts, even when nothing more is there yet. */
+  readonly nextPageToken: string
+  readonly moreResult: boolean
 }
 
 /** Token invalid / expired: fetch a new one and repeat the call once (§2.1). */
@@ -49,7 +59,39 @@ export class MarketoRestClient {
     return leads
   }
 
+  /**
+   * A date-based paging token for the activity feeds (Get Paging Token, reference §2.6): the
+   * starting point of a lead-change feed that has no saved token yet.
+   */
+  async getActivitiesPagingToken (since: Date): Promise<string> {
+    // Whole seconds, as Marketo writes datetimes (§2.2); rounding down reads a moment more, never less.
+    const query = new URLSearchParams({ sinceDatetime: since.toISOString().replace(/\.\d{3}Z$/, 'Z') })
+    return requirePageToken(await this.#getPage<never>(`/rest/v1/activities/pagingtoken.json?${query}`), 'Get Paging Token')
+  }
+
+  /**
+   * One page of Get Lead Changes (reference §2.6): Change Data Value and New Lead activities after
+   * `pageToken`, changes reported for `fields` only. All fields go in one call: Marketo documents no
+   * maximum for `fields` here (the "up to 10" limit is Get Lead Activities' `activityTypeIds`), and
+   * splitting them would need one token per group and multiply calls against the daily budget
+   * (§2.4). What bounds the list is the 8 KB URI (§2.2): hundreds of field names; past it Marketo
+   * answers HTTP 414, an `HTTP_414` error here.
+   */
+  async getLeadChanges (pageToken: string, fields: readonly string[], batchSize = MARKETO_LEADS_PER_CALL): Promise<LeadChangesPage> {
+    const query = new URLSearchParams({ nextPageToken: pageToken, fields: fields.join(','), batchSize: String(batchSize) })
+    const page = await this.#getPage<unknown>(`/rest/v1/activities/leadchanges.json?${query}`)
+    return {
+      activities: page.result ?? [],
+      nextPageToken: requirePageToken(page, 'Get Lead Changes'),
+      moreResult: page.moreResult === true
+    }
+  }
+
   async #get<T> (path: string): Promise<T[]> {
+    return (await this.#getPage<T>(path)).result ?? []
+  }
+
+  async #getPage<T> (path: string): Promise<Envelope<T>> {
     for (let attempt = 1; ; attempt++) {
       const token = await this.#accessToken()
       this.#restCalls++
@@ -61,7 +103,7 @@ export class MarketoRestClient {
       refuseRedirect(response)
       if (!response.ok) throw new MarketoApiError(`HTTP_${response.status}`, `Marketo answered HTTP ${response.status}`)
       const body = await response.json() as Envelope<T>
-      if (body.success) return body.result ?? []
+      if (body.success) return body
       const error = body.errors?.[0] ?? { code: 'UNKNOWN', message: 'Marketo answered success: false' }
       if (TOKEN_ERRORS.has(String(error.code)) && attempt === 1) {
         this.#token = undefined
@@ -98,6 +140,12 @@ export class MarketoRestClient {
     this.#token = { value: body.access_token, expiresAt: Date.now() + (body.expires_in ?? 3600) * 1000 }
     return body.access_token
   }
+}
+
+/** Both calls always answer a token (reference §2.6); without one the feed could not go on. */
+function requirePageToken (page: Envelope<unknown>, call: string): string {
+  if (typeof page.nextPageToken === 'string' && page.nextPageToken !== '') return page.nextPageToken
+  throw new MarketoApiError('MISSING_NEXT_PAGE_TOKEN', `Marketo's ${call} answer carried no nextPageToken`)
 }
 
 /**
