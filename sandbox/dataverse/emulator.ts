@@ -30,6 +30,7 @@ import {
 import { FaultInjector, FaultSettingsError, type DataverseFaults } from './faults.ts'
 import { readRecordPayload } from './record-payload.ts'
 import { RecordStore, UnknownEntitySetError, type DataverseRecord, type DataverseRecordStore } from './record-store.ts'
+import { BULK_MESSAGE_TABLES, planUpdateMultiple } from './update-multiple.ts'
 
 /**
  * A local Dataverse Web API (`/api/data/v9.2/`) over plain HTTP, good enough for unmodified
@@ -38,9 +39,10 @@ import { RecordStore, UnknownEntitySetError, type DataverseRecord, type Datavers
  * collection queries with `$filter/$select/$orderby/$top/$count` and `odata.maxpagesize` paging,
  * weak etags, Dataverse-shaped validation errors, `WhoAmI`, change tracking on leads and contacts
  * (change-tracking.ts), `_createdby_value`/`_modifiedby_value` set to the calling user (or the one
- * impersonated with `MSCRMCallerID`), fault injection (also over HTTP under `/_emulator/`, for the
- * sandbox launcher and tests in other processes). Not implemented: `$batch`, alternate keys, bulk
- * `*Multiple` actions, `$expand`.
+ * impersonated with `MSCRMCallerID`), the `UpdateMultiple` bulk message on leads and contacts
+ * (update-multiple.ts), fault injection (also over HTTP under `/_emulator/`, for the sandbox
+ * launcher and tests in other processes). Not implemented: `$batch`, alternate keys,
+ * `CreateMultiple`/`UpsertMultiple`, `$expand`.
  */
 
 export interface DataverseEmulatorOptions {
@@ -256,6 +258,12 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
     if (resource === '$batch') {
       throw new DataverseError(501, '0x0', 'The Dataverse emulator does not implement $batch.')
     }
+    const boundAction = /^([A-Za-z_]\w*)\/Microsoft\.Dynamics\.CRM\.UpdateMultiple$/.exec(resource)
+    if (boundAction !== null) {
+      const definition = findEntityDefinition(boundAction[1] ?? '')
+      if (method !== 'POST' || definition === undefined || !BULK_MESSAGE_TABLES.has(definition.entitySet)) throw noResource(context)
+      return await updateMultiple(context, definition)
+    }
     const match = /^([A-Za-z_]\w*)(?:\((.*)\))?(\/\$count)?$/.exec(resource)
     const definition = match === null ? undefined : findEntityDefinition(match[1] ?? '')
     if (match === null || definition === undefined) {
@@ -463,6 +471,28 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
     changes[definition.primaryKey] = id
     store.insert(definition.entitySet, { ...changes, ...authoredBy(context, 'create') })
     sendWriteResult(context, definition, id, 'created')
+  }
+
+  /**
+   * `UpdateMultiple` (reference doc §4): all targets checked first, then all written, so one bad
+   * target leaves every row as it was (a standard table's bulk message is one transaction). Each
+   * row gets `modifiedon`, `_modifiedby_value` and a version as a single PATCH would, so change
+   * tracking reports them.
+   */
+  async function updateMultiple (context: RequestContext, definition: EntityDefinition): Promise<void> {
+    const body = await readJsonBody(context.request, definition)
+    const planned = planUpdateMultiple(body, {
+      definition,
+      readColumns: (target) => readRecordPayload(target, payloadContext(definition, 'update')),
+      rowExists: (id) => store.has(definition.entitySet, id)
+    })
+    for (const { id, changes } of planned) {
+      store.update(definition.entitySet, id, { ...changes, ...authoredBy(context, 'update') })
+    }
+    context.answerWrite(() => {
+      context.response.writeHead(204, { 'OData-Version': '4.0' })
+      context.response.end()
+    })
   }
 
   function authoredBy (context: RequestContext, write: 'create' | 'update'): DataverseRecord {

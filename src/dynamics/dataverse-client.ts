@@ -110,6 +110,25 @@ export class DataverseClient {
     return id.toLowerCase()
   }
 
+  /**
+   * The `UpdateMultiple` bulk message: `POST {set}/Microsoft.Dynamics.CRM.UpdateMultiple` with
+   * `{"Targets":[…]}`, each target carrying its primary key and the mandatory `@odata.type`
+   * (reference §4; learn.microsoft.com "Use bulk operation messages"). Answers 204; on a standard
+   * table one transaction, so a rejection means no target was written. One request toward the
+   * service protection limits however many targets (§5).
+   *
+   * Retried like a read on 5xx/timeouts: it only sets the given values on rows that already exist,
+   * so sending it again after an answer that never came leaves the rows as one send would. The
+   * cost is a second version of each row, which change tracking reports, authored by our
+   * application user and equal to what we wrote: the sync's echo rule drops it.
+   */
+  async updateMultiple (entitySet: string, logicalName: string, targets: ReadonlyArray<Readonly<Record<string, unknown>>>): Promise<void> {
+    await this.#request('POST', `${entitySet}/Microsoft.Dynamics.CRM.UpdateMultiple`, {
+      body: { Targets: targets.map((target) => ({ ...target, '@odata.type': `Microsoft.Dynamics.CRM.${logicalName}` })) },
+      idempotent: true
+    })
+  }
+
   async #request (method: string, path: string, options: RequestOptions): Promise<DataverseResponse> {
     const entitySet = path.split(/[?(/]/)[0]
     let throttled = 0

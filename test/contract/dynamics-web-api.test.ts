@@ -223,6 +223,50 @@ t.test('WhoAmI through callFunction names the application user', async (t) => {
   t.match(whoAmI.OrganizationId, /^[0-9a-f-]{36}$/)
 })
 
+t.test('UpdateMultiple through callAction on the leads collection writes every target and resolves with no body', async (t) => {
+  const ids = ['One', 'Two', 'Three'].map((lastname) => dataverse.store.insert('leads', { lastname }))
+  const result = await api.callAction({
+    collection: 'leads',
+    actionName: 'Microsoft.Dynamics.CRM.UpdateMultiple',
+    action: { Targets: ids.map((leadid, n) => ({ '@odata.type': 'Microsoft.Dynamics.CRM.lead', leadid, jobtitle: `Bulk ${n}` })) }
+  })
+  t.equal(result, undefined, '204: nothing to return')
+  t.same(ids.map((id) => dataverse.store.get('leads', id)?.jobtitle), ['Bulk 0', 'Bulk 1', 'Bulk 2'])
+  t.ok(ids.every((id) => dataverse.store.get('leads', id)?._modifiedby_value === dataverse.store.defaultUserId))
+})
+
+t.test('UpdateMultiple with one invalid target rejects with Dataverse\'s code and message, and writes none of them', async (t) => {
+  const good = dataverse.store.insert('leads', { lastname: 'Good', jobtitle: 'Before' })
+  const bad = dataverse.store.insert('leads', { lastname: 'Bad' })
+  const error = await rejection(api.callAction({
+    collection: 'leads',
+    actionName: 'Microsoft.Dynamics.CRM.UpdateMultiple',
+    action: {
+      Targets: [
+        { '@odata.type': 'Microsoft.Dynamics.CRM.lead', leadid: good, jobtitle: 'After' },
+        { '@odata.type': 'Microsoft.Dynamics.CRM.lead', leadid: bad, lastname: '' }
+      ]
+    }
+  }))
+  t.equal(error.status, 400)
+  t.equal(error.code, '0x80040203')
+  t.match(error.message, /'lastname' attribute of the 'lead' entity is required/)
+  t.equal(dataverse.store.get('leads', good)?.jobtitle, 'Before')
+})
+
+t.test('UpdateMultiple on contacts naming a deleted contact rejects with 404 "Contact With Ids = … Do Not Exist"', async (t) => {
+  const gone = dataverse.store.insert('contacts', { lastname: 'Gone' })
+  dataverse.store.delete('contacts', gone)
+  const error = await rejection(api.callAction({
+    collection: 'contacts',
+    actionName: 'Microsoft.Dynamics.CRM.UpdateMultiple',
+    action: { Targets: [{ '@odata.type': 'Microsoft.Dynamics.CRM.contact', contactid: gone, jobtitle: 'Ghost' }] }
+  }))
+  t.equal(error.status, 404)
+  t.equal(error.code, '0x80040217')
+  t.equal(error.message, `Contact With Ids = ${gone} Do Not Exist`)
+})
+
 t.test('MSAL\'s cache keeps Azure AD calls to one while Dataverse sees many', async (t) => {
   t.equal(aad.tokenRequestCount(), 1)
   t.ok(dataverse.requestCount() > 10)
