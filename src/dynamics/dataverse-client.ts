@@ -49,6 +49,14 @@ export interface QueryOptions {
   readonly maxRows?: number
 }
 
+export interface TrackedPage<T> {
+  readonly value: T[]
+  /** The next page of this read; absent on its last page. */
+  readonly nextLink: string | undefined
+  /** On the last page only: where the changes since this read start. Absent when the table's tracking is off. */
+  readonly deltaLink: string | undefined
+}
+
 interface RequestOptions {
   readonly body?: unknown
   readonly headers?: Record<string, string>
@@ -99,6 +107,39 @@ export class DataverseClient {
       path = next?.slice(this.#apiBase.length)
     }
     return rows.slice(0, maxRows)
+  }
+
+  /**
+   * One page of a change-tracked read (reference §2): `pathOrLink` is a collection path relative to
+   * the Web API (`leads?$select=…`, the initial full read) or an absolute `@odata.nextLink` /
+   * `@odata.deltaLink` that Dataverse answered before. Every request carries
+   * `Prefer: odata.track-changes` (with `odata.maxpagesize` when given), as dynamics-web-api sends
+   * its Prefer on every page it follows. A GET, so it is retried like any read; an expired delta
+   * token is a DataverseError with code 0x80044352 for the caller to answer with a full read.
+   */
+  async retrieveTrackedPage<T> (pathOrLink: string, options: { readonly maxPageSize?: number } = {}): Promise<TrackedPage<T>> {
+    const path = this.#relativeToApi(pathOrLink)
+    const prefer = ['odata.track-changes']
+    if (options.maxPageSize !== undefined) prefer.push(`odata.maxpagesize=${options.maxPageSize}`)
+    const page = await this.#request('GET', path, { idempotent: true, headers: { Prefer: prefer.join(',') } })
+    const body = page.json as { value?: T[], '@odata.nextLink'?: string, '@odata.deltaLink'?: string } | undefined
+    const nextLink = body?.['@odata.nextLink']
+    const deltaLink = body?.['@odata.deltaLink']
+    // Checked on receipt too, so a link that would be refused is never saved as a cursor.
+    for (const link of [nextLink, deltaLink]) if (link !== undefined) this.#relativeToApi(link)
+    return { value: body?.value ?? [], nextLink, deltaLink }
+  }
+
+  /**
+   * An absolute link must lie on the environment's Web API: following one elsewhere would carry our
+   * bearer token to another host. A relative path is taken as relative to the Web API.
+   */
+  #relativeToApi (pathOrLink: string): string {
+    // Resolved as fetch will resolve it: a protocol-relative `//host/…` or a `../` is caught too.
+    if (!new URL(pathOrLink, this.#apiBase).href.startsWith(this.#apiBase)) {
+      throw new DataverseError(0, 'FOREIGN_NEXT_LINK', 'a Dataverse link outside the environment URL is never followed')
+    }
+    return pathOrLink.startsWith(this.#apiBase) ? pathOrLink.slice(this.#apiBase.length) : pathOrLink
   }
 
   /** POST a new row; answers its id (from `OData-EntityId`, reference §1.3). */

@@ -26,6 +26,8 @@ import type { QueueName } from './names.ts'
  *                                             tag can put both in one slot: all links share one
  *                                             (a few hundred bytes a person, on one node)
  *   <p>:cache:picklist:assignTo                the Assign To picklist cache, used alone: no tag
+ *   <p>:{checkpoint:<direction>:<table>}       a change feed's cursor and version (hash), used
+ *                                             alone by one script (src/background-sync/checkpoints.ts)
  *
  * Keys of different tags read together (several emails' claims) are read one command a key on a
  * cluster (src/queue/get-many.ts).
@@ -74,4 +76,13 @@ export function assignToPicklistCacheKey (prefix: string): string {
  */
 export function abandonedJobsReportedKey (prefix: string): string {
   return `${queuePrefix(prefix, 'flow-step')}:abandoned-reported`
+}
+
+/**
+ * The background sync's progress through one change feed (src/background-sync/checkpoints.ts):
+ * `direction` as `dynamics-to-marketo`, `table` as `lead` or `contact`. Its script takes only this
+ * key, so each checkpoint is its own tag and the checkpoints spread over the nodes.
+ */
+export function syncCheckpointKey (prefix: string, direction: string, table: string): string {
+  return `${prefix}:{checkpoint:${direction}:${table}}`
 }
