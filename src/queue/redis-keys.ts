@@ -26,6 +26,10 @@ import type { QueueName } from './names.ts'
  *                                             tag can put both in one slot: all links share one
  *                                             (a few hundred bytes a person, on one node)
  *   <p>:cache:picklist:assignTo                the Assign To picklist cache, used alone: no tag
+ *   <p>:{marketo-budget}:window                the Marketo call budget shared by every process:
+ *   <p>:{marketo-budget}:leases                admissions in the sliding window, in-flight leases
+ *   <p>:{marketo-budget}:daily                 and today's count, all taken by one Lua script
+ *                                             (src/marketo/marketo-call-budget.ts)
  *
  * Keys of different tags read together (several emails' claims) are read one command a key on a
  * cluster (src/queue/get-many.ts).
@@ -74,4 +78,13 @@ export function assignToPicklistCacheKey (prefix: string): string {
  */
 export function abandonedJobsReportedKey (prefix: string): string {
   return `${queuePrefix(prefix, 'flow-step')}:abandoned-reported`
+}
+
+/**
+ * The Marketo call budget's keys (src/marketo/marketo-call-budget.ts): its acquire script takes all
+ * three, so they share one hash tag. They hold call ids and counts, never personal data.
+ */
+export function marketoCallBudgetKeys (prefix: string): { readonly window: string, readonly leases: string, readonly daily: string } {
+  const budget = `${prefix}:{marketo-budget}`
+  return { window: `${budget}:window`, leases: `${budget}:leases`, daily: `${budget}:daily` }
 }
