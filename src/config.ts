@@ -45,6 +45,16 @@ export interface Config {
     readonly baseUrl: string
     readonly clientId: string
     readonly clientSecret: string
+    /**
+     * Our share of the instance's REST limits, shared by every process through Redis
+     * (src/marketo/marketo-call-budget.ts); below Marketo's own 50,000 a day, 100 per 20 s and 10
+     * at once, which the customer's other integrations spend from too.
+     */
+    readonly callBudget: {
+      readonly dailyCalls: number
+      readonly callsPer20s: number
+      readonly concurrentCalls: number
+    }
   }
   readonly dynamics: {
     /** Environment URL, e.g. https://contoso.crm.dynamics.com */
@@ -255,7 +265,14 @@ export function loadConfig (environment: Env): Config {
     marketo: {
       baseUrl: env.url('MARKETO_BASE_URL', 'REST and identity base, e.g. https://123-ABC-456.mktorest.com', { protocols: ['https:', 'http:'], httpOnlyOnLoopback: true }),
       clientId: env.required('MARKETO_CLIENT_ID', 'the LaunchPoint custom service\'s client id'),
-      clientSecret: env.required('MARKETO_CLIENT_SECRET', 'the LaunchPoint custom service\'s client secret')
+      clientSecret: env.required('MARKETO_CLIENT_SECRET', 'the LaunchPoint custom service\'s client secret'),
+      // Marketo's limits are the ceilings (reference marketo-rest-and-ssfs.md §2.4); 10 % of the usual
+      // 50,000 a day, and 80 per 20 s and 8 at once, leave the rest to the customer's other integrations.
+      callBudget: {
+        dailyCalls: env.integer('MARKETO_DAILY_CALL_BUDGET', 5_000, { min: 1, max: 1_000_000 }),
+        callsPer20s: env.integer('MARKETO_CALLS_PER_20S', 80, { min: 1, max: 100 }),
+        concurrentCalls: env.integer('MARKETO_CONCURRENT_CALLS', 8, { min: 1, max: 10 })
+      }
     },
     dynamics: {
       url: env.url('DYNAMICS_URL', 'the Dataverse environment URL, e.g. https://contoso.crm.dynamics.com', { protocols: ['https:', 'http:'], httpOnlyOnLoopback: true }),

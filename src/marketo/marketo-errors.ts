@@ -6,6 +6,39 @@ export class MarketoApiError extends Error {
   }
 }
 
+/**
+ * Marketo answered 607, "Daily quota reached": the instance's quota is spent, for every
+ * integration, until 12:00 AM CST (reference §2.3). Still a MarketoApiError with code "607";
+ * `resetsAt` says when calling again makes sense.
+ */
+export class MarketoQuotaExhaustedError extends MarketoApiError {
+  constructor (message: string, readonly resetsAt: Date) {
+    super('607', message)
+    this.name = 'MarketoQuotaExhaustedError'
+  }
+}
+
+/**
+ * Our own daily share of the instance's quota (MARKETO_DAILY_CALL_BUDGET) is spent: no call was
+ * made. Callers plan around it (poll again after `resetsAt`), they do not retry.
+ */
+export class MarketoBudgetSpentError extends Error {
+  readonly code = 'MARKETO_BUDGET_SPENT'
+  constructor (readonly dailyBudget: number, readonly resetsAt: Date) {
+    super(`the Marketo daily call budget of ${dailyBudget} is spent until ${resetsAt.toISOString()}`)
+    this.name = 'MarketoBudgetSpentError'
+  }
+}
+
+/** No window or concurrency slot of the shared call budget came free in time: no call was made; worth retrying later. */
+export class MarketoBudgetWaitTimeoutError extends Error {
+  readonly code = 'MARKETO_BUDGET_WAIT_TIMEOUT'
+  constructor (readonly waitedMs: number, readonly limit: 'window' | 'concurrency') {
+    super(`no Marketo call slot came free within ${waitedMs} ms (${limit === 'window' ? 'calls per window' : 'calls in flight'} at the limit)`)
+    this.name = 'MarketoBudgetWaitTimeoutError'
+  }
+}
+
 /** The identity endpoint refused the client credentials (HTTP 401, §2.1). */
 export class MarketoAuthError extends Error {
   readonly code = 'MARKETO_AUTH_FAILED'

@@ -1,4 +1,6 @@
-import { MarketoApiError, MarketoAuthError, MarketoRedirectError } from './marketo-errors.ts'
+import { setTimeout as delay } from 'node:timers/promises'
+import { nextMarketoQuotaReset, type MarketoCallGate } from './marketo-call-budget.ts'
+import { MarketoApiError, MarketoAuthError, MarketoQuotaExhaustedError, MarketoRedirectError } from './marketo-errors.ts'
 
 /**
  * The Marketo REST calls this service makes, and nothing more: every call is charged to the
@@ -12,6 +14,18 @@ export interface MarketoRestClientOptions {
   readonly clientId: string
   readonly clientSecret: string
   readonly requestTimeoutMs?: number
+  /**
+   * The call budget shared with every other process (src/marketo/marketo-call-budget.ts): each REST
+   * call takes a slot first and gives it back once answered. None: calls are not paced here.
+   */
+  readonly callBudget?: MarketoCallGate
+  /**
+   * Times a call refused with 606 (rate) or 615 (concurrency) is tried again after a jittered
+   * exponential wait from `rateLimitBackoffMs`; default 0, the error is thrown at once. Both codes
+   * mean "not now", and Adobe advises backing off exponentially (reference §2.4 [BP]).
+   */
+  readonly rateLimitRetries?: number
+  readonly rateLimitBackoffMs?: number
 }
 
 interface Envelope<T> {
@@ -32,6 +46,10 @@ export interface LeadChangesPage {
 
 /** Token invalid / expired: fetch a new one and repeat the call once (§2.1). */
 const TOKEN_ERRORS = new Set(['601', '602'])
+/** Rate (100 per 20 s) and concurrency (10) refusals: the call was not executed, so repeating it is safe (§2.3). */
+const LIMIT_ERRORS = new Set(['606', '615'])
+/** Daily quota reached, until 12:00 AM CST (§2.3). */
+const QUOTA_ERROR = '607'
 export const MARKETO_LEADS_PER_CALL = 300
 
 export class MarketoRestClient {
@@ -92,25 +110,53 @@ export class MarketoRestClient {
   }
 
   async #getPage<T> (path: string): Promise<Envelope<T>> {
-    for (let attempt = 1; ; attempt++) {
+    let tokenRenewed = false
+    for (let limitRetries = 0; ;) {
+      // The token first: identity calls are not charged (§2.1), so they take no budget slot.
       const token = await this.#accessToken()
-      this.#restCalls++
-      const response = await fetch(`${this.#options.baseUrl}${path}`, {
-        headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' },
-        signal: AbortSignal.timeout(this.#options.requestTimeoutMs ?? 30_000),
-        redirect: 'manual'
-      })
-      refuseRedirect(response)
-      if (!response.ok) throw new MarketoApiError(`HTTP_${response.status}`, `Marketo answered HTTP ${response.status}`)
-      const body = await response.json() as Envelope<T>
+      const body = await this.#charged(async () => await this.#send<T>(path, token))
       if (body.success) return body
       const error = body.errors?.[0] ?? { code: 'UNKNOWN', message: 'Marketo answered success: false' }
-      if (TOKEN_ERRORS.has(String(error.code)) && attempt === 1) {
+      const code = String(error.code)
+      if (TOKEN_ERRORS.has(code) && !tokenRenewed) {
+        tokenRenewed = true
         this.#token = undefined
         continue
       }
-      throw new MarketoApiError(String(error.code), error.message)
+      if (LIMIT_ERRORS.has(code) && limitRetries < (this.#options.rateLimitRetries ?? 0)) {
+        await delay(limitRetryDelay(limitRetries++, this.#options.rateLimitBackoffMs ?? 1_000))
+        continue
+      }
+      if (code === QUOTA_ERROR) {
+        // Every process stops spending, not just this one: the instance has nothing left today.
+        await this.#options.callBudget?.markSpentUntilReset().catch(() => undefined)
+        throw new MarketoQuotaExhaustedError(error.message, nextMarketoQuotaReset(Date.now()))
+      }
+      throw new MarketoApiError(code, error.message)
     }
+  }
+
+  /** One REST call, inside a budget slot when there is a budget. */
+  async #charged<R> (call: () => Promise<R>): Promise<R> {
+    const slot = await this.#options.callBudget?.acquire()
+    this.#restCalls++
+    try {
+      return await call()
+    } finally {
+      // A release that cannot reach Redis leaves the lease to expire (marketo-call-budget.ts).
+      await slot?.release().catch(() => undefined)
+    }
+  }
+
+  async #send<T> (path: string, token: string): Promise<Envelope<T>> {
+    const response = await fetch(`${this.#options.baseUrl}${path}`, {
+      headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' },
+      signal: AbortSignal.timeout(this.#options.requestTimeoutMs ?? 30_000),
+      redirect: 'manual'
+    })
+    refuseRedirect(response)
+    if (!response.ok) throw new MarketoApiError(`HTTP_${response.status}`, `Marketo answered HTTP ${response.status}`)
+    return await response.json() as Envelope<T>
   }
 
   /** One identity call at a time: concurrent callers share the token being fetched. */
@@ -146,6 +192,11 @@ export class MarketoRestClient {
 function requirePageToken (page: Envelope<unknown>, call: string): string {
   if (typeof page.nextPageToken === 'string' && page.nextPageToken !== '') return page.nextPageToken
   throw new MarketoApiError('MISSING_NEXT_PAGE_TOKEN', `Marketo's ${call} answer carried no nextPageToken`)
+}
+
+/** Exponential from `backoffMs`, halved to doubled at random so refused processes do not return together. */
+function limitRetryDelay (retry: number, backoffMs: number): number {
+  return Math.round(backoffMs * 2 ** retry * (0.5 + Math.random()))
 }
 
 /**

@@ -28,6 +28,10 @@ import type { QueueName } from './names.ts'
  *   <p>:cache:picklist:assignTo                the Assign To picklist cache, used alone: no tag
  *   <p>:{checkpoint:<direction>:<table>}       a change feed's cursor and version (hash), used
  *                                             alone by one script (src/background-sync/checkpoints.ts)
+ *   <p>:{marketo-budget}:window                the Marketo call budget shared by every process:
+ *   <p>:{marketo-budget}:leases                admissions in the sliding window, in-flight leases
+ *   <p>:{marketo-budget}:daily                 and today's count, all taken by one Lua script
+ *                                             (src/marketo/marketo-call-budget.ts)
  *
  * Keys of different tags read together (several emails' claims) are read one command a key on a
  * cluster (src/queue/get-many.ts).
@@ -85,4 +89,13 @@ export function abandonedJobsReportedKey (prefix: string): string {
  */
 export function syncCheckpointKey (prefix: string, direction: string, table: string): string {
   return `${prefix}:{checkpoint:${direction}:${table}}`
+}
+
+/**
+ * The Marketo call budget's keys (src/marketo/marketo-call-budget.ts): its acquire script takes all
+ * three, so they share one hash tag. They hold call ids and counts, never personal data.
+ */
+export function marketoCallBudgetKeys (prefix: string): { readonly window: string, readonly leases: string, readonly daily: string } {
+  const budget = `${prefix}:{marketo-budget}`
+  return { window: `${budget}:window`, leases: `${budget}:leases`, daily: `${budget}:daily` }
 }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { assignToPicklistCacheKey, emailClaimKeys, intakeStreamKeys, personLinkKey, queuePrefix, recordLinkKey } from '../../src/queue/redis-keys.ts'
+import { assignToPicklistCacheKey, emailClaimKeys, intakeStreamKeys, marketoCallBudgetKeys, personLinkKey, queuePrefix, recordLinkKey } from '../../src/queue/redis-keys.ts'
 import { QUEUE } from '../../src/queue/names.ts'
 
 /** The part of a key that decides its cluster slot (Redis cluster specification, "Hash tags"). */
@@ -19,6 +19,7 @@ const groups = (prefix: string) => ({
   intake: Object.values(intakeStreamKeys(prefix)),
   oneEmail: Object.values(emailClaimKeys(prefix, 'a1b2')),
   otherEmail: Object.values(emailClaimKeys(prefix, 'c3d4')),
+  marketoCallBudget: Object.values(marketoCallBudgetKeys(prefix)),
   links: [personLinkKey(prefix, 42), recordLinkKey(prefix, 'lead', '6f1c'), personLinkKey(prefix, 43), recordLinkKey(prefix, 'contact', '7a2d')]
 })
 
