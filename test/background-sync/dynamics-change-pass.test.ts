@@ -1,11 +1,10 @@
 import t from 'tap'
-import pino from 'pino'
 import { Redis } from 'ioredis'
 import { startLocalRedis } from '../../sandbox/redis-server.ts'
 import { startDataverseEmulator } from '../../sandbox/dataverse/index.ts'
-import { DataverseClient } from '../../src/dynamics/dataverse-client.ts'
 import { CheckpointConflictError, CheckpointStore } from '../../src/background-sync/checkpoints.ts'
 import { runDynamicsChangePass, type DeliveredPage } from '../../src/background-sync/dynamics-change-pass.ts'
+import { dataverseTestClient } from '../helpers/dataverse-test-client.ts'
 
 /**
  * Reading Dynamics' changes durably (issue 12 §10): the cursor advances only after a page is
@@ -21,14 +20,7 @@ t.teardown(async () => {
   await redisServer.stop()
 })
 
-const client = new DataverseClient({
-  url: emulator.url,
-  tokens: { getAccessToken: async () => 'any-bearer-the-emulator-accepts' },
-  logger: pino({ level: 'silent' }),
-  maxConcurrentRequests: 4,
-  requestTimeoutMs: 2_000,
-  retry: { baseDelayMs: 5, maxDelayMs: 20 }
-})
+const client = dataverseTestClient(emulator.url)
 
 let prefixes = 0
 /** A fresh checkpoint space and a table emptied of earlier tests' rows. */

@@ -1,8 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
-import pino from 'pino'
 import { startDataverseEmulator } from '../../sandbox/dataverse/index.ts'
-import { DataverseClient } from '../../src/dynamics/dataverse-client.ts'
 import { DataverseError, DataverseUnavailableError } from '../../src/dynamics/dataverse-errors.ts'
 import {
   CONTACT_TABLE,
@@ -11,6 +9,7 @@ import {
   bulkFailureAction,
   updateRecordsInBulk
 } from '../../src/dynamics/bulk-record-update.ts'
+import { dataverseTestClient } from '../helpers/dataverse-test-client.ts'
 
 /**
  * Many leads or contacts written with UpdateMultiple, through the product's Dataverse client, against
@@ -23,14 +22,7 @@ const emulator = await startDataverseEmulator({ requiredFields: { leads: ['lastn
 t.teardown(async () => { await emulator.close() })
 t.afterEach(() => { emulator.faults.clear() })
 
-const client = new DataverseClient({
-  url: emulator.url,
-  tokens: { getAccessToken: async () => 'any-bearer-the-emulator-accepts' },
-  logger: pino({ level: 'silent' }),
-  maxConcurrentRequests: 4,
-  requestTimeoutMs: 2_000,
-  retry: { baseDelayMs: 1, maxDelayMs: 5 }
-})
+const client = dataverseTestClient(emulator.url, { retry: { baseDelayMs: 1, maxDelayMs: 5 } })
 
 const bulkRequests = (): number => emulator.requestCount({ method: 'POST', entitySet: 'leads' })
 

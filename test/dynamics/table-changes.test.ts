@@ -1,10 +1,10 @@
 import t from 'tap'
-import pino from 'pino'
 import { startDataverseEmulator, type DataverseEmulator } from '../../sandbox/dataverse/index.ts'
-import { DataverseClient } from '../../src/dynamics/dataverse-client.ts'
+import type { DataverseClient } from '../../src/dynamics/dataverse-client.ts'
 import { DataverseError } from '../../src/dynamics/dataverse-errors.ts'
 import { cursorSelectsColumns, mappedColumns, readTableChanges, selectedColumns, type TableChangesPage } from '../../src/dynamics/table-changes.ts'
 import { parseFieldMapping } from '../../src/sync/field-mapping.ts'
+import { dataverseTestClient } from '../helpers/dataverse-test-client.ts'
 
 /**
  * Reading a table's changes page by page with Dataverse change tracking (reference §2), through our
@@ -14,14 +14,7 @@ import { parseFieldMapping } from '../../src/sync/field-mapping.ts'
 async function started (t: { teardown: (fn: () => unknown) => void }, options: Parameters<typeof startDataverseEmulator>[0] = {}): Promise<{ emulator: DataverseEmulator, client: DataverseClient }> {
   const emulator = await startDataverseEmulator(options)
   t.teardown(() => emulator.close())
-  const client = new DataverseClient({
-    url: emulator.url,
-    tokens: { getAccessToken: async () => 'any-bearer-the-emulator-accepts' },
-    logger: pino({ level: 'silent' }),
-    maxConcurrentRequests: 4,
-    requestTimeoutMs: 2_000,
-    retry: { baseDelayMs: 5, maxDelayMs: 20 }
-  })
+  const client = dataverseTestClient(emulator.url)
   return { emulator, client }
 }
 

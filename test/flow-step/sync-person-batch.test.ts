@@ -3,12 +3,12 @@ import pino from 'pino'
 import { Redis } from 'ioredis'
 import { startLocalRedis } from '../../sandbox/redis-server.ts'
 import { startDataverseEmulator } from '../../sandbox/dataverse/index.ts'
-import { DataverseClient } from '../../src/dynamics/dataverse-client.ts'
 import { PersonRecords, type EmailMatches } from '../../src/dynamics/person-records.ts'
 import { RecordLinkStore } from '../../src/links/record-link-store.ts'
 import { EmailClaims } from '../../src/flow-step/email-claims.ts'
 import { syncPersonBatch, type SyncPersonBatchDeps } from '../../src/flow-step/sync-person-batch.ts'
 import type { FlowStepPerson } from '../../src/domain/person.ts'
+import { dataverseTestClient } from '../helpers/dataverse-test-client.ts'
 
 /**
  * The flow step's I/O around its decisions, on a real Redis and the Dataverse emulator over HTTP.
@@ -27,14 +27,7 @@ t.teardown(async () => {
 })
 t.afterEach(() => { emulator.faults.clear() })
 
-const client = new DataverseClient({
-  url: emulator.url,
-  tokens: { getAccessToken: async () => 'any-bearer-the-emulator-accepts' },
-  logger: pino({ level: 'silent' }),
-  maxConcurrentRequests: 4,
-  requestTimeoutMs: 5_000,
-  retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 5 }
-})
+const client = dataverseTestClient(emulator.url, { requestTimeoutMs: 5_000, retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 5 } })
 
 let prefixes = 0
 function depsFor (records: PersonRecords = new PersonRecords(client)): SyncPersonBatchDeps & { prefix: string } {
