@@ -1,6 +1,7 @@
 import t from 'tap'
 import { loadConfig } from '../src/config.ts'
 import { ConfigError } from '../src/errors.ts'
+import { configProblems } from './helpers/valid-environment.ts'
 
 const valid = {
   SSFS_API_KEY: 'a-long-enough-api-key',
@@ -13,15 +14,7 @@ const valid = {
   AZURE_CLIENT_SECRET: 'secret'
 }
 
-function problemsOf (env: Record<string, string | undefined>): readonly string[] {
-  try {
-    loadConfig(env)
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems
-    throw error
-  }
-  return []
-}
+const problemsOf = configProblems
 
 t.test('a complete environment gives a frozen, typed config with documented defaults', async (t) => {
   const config = loadConfig(valid)

@@ -1,3 +1,6 @@
+import { loadConfig } from '../../src/config.ts'
+import { ConfigError } from '../../src/errors.ts'
+
 /**
  * The least environment `loadConfig` accepts: every required variable, with values of the right
  * shape and no meaning (nothing is called at these URLs). Tests spread it and change what they test.
@@ -12,3 +15,14 @@ export const REQUIRED_ENVIRONMENT: Readonly<Record<string, string>> = Object.fre
   AZURE_CLIENT_ID: 'client',
   AZURE_CLIENT_SECRET: 'secret'
 })
+
+/** The problems `loadConfig` names for `environment` (none: it loads). */
+export function configProblems (environment: Record<string, string | undefined>): readonly string[] {
+  try {
+    loadConfig(environment)
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems
+    throw error
+  }
+  return []
+}

@@ -1,29 +1,11 @@
 import t from 'tap'
 import { loadConfig } from '../../src/config.ts'
-import { ConfigError } from '../../src/errors.ts'
+import { REQUIRED_ENVIRONMENT, configProblems } from '../helpers/valid-environment.ts'
 
 /** The call budget's settings in the typed config: defaults below Marketo's limits, and no value above them. */
 
-const valid = {
-  SSFS_API_KEY: 'a-long-enough-api-key',
-  MARKETO_BASE_URL: 'https://123-ABC-456.mktorest.com',
-  MARKETO_CLIENT_ID: 'mkto-id',
-  MARKETO_CLIENT_SECRET: 'mkto-secret',
-  DYNAMICS_URL: 'https://contoso.crm.dynamics.com',
-  AZURE_TENANT_ID: '11111111-1111-1111-1111-111111111111',
-  AZURE_CLIENT_ID: 'client',
-  AZURE_CLIENT_SECRET: 'secret'
-}
-
-function problemsOf (env: Record<string, string>): readonly string[] {
-  try {
-    loadConfig(env)
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems
-    throw error
-  }
-  return []
-}
+const valid = REQUIRED_ENVIRONMENT
+const problemsOf = configProblems
 
 t.test('unset, the budget is 10 % of 50,000 a day, 80 per 20 s and 8 at once', async (t) => {
   t.same(loadConfig(valid).marketo.callBudget, { dailyCalls: 5_000, callsPer20s: 80, concurrentCalls: 8 })
