@@ -5,6 +5,7 @@ import { ActivityLog } from './activity-log.ts'
 import { runCampaign, type CampaignRunResult, type RunCampaignOptions } from './campaign-runner.ts'
 import type { CallbackFaults } from './callback-faults.ts'
 import { handleControlRequest } from './control-api.ts'
+import { CustomActivityTypes } from './custom-activity-types.ts'
 import { FlowCallbackReceiver, type CallbackRecord } from './flow-callback-receiver.ts'
 import { sendJson } from './http-io.ts'
 import { AccessTokenIssuer, handleIdentityRequest, type ApiClientCredentials } from './identity.ts'
@@ -56,6 +57,8 @@ export interface MarketoEmulator {
   readonly callbackUrl: string
   readonly munchkinId: string
   readonly persons: PersonStore
+  /** Custom activity types created over REST (drafts and approved), reference §2.7. */
+  readonly customActivityTypes: CustomActivityTypes
   /** REST fault injection: `rateLimitNext(n)` (606), `errorNext(code, message, n)`, `setLatency(ms)`, `reset()`. */
   readonly faults: RestFaults
   /** The instance's call limits (606/615/607): `configure({...})`, `usage()`, `resetCounters()`. */
@@ -98,7 +101,8 @@ export async function startMarketoEmulator (options: MarketoEmulatorOptions): Pr
   const serviceLog = new ServiceLog()
   const receiver = new FlowCallbackReceiver({ ledger, writer: { persons, fields, activities, serviceLog, now } })
   const serviceRequestTimeoutMs = options.serviceRequestTimeoutMs ?? DEFAULT_SERVICE_REQUEST_TIMEOUT_MS
-  const restDeps = { issuer, persons, fields, activities, faults, limits, now }
+  const customActivityTypes = new CustomActivityTypes({ activities, now })
+  const restDeps = { issuer, persons, fields, activities, customActivityTypes, faults, limits, now }
   let identityRequests = 0
   let restCalls = 0
   let nextCampaignId = FIRST_CAMPAIGN_ID
@@ -111,6 +115,7 @@ export async function startMarketoEmulator (options: MarketoEmulatorOptions): Pr
   const emulator: Omit<MarketoEmulator, 'url' | 'restUrl' | 'identityUrl' | 'callbackUrl' | 'close'> = {
     munchkinId: options.munchkinId,
     persons,
+    customActivityTypes,
     faults,
     limits,
     callbackFaults: receiver.faults,

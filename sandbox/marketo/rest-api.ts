@@ -1,11 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { setTimeout as delay } from 'node:timers/promises'
 import type { ActivityLog } from './activity-log.ts'
+import type { CustomActivityTypes } from './custom-activity-types.ts'
 import { BodyTooLargeError, headerValue, mediaTypeOf, readBody } from './http-io.ts'
 import type { AccessTokenIssuer } from './identity.ts'
 import type { LeadFieldCatalog } from './lead-fields.ts'
 import type { PersonStore } from './person-store.ts'
 import { getActivityTypes, getLeadActivities, getLeadChanges, getPagingToken } from './rest-activities.ts'
+import { addCustomActivities, approveCustomActivityType, createCustomActivityType, getCustomActivityTypes } from './rest-custom-activities.ts'
 import { MarketoRestError, newRequestId, restErrors, sendRestError, sendRestSuccess, type RestSuccess } from './rest-envelope.ts'
 import type { RestFaults } from './rest-faults.ts'
 import type { RestCallLimits } from './rest-limits.ts'
@@ -22,6 +24,7 @@ export interface RestApiDependencies {
   readonly persons: PersonStore
   readonly fields: LeadFieldCatalog
   readonly activities: ActivityLog
+  readonly customActivityTypes: CustomActivityTypes
   readonly faults: RestFaults
   readonly limits: RestCallLimits
   readonly now: () => Date
@@ -109,10 +112,13 @@ function authenticate (req: IncomingMessage, call: RestCall, issuer: AccessToken
 }
 
 const LEAD_BY_ID = /^\/rest\/v1\/lead\/(\d+)\.json$/
+const APPROVE_ACTIVITY_TYPE = /^\/rest\/v1\/activities\/external\/type\/([^/]+)\/approve\.json$/
 
 function route (call: RestCall, deps: RestApiDependencies): RestSuccess {
   const leadById = LEAD_BY_ID.exec(call.path)
   if (leadById !== null) return onlyGet(call, () => getLeadById(Number(leadById[1]), call.params, deps))
+  const approveType = APPROVE_ACTIVITY_TYPE.exec(call.path)
+  if (approveType !== null) return onlyPost(call, () => approveCustomActivityType(decodeURIComponent(approveType[1]!), deps))
   switch (call.path) {
     case '/rest/v1/leads.json':
       if (call.method === 'GET') return getLeadsByFilterType(call.params, deps)
@@ -130,6 +136,12 @@ function route (call: RestCall, deps: RestApiDependencies): RestSuccess {
       return onlyGet(call, () => getLeadActivities(call.params, deps.activities))
     case '/rest/v1/activities/leadchanges.json':
       return onlyGet(call, () => getLeadChanges(call.params, deps.activities))
+    case '/rest/v1/activities/external/types.json':
+      return onlyGet(call, () => getCustomActivityTypes(deps))
+    case '/rest/v1/activities/external/type.json':
+      return onlyPost(call, () => createCustomActivityType(parseJsonBody(call), deps))
+    case '/rest/v1/activities/external.json':
+      return onlyPost(call, () => addCustomActivities(parseJsonBody(call), deps))
     default:
       throw restErrors.notFound()
   }
@@ -137,6 +149,11 @@ function route (call: RestCall, deps: RestApiDependencies): RestSuccess {
 
 function onlyGet (call: RestCall, handler: () => RestSuccess): RestSuccess {
   if (call.method !== 'GET') throw restErrors.methodNotSupported(call.method)
+  return handler()
+}
+
+function onlyPost (call: RestCall, handler: () => RestSuccess): RestSuccess {
+  if (call.method !== 'POST') throw restErrors.methodNotSupported(call.method)
   return handler()
 }
 
