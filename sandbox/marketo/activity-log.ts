@@ -92,9 +92,26 @@ export class ActivityLog {
   }
 
   registerType (type: Omit<ActivityTypeDefinition, 'id'>): ActivityTypeDefinition {
-    const registered: ActivityTypeDefinition = { id: this.#nextCustomTypeId++, ...type }
-    this.#types.set(registered.id, registered)
+    const registered: ActivityTypeDefinition = { id: this.reserveTypeId(), ...type }
+    this.publishType(registered)
     return registered
+  }
+
+  /**
+   * A custom activity type gets its id when created as a draft, but only an approved type is
+   * listed and can carry activities (reference §2.7): reserve first, publish on approval.
+   */
+  reserveTypeId (): number {
+    return this.#nextCustomTypeId++
+  }
+
+  /** Lists `type` under its id, replacing an earlier version (a re-approved custom type). */
+  publishType (type: ActivityTypeDefinition): void {
+    this.#types.set(type.id, type)
+  }
+
+  type (id: number): ActivityTypeDefinition | undefined {
+    return this.#types.get(id)
   }
 
   types (): ActivityTypeDefinition[] {

@@ -5,6 +5,8 @@ import { ActivityLog } from './activity-log.ts'
 import { runCampaign, type CampaignRunResult, type RunCampaignOptions } from './campaign-runner.ts'
 import type { CallbackFaults } from './callback-faults.ts'
 import { handleControlRequest } from './control-api.ts'
+import { BulkLeadImports } from './bulk-lead-import.ts'
+import { CustomActivityTypes } from './custom-activity-types.ts'
 import { FlowCallbackReceiver, type CallbackRecord } from './flow-callback-receiver.ts'
 import { sendJson } from './http-io.ts'
 import { AccessTokenIssuer, handleIdentityRequest, type ApiClientCredentials } from './identity.ts'
@@ -43,6 +45,8 @@ export interface MarketoEmulatorOptions {
   readonly serviceRequestTimeoutMs?: number
   /** REST call limits; unset ones are Marketo's documented 100 per 20 s, 10 at once, 50,000 a day (reference §2.4). */
   readonly limits?: Partial<RestLimitSettings>
+  /** How long a bulk import job takes once started (default 20 ms). */
+  readonly bulkImportTickMs?: number
 }
 
 export interface MarketoEmulator {
@@ -56,6 +60,10 @@ export interface MarketoEmulator {
   readonly callbackUrl: string
   readonly munchkinId: string
   readonly persons: PersonStore
+  /** Custom activity types created over REST (drafts and approved), reference §2.7. */
+  readonly customActivityTypes: CustomActivityTypes
+  /** Bulk lead import jobs; `hold()` keeps started jobs Importing until `release()`. */
+  readonly bulkImports: BulkLeadImports
   /** REST fault injection: `rateLimitNext(n)` (606), `errorNext(code, message, n)`, `setLatency(ms)`, `reset()`. */
   readonly faults: RestFaults
   /** The instance's call limits (606/615/607): `configure({...})`, `usage()`, `resetCounters()`. */
@@ -98,7 +106,9 @@ export async function startMarketoEmulator (options: MarketoEmulatorOptions): Pr
   const serviceLog = new ServiceLog()
   const receiver = new FlowCallbackReceiver({ ledger, writer: { persons, fields, activities, serviceLog, now } })
   const serviceRequestTimeoutMs = options.serviceRequestTimeoutMs ?? DEFAULT_SERVICE_REQUEST_TIMEOUT_MS
-  const restDeps = { issuer, persons, fields, activities, faults, limits, now }
+  const customActivityTypes = new CustomActivityTypes({ activities, now })
+  const bulkImports = new BulkLeadImports({ persons, fields }, options.bulkImportTickMs === undefined ? {} : { tickMs: options.bulkImportTickMs })
+  const restDeps = { issuer, persons, fields, activities, customActivityTypes, bulkImports, faults, limits, now }
   let identityRequests = 0
   let restCalls = 0
   let nextCampaignId = FIRST_CAMPAIGN_ID
@@ -111,6 +121,8 @@ export async function startMarketoEmulator (options: MarketoEmulatorOptions): Pr
   const emulator: Omit<MarketoEmulator, 'url' | 'restUrl' | 'identityUrl' | 'callbackUrl' | 'close'> = {
     munchkinId: options.munchkinId,
     persons,
+    customActivityTypes,
+    bulkImports,
     faults,
     limits,
     callbackFaults: receiver.faults,
@@ -145,7 +157,7 @@ export async function startMarketoEmulator (options: MarketoEmulatorOptions): Pr
     if (path.startsWith('/identity/')) {
       identityRequests++
       await handleIdentityRequest(req, res, requestUrl, issuer, `${options.munchkinId.toLowerCase()}.marketo-emulator`)
-    } else if (path.startsWith('/rest/')) {
+    } else if (path.startsWith('/rest/') || path.startsWith('/bulk/')) {
       restCalls++
       await handleRestRequest(req, res, requestUrl, restDeps)
     } else if (path === '/customflowaction/submitCustomFlowAction') {
@@ -190,6 +202,7 @@ export async function startMarketoEmulator (options: MarketoEmulatorOptions): Pr
     close: async () => {
       closing ??= new Promise<void>((resolve) => {
         receiver.close()
+        bulkImports.close()
         server.close(() => resolve())
         // Keep-alive sockets (restler, fetch) would hold close() open.
         server.closeAllConnections()

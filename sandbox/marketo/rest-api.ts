@@ -1,11 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { setTimeout as delay } from 'node:timers/promises'
 import type { ActivityLog } from './activity-log.ts'
+import type { BulkLeadImports } from './bulk-lead-import.ts'
+import type { CustomActivityTypes } from './custom-activity-types.ts'
 import { BodyTooLargeError, headerValue, mediaTypeOf, readBody } from './http-io.ts'
 import type { AccessTokenIssuer } from './identity.ts'
 import type { LeadFieldCatalog } from './lead-fields.ts'
 import type { PersonStore } from './person-store.ts'
 import { getActivityTypes, getLeadActivities, getLeadChanges, getPagingToken } from './rest-activities.ts'
+import { addCustomActivities, approveCustomActivityType, createCustomActivityType, getCustomActivityTypes } from './rest-custom-activities.ts'
 import { MarketoRestError, newRequestId, restErrors, sendRestError, sendRestSuccess, type RestSuccess } from './rest-envelope.ts'
 import type { RestFaults } from './rest-faults.ts'
 import type { RestCallLimits } from './rest-limits.ts'
@@ -22,6 +25,8 @@ export interface RestApiDependencies {
   readonly persons: PersonStore
   readonly fields: LeadFieldCatalog
   readonly activities: ActivityLog
+  readonly customActivityTypes: CustomActivityTypes
+  readonly bulkImports: BulkLeadImports
   readonly faults: RestFaults
   readonly limits: RestCallLimits
   readonly now: () => Date
@@ -30,6 +35,13 @@ export interface RestApiDependencies {
 /** URI > 8 KB → 414, body > 1 MB → 413, both HTTP-level (reference §2.2, §2.3). */
 const MAX_URI_LENGTH = 8 * 1024
 const MAX_BODY_BYTES = 1024 * 1024
+/** Bulk import files may reach 10 MB ("Bulk lead import"; 413 past it, §2.2). */
+const MAX_BULK_BODY_BYTES = 10 * 1024 * 1024
+
+/** The failures and warnings files of a bulk import: the file itself, not an envelope. */
+interface RestFile {
+  readonly file: string
+}
 
 interface RestCall {
   /** After the `_method=GET` tunnel is applied. */
@@ -38,6 +50,8 @@ interface RestCall {
   /** Query parameters, plus the form body when a POST tunnels a GET. */
   readonly params: URLSearchParams
   readonly mediaType: string
+  /** With its parameters (the multipart boundary). */
+  readonly contentType: string
   readonly body: string
   /** Chosen up front: writes record it on their Change Data Value activities ("Request Id"). */
   readonly requestId: string
@@ -50,7 +64,7 @@ export async function handleRestRequest (req: IncomingMessage, res: ServerRespon
   }
   let body: string
   try {
-    body = await readBody(req, MAX_BODY_BYTES)
+    body = await readBody(req, url.pathname.startsWith('/bulk/') ? MAX_BULK_BODY_BYTES : MAX_BODY_BYTES)
   } catch (error) {
     if (!(error instanceof BodyTooLargeError)) throw error
     res.writeHead(413, { 'Content-Type': 'text/plain' }).end('Request Entity Too Large')
@@ -65,7 +79,13 @@ export async function handleRestRequest (req: IncomingMessage, res: ServerRespon
     release = deps.limits.admit()
     // The emulated latency is spent holding a concurrency slot, as a slow Marketo answer does.
     await emulatedLatency(deps.faults)
-    sendRestSuccess(res, call.requestId, route(call, deps))
+    const answer = route(call, deps)
+    if ('file' in answer) {
+      // Adobe serves these as delimited text (inferred content type).
+      res.writeHead(200, { 'Content-Type': 'text/csv;charset=UTF-8' }).end(answer.file)
+    } else {
+      sendRestSuccess(res, call.requestId, answer)
+    }
   } catch (error) {
     if (!(error instanceof MarketoRestError)) throw error
     // Refusals are as slow as answers; only admitted calls hold a slot while waiting.
@@ -93,14 +113,15 @@ function toRestCall (req: IncomingMessage, url: URL, body: string, requestId: st
   }
   if (method === 'POST' && params.get('_method')?.toUpperCase() === 'GET') method = 'GET'
   params.delete('_method')
-  return { method, path: url.pathname, params, mediaType, body, requestId }
+  return { method, path: url.pathname, params, mediaType, contentType: headerValue(req, 'content-type') ?? '', body, requestId }
 }
 
 /** Bearer header; the `access_token` query parameter is still accepted until its removal date (§2.1). */
 function authenticate (req: IncomingMessage, call: RestCall, issuer: AccessTokenIssuer): void {
   const authorization = headerValue(req, 'authorization') ?? ''
   const bearer = /^Bearer\s+(.+)$/i.exec(authorization)?.[1]?.trim()
-  const accessToken = bearer ?? call.params.get('access_token') ?? ''
+  // Bulk endpoints take the header only: the query parameter "is no longer supported" there ("Bulk lead import").
+  const accessToken = bearer ?? (call.path.startsWith('/bulk/') ? '' : call.params.get('access_token') ?? '')
   call.params.delete('access_token')
   if (accessToken === '') throw restErrors.tokenMissing()
   const check = issuer.check(accessToken)
@@ -109,10 +130,24 @@ function authenticate (req: IncomingMessage, call: RestCall, issuer: AccessToken
 }
 
 const LEAD_BY_ID = /^\/rest\/v1\/lead\/(\d+)\.json$/
+const APPROVE_ACTIVITY_TYPE = /^\/rest\/v1\/activities\/external\/type\/([^/]+)\/approve\.json$/
 
-function route (call: RestCall, deps: RestApiDependencies): RestSuccess {
+const BULK_IMPORT_BATCH = /^\/bulk\/v1\/leads\/batch\/(\d+)(\/failures|\/warnings)?\.json$/
+
+function route (call: RestCall, deps: RestApiDependencies): RestSuccess | RestFile {
+  const batch = BULK_IMPORT_BATCH.exec(call.path)
+  if (batch !== null) {
+    if (call.method !== 'GET') throw restErrors.methodNotSupported(call.method)
+    const batchId = Number(batch[1])
+    if (batch[2] === '/failures') return { file: deps.bulkImports.failuresFile(batchId) }
+    if (batch[2] === '/warnings') return { file: deps.bulkImports.warningsFile(batchId) }
+    return deps.bulkImports.status(batchId)
+  }
+  if (call.path === '/bulk/v1/leads.json') return onlyPost(call, () => deps.bulkImports.submit(call.contentType, call.body, call.params, call.requestId))
   const leadById = LEAD_BY_ID.exec(call.path)
   if (leadById !== null) return onlyGet(call, () => getLeadById(Number(leadById[1]), call.params, deps))
+  const approveType = APPROVE_ACTIVITY_TYPE.exec(call.path)
+  if (approveType !== null) return onlyPost(call, () => approveCustomActivityType(decodeURIComponent(approveType[1]!), deps))
   switch (call.path) {
     case '/rest/v1/leads.json':
       if (call.method === 'GET') return getLeadsByFilterType(call.params, deps)
@@ -130,6 +165,12 @@ function route (call: RestCall, deps: RestApiDependencies): RestSuccess {
       return onlyGet(call, () => getLeadActivities(call.params, deps.activities))
     case '/rest/v1/activities/leadchanges.json':
       return onlyGet(call, () => getLeadChanges(call.params, deps.activities))
+    case '/rest/v1/activities/external/types.json':
+      return onlyGet(call, () => getCustomActivityTypes(deps))
+    case '/rest/v1/activities/external/type.json':
+      return onlyPost(call, () => createCustomActivityType(parseJsonBody(call), deps))
+    case '/rest/v1/activities/external.json':
+      return onlyPost(call, () => addCustomActivities(parseJsonBody(call), deps))
     default:
       throw restErrors.notFound()
   }
@@ -137,6 +178,11 @@ function route (call: RestCall, deps: RestApiDependencies): RestSuccess {
 
 function onlyGet (call: RestCall, handler: () => RestSuccess): RestSuccess {
   if (call.method !== 'GET') throw restErrors.methodNotSupported(call.method)
+  return handler()
+}
+
+function onlyPost (call: RestCall, handler: () => RestSuccess): RestSuccess {
+  if (call.method !== 'POST') throw restErrors.methodNotSupported(call.method)
   return handler()
 }
 

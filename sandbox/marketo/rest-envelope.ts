@@ -57,11 +57,17 @@ export const restErrors = {
   invalidJson: () => new MarketoRestError('609', 'Invalid JSON'),
   notFound: () => new MarketoRestError('610', 'Requested resource not found', 404),
   invalidContentType: () => new MarketoRestError('612', 'Invalid Content Type'),
+  invalidMultipart: () => new MarketoRestError('613', 'Invalid Multipart Request'),
   concurrencyLimit: (limit = 10) => new MarketoRestError('615', `Concurrent access limit '${limit}' reached`),
   blank: (parameter: string) => new MarketoRestError('701', `${parameter} cannot be blank`),
   invalidDate: (value: string) => new MarketoRestError('704', `Invalid date format: ${value}`),
   invalidData: (message: string) => new MarketoRestError('1003', message),
-  fieldNotFound: (field: string) => new MarketoRestError('1006', `Field '${field}' not found`)
+  fieldNotFound: (field: string) => new MarketoRestError('1006', `Field '${field}' not found`),
+  objectNotFound: (what: string) => new MarketoRestError('1013', `${what} not found`),
+  tooManyImports: () => new MarketoRestError('1016', 'Too many imports'),
+  objectExists: (what: string) => new MarketoRestError('1017', `${what} already exists`),
+  activityTypeLimit: () => new MarketoRestError('1027', 'Max Activity Type Limit Reached'),
+  fieldLimit: () => new MarketoRestError('1028', 'Max field limit reached')
 } as const
 
 /** `<hex>#<epoch ms in hex>`, the shape seen in recorded traffic (reference §2.2, inferred from [GRP]). */

@@ -292,3 +292,41 @@ t.test('615 and 607 are not retried by the client; a 606 from the real window is
   await t.rejects(marketo.lead.byId(1000), { errors: [{ code: '606' }] })
   t.equal(emu.restCallCount() - beforeWindow, 1 + fastRetry.maxRetries, 'the first call and each retry')
 })
+
+t.test('a custom activity type and its activities, read back by the client\'s getActivityTypes and getActivities', async (t) => {
+  // node-marketo-rest 0.7.8 has no method to create, approve or add custom activities: those go
+  // over plain fetch here (and in test/sandbox/marketo-custom-activities.test.ts); the reads are the client's own.
+  const emu = await startEmulator(t)
+  const marketo = marketoFor(emu)
+  const { access_token: token } = await marketo.getOAuthToken()
+  const post = async (path: string, body?: unknown): Promise<{ result: Array<Record<string, unknown>> }> => {
+    const response = await fetch(`${emu.restUrl}${path}`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify(body ?? {})
+    })
+    return await response.json() as { result: Array<Record<string, unknown>> }
+  }
+  const created = await post('/v1/activities/external/type.json', {
+    apiName: 'syncFailed',
+    name: 'Dynamics sync failed',
+    triggerName: 'Dynamics sync fails',
+    filterName: 'Dynamics sync failed',
+    primaryAttribute: { apiName: 'dynamicsEntity', name: 'Dynamics Entity' },
+    attributes: [{ apiName: 'dynamicsMessage', name: 'Dynamics Message', dataType: 'text' }]
+  })
+  const typeId = created.result[0]?.id as number
+  const beforeApproval = await marketo.activities.getActivityTypes()
+  t.notOk(beforeApproval.result?.some((type) => type.id === typeId), 'a draft type is not listed')
+  await post('/v1/activities/external/type/syncFailed/approve.json')
+  await post('/v1/activities/external.json', {
+    input: [{ leadId: 1001, activityDate: '2026-03-02T12:00:00Z', activityTypeId: typeId, primaryAttributeValue: 'lead', attributes: [{ apiName: 'dynamicsMessage', value: 'Last Name is required' }] }]
+  })
+
+  const types = await marketo.activities.getActivityTypes()
+  t.match(types.result?.find((type) => type.id === typeId), { name: 'Dynamics sync failed', attributes: [{ name: 'Dynamics Message', dataType: 'text' }] })
+  const page = await marketo.lead.getPageToken('2026-01-01T00:00:00Z')
+  const activities = await marketo.lead.getActivities([1001], [typeId], page.nextPageToken ?? '')
+  t.match(activities.result, [{ leadId: 1001, activityTypeId: typeId, primaryAttributeValue: 'lead', attributes: [{ name: 'Dynamics Message', value: 'Last Name is required' }] }])
+  t.equal(activities.result?.length, 1)
+})
