@@ -31,6 +31,8 @@ import { FaultInjector, FaultSettingsError, type DataverseFaults } from './fault
 import { readRecordPayload } from './record-payload.ts'
 import { RecordStore, UnknownEntitySetError, type DataverseRecord, type DataverseRecordStore } from './record-store.ts'
 import { BULK_MESSAGE_TABLES, planUpdateMultiple } from './update-multiple.ts'
+import { executeBatch } from './batch.ts'
+import { BatchPartExchange } from './batch-part-exchange.ts'
 
 /**
  * A local Dataverse Web API (`/api/data/v9.2/`) over plain HTTP, good enough for unmodified
@@ -41,7 +43,7 @@ import { BULK_MESSAGE_TABLES, planUpdateMultiple } from './update-multiple.ts'
  * (change-tracking.ts), `_createdby_value`/`_modifiedby_value` set to the calling user (or the one
  * impersonated with `MSCRMCallerID`), the `UpdateMultiple` bulk message on leads and contacts
  * (update-multiple.ts), fault injection (also over HTTP under `/_emulator/`, for the sandbox
- * launcher and tests in other processes). Not implemented: `$batch`, alternate keys,
+ * launcher and tests in other processes), `$batch` with change sets (batch.ts). Not implemented: alternate keys,
  * `CreateMultiple`/`UpsertMultiple`, `$expand`.
  */
 
@@ -256,7 +258,8 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
       return
     }
     if (resource === '$batch') {
-      throw new DataverseError(501, '0x0', 'The Dataverse emulator does not implement $batch.')
+      if (method !== 'POST') throw noResource(context)
+      return await answerBatch(context)
     }
     const boundAction = /^([A-Za-z_]\w*)\/Microsoft\.Dynamics\.CRM\.UpdateMultiple$/.exec(resource)
     if (boundAction !== null) {
@@ -492,6 +495,26 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
     context.answerWrite(() => {
       context.response.writeHead(204, { 'OData-Version': '4.0' })
       context.response.end()
+    })
+  }
+
+  /** `$batch` (batch.ts): each inner request goes through `routeWebApi` as if it had come alone. */
+  async function answerBatch (context: RequestContext): Promise<void> {
+    const request = { contentType: context.request.headers['content-type'], body: await readBody(context.request), prefer: [context.request.headers.prefer ?? []].flat().join(','), base: context.base }
+    const answer = await executeBatch(request, async (part) => {
+      const exchange = new BatchPartExchange(part)
+      try {
+        const callerId = part.headers.mscrmcallerid === undefined ? context.callerId : callerOf(exchange.request)
+        const inner: RequestContext = { ...context, request: exchange.request, response: exchange.response, url: part.url, prefer: parsePrefer(part.headers.prefer), callerId, answerWrite: (send) => send() }
+        await routeWebApi(inner, part.method, part.resource)
+      } catch (error) {
+        exchange.fail(error)
+      }
+      return exchange.answer()
+    }, store)
+    context.answerWrite(() => {
+      context.response.writeHead(answer.status, answer.headers)
+      context.response.end(answer.body)
     })
   }
 

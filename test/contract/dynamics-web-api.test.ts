@@ -284,3 +284,52 @@ t.test('a token for another resource is refused with 401', async (t) => {
   const error = await rejection(wrongAudience.retrieveMultiple({ collection: 'leads' }))
   t.equal(error.status, 401)
 })
+
+t.test('$batch: creates and updates in one change set and a GET outside it come back in request order', async (t) => {
+  const existing = dataverse.store.insert('leads', { lastname: 'Batched', jobtitle: 'Before' })
+  api.startBatch()
+  void api.create({ collection: 'leads', data: { firstname: 'Bea', lastname: 'Batch' }, contentId: '1' })
+  // `$1` alone addresses the row the part with Content-ID 1 created (DWA then sends `PATCH $1`).
+  void api.update({ contentId: '$1', data: { jobtitle: 'Created then updated' } })
+  void api.update({ collection: 'leads', key: existing, data: { jobtitle: 'After' } })
+  void api.retrieve({ collection: 'leads', key: existing, select: ['jobtitle'] })
+  const results = await api.executeBatch()
+  t.equal(results.length, 4)
+  const createdId = String(results[0])
+  t.match(createdId, /^[0-9a-f-]{36}$/, 'the create answers the new id from OData-EntityId')
+  t.match(dataverse.store.get('leads', createdId), { firstname: 'Bea', jobtitle: 'Created then updated' })
+  t.equal(dataverse.store.get('leads', existing)?.jobtitle, 'After')
+  t.match(results[3], { jobtitle: 'After' }, 'the GET outside the change set sees the change set\'s writes')
+})
+
+t.test('$batch: one failing request in a change set applies none of it and rejects with Dataverse\'s error', async (t) => {
+  const kept = dataverse.store.insert('leads', { lastname: 'Kept', jobtitle: 'Untouched' })
+  const before = dataverse.store.list('leads').length
+  api.startBatch()
+  void api.create({ collection: 'leads', data: { lastname: 'Never stored' } })
+  void api.update({ collection: 'leads', key: kept, data: { jobtitle: 'Changed' } })
+  void api.update({ collection: 'leads', key: kept, data: { lastname: '' } })
+  const rejected = await api.executeBatch().then(
+    () => { throw new Error('expected the batch to fail') },
+    (errors: unknown) => errors as DwaError[]
+  )
+  t.ok(Array.isArray(rejected), 'dynamics-web-api rejects with the parts it read')
+  // A batch part's error keeps Dataverse's envelope under `error` (DWA parseBatchResponse).
+  t.match(rejected[0], { status: 400, error: { code: '0x80040203', message: /'lastname' attribute of the 'lead' entity is required/ } })
+  t.equal(dataverse.store.list('leads').length, before, 'the create was undone')
+  t.equal(dataverse.store.get('leads', kept)?.jobtitle, 'Untouched', 'the update was undone')
+})
+
+t.test('$batch with continueOnError: every request runs and failures come back inline', async (t) => {
+  const missing = randomUUID()
+  api.startBatch()
+  void api.update({ collection: 'leads', key: missing, data: { jobtitle: 'Ghost' }, inChangeSet: false })
+  void api.create({ collection: 'leads', data: { lastname: 'Still created' }, inChangeSet: false })
+  void api.retrieveMultiple({ collection: 'leads', select: ['lastname'], filter: "lastname eq 'Still created'" })
+  const results = await api.executeBatch({ continueOnError: true })
+  t.equal(results.length, 3)
+  t.ok(results[0] instanceof Error, 'the failed update is an Error in its place')
+  t.match(results[0], { status: 404, error: { code: '0x80040217' } })
+  t.match(String(results[1]), /^[0-9a-f-]{36}$/)
+  t.same(results[2].value.map((row: Record<string, unknown>) => row.lastname), ['Still created'])
+})
