@@ -29,6 +29,7 @@ import {
 } from './change-tracking.ts'
 import { FaultInjector, FaultSettingsError, type DataverseFaults } from './faults.ts'
 import { readRecordPayload } from './record-payload.ts'
+import { answerAttributeMetadata, isAttributeMetadataPath } from './attribute-metadata.ts'
 import { RecordStore, UnknownEntitySetError, type DataverseRecord, type DataverseRecordStore } from './record-store.ts'
 import { BULK_MESSAGE_TABLES, planUpdateMultiple } from './update-multiple.ts'
 import { executeBatch } from './batch.ts'
@@ -255,6 +256,11 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
         UserId: context.callerId,
         OrganizationId: organizationId
       })
+      return
+    }
+    if (isAttributeMetadataPath(resource)) {
+      if (method !== 'GET') throw noResource(context)
+      sendJson(context.response, 200, answerAttributeMetadata(resource, context.url.searchParams, context.base))
       return
     }
     if (resource === '$batch') {

@@ -23,6 +23,12 @@ export interface ColumnDefinition {
   readonly maxLength?: number
   /** Not settable through the API (computed or system-maintained); writes are ignored, as Dataverse ignores attributes that are not valid for create/update. */
   readonly readOnly?: boolean
+  /**
+   * The column's `AttributeType` in Dataverse's metadata where the wire type alone does not say it:
+   * an option set travels as an integer but is a Picklist, State or Status; a Money or Memo column
+   * as a decimal or a string (attribute-metadata.ts serves it).
+   */
+  readonly attributeType?: 'Memo' | 'Money' | 'Picklist' | 'State' | 'Status'
 }
 
 /** A single-valued navigation property written as `<navigationProperty>@odata.bind`. */
@@ -56,11 +62,15 @@ export interface EntityDefinition {
 
 const text = (maxLength: number): ColumnDefinition => ({ type: 'string', maxLength })
 const integer: ColumnDefinition = { type: 'integer' }
-const decimal: ColumnDefinition = { type: 'decimal' }
 const boolean: ColumnDefinition = { type: 'boolean' }
 const datetime: ColumnDefinition = { type: 'datetime' }
 const readOnlyDatetime: ColumnDefinition = { type: 'datetime', readOnly: true }
 const readOnlyGuid: ColumnDefinition = { type: 'guid', readOnly: true }
+const memo = (maxLength: number): ColumnDefinition => ({ type: 'string', maxLength, attributeType: 'Memo' })
+const money: ColumnDefinition = { type: 'decimal', attributeType: 'Money' }
+const picklist: ColumnDefinition = { type: 'integer', attributeType: 'Picklist' }
+const state: ColumnDefinition = { type: 'integer', attributeType: 'State' }
+const status: ColumnDefinition = { type: 'integer', attributeType: 'Status' }
 
 const ADDRESS1_COLUMNS: Record<string, ColumnDefinition> = {
   address1_line1: text(250),
@@ -106,10 +116,10 @@ const PERSON_COLUMNS: Record<string, ColumnDefinition> = {
   fax: text(50),
   websiteurl: text(200),
   ...ADDRESS1_COLUMNS,
-  description: text(2000),
-  statecode: integer,
-  statuscode: integer,
-  preferredcontactmethodcode: integer,
+  description: memo(2000),
+  statecode: state,
+  statuscode: status,
+  preferredcontactmethodcode: picklist,
   donotphone: boolean,
   donotbulkemail: boolean,
   donotemail: boolean,
@@ -148,11 +158,11 @@ const lead: EntityDefinition = {
     ...PERSON_COLUMNS,
     subject: text(300),
     companyname: text(100),
-    leadsourcecode: integer,
-    leadqualitycode: integer,
-    revenue: decimal,
+    leadsourcecode: picklist,
+    leadqualitycode: picklist,
+    revenue: money,
     numberofemployees: integer,
-    industrycode: integer,
+    industrycode: picklist,
     _parentaccountid_value: readOnlyGuid,
     _parentcontactid_value: readOnlyGuid,
     _customerid_value: readOnlyGuid
@@ -203,14 +213,14 @@ const account: EntityDefinition = {
     telephone1: text(50),
     websiteurl: text(200),
     ...ADDRESS1_COLUMNS,
-    description: text(2000),
-    revenue: decimal,
+    description: memo(2000),
+    revenue: money,
     numberofemployees: integer,
-    industrycode: integer,
-    businesstypecode: integer,
+    industrycode: picklist,
+    businesstypecode: picklist,
     sic: text(20),
-    statecode: integer,
-    statuscode: integer,
+    statecode: state,
+    statuscode: status,
     _ownerid_value: readOnlyGuid,
     ...SYSTEM_COLUMNS
   },

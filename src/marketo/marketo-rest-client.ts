@@ -1,6 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises'
 import { nextMarketoQuotaReset, type MarketoCallGate } from './marketo-call-budget.ts'
 import { MarketoApiError, MarketoAuthError, MarketoQuotaExhaustedError, MarketoRedirectError } from './marketo-errors.ts'
+import type { MarketoFieldDescription } from '../sync/field-mapping-check.ts'
 
 /**
  * The Marketo REST calls this service makes, and nothing more: every call is charged to the
@@ -42,6 +43,14 @@ export interface LeadChangesPage {
   /** Always present (reference §2.6): where the next read starts, even when nothing more is there yet. */
   readonly nextPageToken: string
   readonly moreResult: boolean
+}
+
+/** One field of Describe2's `result[0].fields` (reference §2.5). */
+interface Describe2Field {
+  readonly name: string
+  readonly dataType: string
+  readonly length?: number | null
+  readonly updateable?: boolean
 }
 
 /** Token invalid / expired: fetch a new one and repeat the call once (§2.1). */
@@ -103,6 +112,24 @@ export class MarketoRestClient {
       nextPageToken: requirePageToken(page, 'Get Lead Changes'),
       moreResult: page.moreResult === true
     }
+  }
+
+  /**
+   * Every person field of the instance, standard and custom, for the start-up check of the field
+   * mapping. Describe2 (`GET /rest/v1/leads/describe2.json`, reference §2.5), because Adobe marks the
+   * older Describe as superseded by it; one call, whatever the field count. Its `updateable` is the
+   * REST API's own verdict on writing a field (false for Marketo-computed ones such as the Sales
+   * Insight scores), so `readOnly` is its negation.
+   */
+  async describeLeads (): Promise<MarketoFieldDescription[]> {
+    const [leadObject] = await this.#get<{ name?: string; fields?: Describe2Field[] }>('/rest/v1/leads/describe2.json')
+    if (leadObject?.fields === undefined) throw new MarketoApiError('MALFORMED_DESCRIBE', 'Marketo\'s Describe2 answer carried no fields')
+    return leadObject.fields.map((field) => ({
+      name: field.name,
+      dataType: field.dataType,
+      readOnly: field.updateable !== true,
+      length: typeof field.length === 'number' ? field.length : null
+    }))
   }
 
   async #get<T> (path: string): Promise<T[]> {

@@ -260,13 +260,14 @@ t.test('updateOnly by id updates the person the id names; an id with createOnly 
 })
 
 t.test('describe gives each field its data type and REST name, custom fields included', async (t) => {
-  const emu = await startMarketoEmulator({ munchkinId: '123-ABC-456', clients: [client], seedPersons: [{ email: 'x@example.com', microsoftIsDeleted: false }] })
+  const emu = await startMarketoEmulator({ munchkinId: '123-ABC-456', clients: [client], seedPersons: [{ email: 'x@example.com', customerTier: 'gold' }] })
   t.teardown(() => emu.close())
   const described = await marketoFor(emu).lead.describe()
   const byName = new Map(described.result?.map((field) => [(field.rest as { name: string }).name, field]))
   t.match(byName.get('unsubscribed'), { dataType: 'boolean', rest: { name: 'unsubscribed', readOnly: false } })
   t.match(byName.get('updatedAt'), { dataType: 'datetime', rest: { readOnly: true } })
-  t.match(byName.get('microsoftIsDeleted'), { id: Number, dataType: 'string', rest: { name: 'microsoftIsDeleted' } })
+  t.match(byName.get('customerTier'), { id: Number, dataType: 'string', rest: { name: 'customerTier' } }, 'a field first seen in a seed is a custom string field')
+  t.match(byName.get('microsoftIsDeleted'), { id: Number, dataType: 'boolean', rest: { name: 'microsoftIsDeleted', readOnly: false } }, 'the native sync\'s custom fields exist from the start')
 })
 
 t.test('615 and 607 are not retried by the client; a 606 from the real window is retried until its tries run out', async (t) => {

@@ -1,0 +1,41 @@
+import type { DataverseClient } from './dataverse-client.ts'
+import { SYNC_TABLES, type SyncTable } from '../sync/field-mapping.ts'
+import type { DataverseAttributeMetadata, DataverseSchema } from '../sync/field-mapping-check.ts'
+
+/**
+ * The columns of the lead and contact tables as Dataverse's metadata describes them, for the
+ * start-up check of the field mapping. Queried with the Web API's metadata queries
+ * (learn.microsoft.com, "Query table definitions using the Web API"):
+ * `EntityDefinitions(LogicalName='lead')/Attributes?$select=…` for every column, then
+ * `…/Attributes/Microsoft.Dynamics.CRM.StringAttributeMetadata` and `…MemoAttributeMetadata` for
+ * the lengths: `MaxLength` belongs to those derived types only, and selecting it on the base
+ * `AttributeMetadata` is refused. Three requests per table, once at start-up.
+ */
+
+const BASE_SELECT = ['LogicalName', 'AttributeType', 'IsValidForUpdate', 'IsValidForCreate'] as const
+const TEXT_METADATA_TYPES = ['StringAttributeMetadata', 'MemoAttributeMetadata'] as const
+
+function attributesPath (table: SyncTable, cast?: string): string {
+  return `EntityDefinitions(LogicalName='${table}')/Attributes${cast === undefined ? '' : `/Microsoft.Dynamics.CRM.${cast}`}`
+}
+
+export async function readTableAttributes (client: DataverseClient, table: SyncTable): Promise<DataverseAttributeMetadata[]> {
+  const [attributes, ...textAttributes] = await Promise.all([
+    client.retrieveMultiple<DataverseAttributeMetadata>(attributesPath(table), { select: BASE_SELECT }),
+    ...TEXT_METADATA_TYPES.map(async (cast) => await client.retrieveMultiple<{ LogicalName: string, MaxLength?: number | null }>(attributesPath(table, cast), { select: ['LogicalName', 'MaxLength'] }))
+  ])
+  const maxLengths = new Map(textAttributes.flat().map((attribute) => [attribute.LogicalName, attribute.MaxLength ?? null]))
+  return (attributes ?? []).map((attribute) => ({
+    LogicalName: attribute.LogicalName,
+    AttributeType: attribute.AttributeType,
+    IsValidForUpdate: attribute.IsValidForUpdate,
+    IsValidForCreate: attribute.IsValidForCreate,
+    ...(maxLengths.has(attribute.LogicalName) ? { MaxLength: maxLengths.get(attribute.LogicalName) ?? null } : {})
+  }))
+}
+
+/** Lead and contact, read at the same time. */
+export async function readPersonTableSchemas (client: DataverseClient): Promise<DataverseSchema> {
+  const [lead, contact] = await Promise.all(SYNC_TABLES.map(async (table) => await readTableAttributes(client, table)))
+  return { lead: lead ?? [], contact: contact ?? [] }
+}
