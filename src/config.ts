@@ -98,6 +98,14 @@ export interface Config {
      * Marketo's and Dataverse's schemas when the worker starts, not here.
      */
     readonly fieldMappingFile: string
+    /**
+     * BACKGROUND_SYNC=on: workers poll Dynamics' lead and contact changes and write them to Marketo
+     * (src/background-sync/background-sync-worker-feature.ts). Off by default while the sync is
+     * being built, so a deployment changes nothing until it asks.
+     */
+    readonly enabled: boolean
+    /** How often each table's change pass runs (a BullMQ job scheduler per table). */
+    readonly dynamicsPollIntervalMs: number
   }
   readonly logLevel: string
 }
@@ -193,6 +201,13 @@ function readAzureCredential (env: EnvReader): AzureAdCredential {
     env.problems.push('AZURE_CLIENT_SECRET (or AZURE_CLIENT_CERTIFICATE_PATH) is required (the app registration\'s credential)')
   }
   return { kind: 'secret', clientSecret: secret ?? '' }
+}
+
+function readBackgroundSync (env: EnvReader): boolean {
+  const value = env.optional('BACKGROUND_SYNC') ?? 'off'
+  if (value === 'on' || value === 'off') return value === 'on'
+  env.problems.push(`BACKGROUND_SYNC must be on or off, not ${JSON.stringify(value)}`)
+  return false
 }
 
 /** `REDIS_CLUSTER=true`: a cluster has only database 0, so a database in REDIS_URL is refused, not ignored. */
@@ -306,7 +321,9 @@ export function loadConfig (environment: Env): Config {
       timeoutMs: env.integer('CALLBACK_TIMEOUT_MS', 15_000, { min: 100, max: 120_000 })
     },
     sync: {
-      fieldMappingFile: resolve(env.optional('SYNC_FIELD_MAPPING_FILE') ?? DEFAULT_FIELD_MAPPING_FILE)
+      fieldMappingFile: resolve(env.optional('SYNC_FIELD_MAPPING_FILE') ?? DEFAULT_FIELD_MAPPING_FILE),
+      enabled: readBackgroundSync(env),
+      dynamicsPollIntervalMs: env.integer('SYNC_DYNAMICS_POLL_INTERVAL_MS', 2_000, { min: 200, max: 3_600_000 })
     },
     logLevel
   }

@@ -61,6 +61,13 @@ const LIMIT_ERRORS = new Set(['606', '615'])
 const QUOTA_ERROR = '607'
 export const MARKETO_LEADS_PER_CALL = 300
 
+export type SyncLeadsAction = 'createOrUpdate' | 'updateOnly' | 'createOnly'
+
+/** One record's outcome in a Sync Leads answer (reference §2.5). */
+export type SyncLeadResult =
+  | { readonly id: number, readonly status: 'created' | 'updated' }
+  | { readonly status: 'skipped', readonly reasons?: ReadonlyArray<{ readonly code: string, readonly message: string }> }
+
 export class MarketoRestClient {
   readonly #options: MarketoRestClientOptions
   #token: { value: string; expiresAt: number } | undefined
@@ -132,18 +139,38 @@ export class MarketoRestClient {
     }))
   }
 
+  /**
+   * Sync Leads (`POST /rest/v1/leads.json`, reference §2.5): up to 300 records a call, one result per
+   * record in input order — `created`/`updated` with the person's id, or `skipped` with Marketo's
+   * reasons (a record refused does not fail the others). `createOrUpdate` matches on `lookupField`
+   * (default email); `updateOnly` with lookupField `id` writes persons by id and never creates one.
+   */
+  async syncLeads (action: SyncLeadsAction, lookupField: string, input: ReadonlyArray<Readonly<Record<string, unknown>>>): Promise<SyncLeadResult[]> {
+    const results: SyncLeadResult[] = []
+    for (let start = 0; start < input.length; start += MARKETO_LEADS_PER_CALL) {
+      const chunk = input.slice(start, start + MARKETO_LEADS_PER_CALL)
+      const page = await this.#getPage<SyncLeadResult>('/rest/v1/leads.json', { action, lookupField, input: chunk })
+      const answered = page.result ?? []
+      // One result per record is Marketo's contract; fewer would leave records unaccounted for.
+      if (answered.length !== chunk.length) throw new MarketoApiError('SYNC_RESULT_MISMATCH', `Marketo answered ${answered.length} results for ${chunk.length} records`)
+      results.push(...answered)
+    }
+    return results
+  }
+
   async #get<T> (path: string): Promise<T[]> {
     return (await this.#getPage<T>(path)).result ?? []
   }
 
-  async #getPage<T> (path: string): Promise<Envelope<T>> {
+  /** A GET, or a POST of `body` as JSON when one is given. */
+  async #getPage<T> (path: string, body?: unknown): Promise<Envelope<T>> {
     let tokenRenewed = false
     for (let limitRetries = 0; ;) {
       // The token first: identity calls are not charged (§2.1), so they take no budget slot.
       const token = await this.#accessToken()
-      const body = await this.#charged(async () => await this.#send<T>(path, token))
-      if (body.success) return body
-      const error = body.errors?.[0] ?? { code: 'UNKNOWN', message: 'Marketo answered success: false' }
+      const answer = await this.#charged(async () => await this.#send<T>(path, token, body))
+      if (answer.success) return answer
+      const error = answer.errors?.[0] ?? { code: 'UNKNOWN', message: 'Marketo answered success: false' }
       const code = String(error.code)
       if (TOKEN_ERRORS.has(code) && !tokenRenewed) {
         tokenRenewed = true
@@ -175,9 +202,11 @@ export class MarketoRestClient {
     }
   }
 
-  async #send<T> (path: string, token: string): Promise<Envelope<T>> {
+  async #send<T> (path: string, token: string, body?: unknown): Promise<Envelope<T>> {
     const response = await fetch(`${this.#options.baseUrl}${path}`, {
-      headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' },
+      ...(body === undefined
+        ? { headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' } }
+        : { method: 'POST', body: JSON.stringify(body), headers: { Authorization: `Bearer ${token}`, Accept: 'application/json', 'Content-Type': 'application/json' } }),
       signal: AbortSignal.timeout(this.#options.requestTimeoutMs ?? 30_000),
       redirect: 'manual'
     })

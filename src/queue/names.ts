@@ -6,8 +6,10 @@ export const QUEUE = {
   /** One job per flow-step invocation: look up / create each person in Dynamics. */
   flowStep: 'flow-step',
   /** One job per invocation: report the outcomes to Marketo's callback URL, with retries. */
-  flowStepCallback: 'flow-step-callback'
-  // Reserved for the background sync issue: 'sync-marketo-changes', 'sync-dynamics-changes'.
+  flowStepCallback: 'flow-step-callback',
+  /** Background sync: one job per Dynamics change pass of one table, added by a job scheduler per table. */
+  syncDynamicsChanges: 'sync-dynamics-changes'
+  // Reserved for the background sync issue: 'sync-marketo-changes'.
 } as const
 export type QueueName = typeof QUEUE[keyof typeof QUEUE]
 
@@ -19,3 +21,11 @@ export const FLOW_CALLBACK_JOB_NAME = 'send-flow-callback'
 
 /** BullMQ: a lower number runs first. Trigger campaigns are real time; batch runs can wait. */
 export const PRIORITY = { triggerCampaign: 1, batchCampaign: 10 } as const
+
+/** The name every `sync-dynamics-changes` job carries (src/background-sync/dynamics-change-job.ts processes it). */
+export const DYNAMICS_CHANGE_PASS_JOB_NAME = 'dynamics-change-pass'
+
+/** The job scheduler of one table's Dynamics change passes: one per table, whatever the number of workers. */
+export function dynamicsChangeSchedulerId (table: string): string {
+  return `dynamics-changes:${table}`
+}

@@ -47,3 +47,8 @@ export interface CallbackCredentials {
   readonly token: string
   readonly apiCallBackKey: string
 }
+
+/** A Dynamics change pass (src/background-sync/dynamics-change-job.ts): the table whose changes it reads. */
+export interface DynamicsChangePassJobData {
+  readonly table: 'lead' | 'contact'
+}

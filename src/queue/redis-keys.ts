@@ -28,6 +28,9 @@ import type { QueueName } from './names.ts'
  *   <p>:cache:picklist:assignTo                the Assign To picklist cache, used alone: no tag
  *   <p>:{checkpoint:<direction>:<table>}       a change feed's cursor and version (hash), used
  *                                             alone by one script (src/background-sync/checkpoints.ts)
+ *   <p>:{pair:<lead|contact>:<id>}             a linked pair's last-synced state: a keyed hash per
+ *                                             mapped field, never a value (src/background-sync/
+ *                                             pair-state-store.ts); used alone, its own tag
  *   <p>:{marketo-budget}:window                the Marketo call budget shared by every process:
  *   <p>:{marketo-budget}:leases                admissions in the sliding window, in-flight leases
  *   <p>:{marketo-budget}:daily                 and today's count, all taken by one Lua script
@@ -98,4 +101,12 @@ export function syncCheckpointKey (prefix: string, direction: string, table: str
 export function marketoCallBudgetKeys (prefix: string): { readonly window: string, readonly leases: string, readonly daily: string } {
   const budget = `${prefix}:{marketo-budget}`
   return { window: `${budget}:window`, leases: `${budget}:leases`, daily: `${budget}:daily` }
+}
+
+/**
+ * A linked pair's last-synced state (src/background-sync/pair-state-store.ts), named by its Dynamics
+ * record: `recordType` `lead` or `contact`, `recordId` the record's GUID. Fingerprints only.
+ */
+export function syncPairStateKey (prefix: string, recordType: string, recordId: string): string {
+  return `${prefix}:{pair:${recordType}:${recordId}}`
 }

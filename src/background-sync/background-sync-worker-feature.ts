@@ -1,0 +1,129 @@
+import { hkdfSync } from 'node:crypto'
+import { Queue, Worker, type Job } from 'bullmq'
+import type { DataverseClient } from '../dynamics/dataverse-client.ts'
+import { mappedColumns } from '../dynamics/table-changes.ts'
+import { closeInOrder, type WorkerFeature } from '../feature-module.ts'
+import { RecordLinkStore } from '../links/record-link-store.ts'
+import { logJobEvents } from '../queue/job-event-log.ts'
+import { DYNAMICS_CHANGE_PASS_JOB_NAME, QUEUE, dynamicsChangeSchedulerId } from '../queue/names.ts'
+import type { DynamicsChangePassJobData } from '../queue/payloads.ts'
+import { queuePrefix } from '../queue/redis-keys.ts'
+import { SYNC_TABLES, type FieldMapping } from '../sync/field-mapping.ts'
+import { fieldFingerprinter } from '../sync/field-fingerprint.ts'
+import { CheckpointStore } from './checkpoints.ts'
+import { runDynamicsChangePass, type DynamicsChangePassOutcome } from './dynamics-change-pass.ts'
+import { deliverDynamicsPage, type MarketoPersonWriter } from './dynamics-to-marketo-delivery.ts'
+import { PairStateStore } from './pair-state-store.ts'
+
+export interface BackgroundSyncWorkerDeps {
+  readonly dataverse: DataverseClient
+  readonly marketo: MarketoPersonWriter
+  /** The field mapping, read and checked at start-up (src/sync/field-mapping-file.ts). */
+  readonly mapping: FieldMapping
+  /** The service's Dataverse user (WhoAmI, dataverse-web-api-and-msal.md): its writes coming back are echoes. */
+  readonly whoAmI: () => Promise<string>
+  /** Page size of a change read; Dataverse's default is 5,000. */
+  readonly pageSize?: number
+}
+
+/**
+ * A pass reads one page; one job reads on until the table has caught up, at most this many pages,
+ * so a first sync of a large table yields the worker between jobs instead of holding it for hours.
+ */
+const MAX_PAGES_PER_JOB = 20
+
+/**
+ * The background sync's side of a worker process, Dynamics → Marketo only so far (issue 12 §1):
+ * a BullMQ job scheduler per table adds a change-pass job every poll interval. `upsertJobScheduler`
+ * is idempotent by scheduler id, so every worker may call it at start and there is still one
+ * schedule per table (issue 12 §10: "safe with many workers"); BullMQ hands each job to one worker,
+ * and the checkpoint's version refuses a second runner that raced on the same page.
+ */
+export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): WorkerFeature {
+  return {
+    name: 'background-sync',
+    start ({ config, logger, connect, onQueueError }) {
+      const prefix = config.redis.keyPrefix
+      const commands = connect('mds-worker-sync-commands')
+      const checkpoints = new CheckpointStore(commands, prefix)
+      const pairs = new PairStateStore(commands, prefix)
+      const links = new RecordLinkStore(commands, prefix)
+      // Its own key, derived from the key-hash secret: fingerprints and key digests never share one.
+      const fingerprintKey = new Uint8Array(hkdfSync('sha256', config.redis.keyHashSecret, 'marketo-dynamics-sync', 'field-fingerprint', 32))
+      const log = logger.child({ feature: 'background-sync' })
+      let serviceUser: Promise<string> | undefined
+
+      async function serviceUserId (): Promise<string | undefined> {
+        serviceUser ??= deps.whoAmI()
+        // Asked again on the next pass when it failed: the label 'echo' waits, the sync does not.
+        return await serviceUser.catch((error: unknown) => { serviceUser = undefined; log.warn({ err: error }, 'WhoAmI failed'); return undefined })
+      }
+
+      async function runPasses (job: Job<DynamicsChangePassJobData>): Promise<DynamicsChangePassOutcome[]> {
+        const table = job.data.table
+        const userId = await serviceUserId()
+        const outcomes: DynamicsChangePassOutcome[] = []
+        for (let page = 0; page < MAX_PAGES_PER_JOB; page++) {
+          const outcome = await runDynamicsChangePass({
+            client: deps.dataverse,
+            checkpoints,
+            table,
+            columns: mappedColumns(deps.mapping, table),
+            ...(deps.pageSize === undefined ? {} : { pageSize: deps.pageSize }),
+            deliver: async (changes) => {
+              const delivered = await deliverDynamicsPage(changes, {
+                table,
+                mapping: deps.mapping,
+                marketo: deps.marketo,
+                pairs,
+                links,
+                fingerprinter: (pairId) => fieldFingerprinter(fingerprintKey, pairId),
+                serviceUserId: userId,
+                logger: log
+              })
+              if (changes.upserted.length + changes.deletedIds.length > 0) log.info({ table, ...delivered }, 'Dynamics changes delivered to Marketo')
+            }
+          })
+          outcomes.push(outcome)
+          if (outcome.kind === 'change-tracking-off') log.warn({ table }, 'change tracking is off for this table: its changes are not synced yet')
+          if (outcome.kind !== 'reset' && (outcome.kind !== 'advanced' || outcome.caughtUp)) break
+        }
+        return outcomes
+      }
+
+      const queue = new Queue<DynamicsChangePassJobData>(QUEUE.syncDynamicsChanges, {
+        connection: commands,
+        prefix: queuePrefix(prefix, QUEUE.syncDynamicsChanges),
+        // A pass is repeated by its scheduler anyway: a failed one is not retried, only kept for ops.
+        defaultJobOptions: { removeOnComplete: { count: 100 }, removeOnFail: { age: 24 * 3600, count: 1_000 } }
+      })
+      queue.on('error', (error) => { onQueueError(error, QUEUE.syncDynamicsChanges) })
+      const scheduled = Promise.all(SYNC_TABLES.map(async (table) => {
+        await queue.upsertJobScheduler(dynamicsChangeSchedulerId(table), { every: config.sync.dynamicsPollIntervalMs }, {
+          name: DYNAMICS_CHANGE_PASS_JOB_NAME,
+          data: { table }
+        })
+      })).catch((error: unknown) => { log.error({ err: error }, 'could not schedule the Dynamics change passes') })
+
+      const worker = new Worker<DynamicsChangePassJobData>(QUEUE.syncDynamicsChanges, runPasses, {
+        connection: connect('mds-worker-sync-dynamics'),
+        prefix: queuePrefix(prefix, QUEUE.syncDynamicsChanges),
+        // One pass per table at a time is what the checkpoint allows; two tables may run together.
+        concurrency: SYNC_TABLES.length,
+        lockDuration: config.worker.lockDurationMs,
+        stalledInterval: config.worker.stalledIntervalMs
+      })
+      logJobEvents(worker, logger, onQueueError)
+
+      return {
+        async close () {
+          await closeInOrder([
+            async () => { await scheduled },
+            async () => { await worker.close() },
+            async () => { await queue.close() }
+          ], (error) => { logger.error({ err: error, feature: 'background-sync' }, 'error while closing the worker') })
+        }
+      }
+    }
+  }
+}
