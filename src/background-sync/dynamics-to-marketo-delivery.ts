@@ -116,6 +116,8 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
     for (const person of await deps.marketo.getLeadsByIds(changedLinked.map((c) => c.marketoId), fields)) persons.set(Number(person.id), person)
   }
   const updates: Array<Record<string, unknown>> = []
+  /** The record each update of a linked row is for, by index; deleted-flag updates come after them. */
+  const updatedRows: string[] = []
   const newStates = new Map<string, LastSyncedState>()
   for (const { row, marketoId, values } of changedLinked) {
     const person = persons.get(marketoId)
@@ -138,7 +140,10 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
       else delete state[field]
     }
     newStates.set(row.id, state)
-    if (Object.keys(merged.writes.marketo).length > 0) updates.push({ id: marketoId, ...merged.writes.marketo })
+    if (Object.keys(merged.writes.marketo).length > 0) {
+      updates.push({ id: marketoId, ...merged.writes.marketo })
+      updatedRows.push(row.id)
+    }
   }
 
   // Deleted rows: the person stays, flagged (marketo-native-dynamics-sync.md §7).
@@ -156,6 +161,10 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
   updateResults.forEach((result, index) => {
     if (result.status !== 'skipped') return
     refused++
+    // A refused write is not synced: the record keeps its last-synced state, so its change is still a
+    // change next time instead of being taken for done (parking it with the reason is issue 12 §9).
+    const recordId = updatedRows[index]
+    if (recordId !== undefined) newStates.delete(recordId)
     // Which record and Marketo's reason code only: values are personal data.
     deps.logger.warn({ table, marketoId: updates[index]?.id, reasons: result.reasons?.map((r) => r.code) }, 'Marketo refused a background-sync update')
   })
@@ -165,12 +174,20 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
   // email, create nothing and report when several have it. Until then createOrUpdate by email
   // links to whichever person Marketo matches (and Marketo refuses, 1007, when several do).
   let created = 0
-  if (unlinked.length > 0) {
-    const input = unlinked.map(({ values }) => nonEmptyValues(values))
+  // Without an email, createOrUpdate by email creates a person every time the page is delivered again
+  // (a retry after a crash): such a record is reported and left until it has one.
+  const withEmail = unlinked.filter(({ row, values }) => {
+    if (writableFieldValue(values.email ?? null) !== null) return true
+    refused++
+    deps.logger.warn({ table, recordId: row.id }, 'a Dynamics record without an email is not created in Marketo')
+    return false
+  })
+  if (withEmail.length > 0) {
+    const input = withEmail.map(({ values }) => nonEmptyValues(values))
     const results = await deps.marketo.syncLeads('createOrUpdate', 'email', input)
     const createdStates = new Map<string, LastSyncedState>()
     for (const [index, result] of results.entries()) {
-      const { row } = unlinked[index]!
+      const { row } = withEmail[index]!
       if (result.status === 'skipped') {
         refused++
         deps.logger.warn({ table, recordId: row.id, reasons: result.reasons?.map((r) => r.code) }, 'Marketo refused a background-sync create')
@@ -185,7 +202,7 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
     await pairs.save(table, createdStates)
   }
 
-  return { created, updated: updates.length - flaggedDeleted, unchanged, flaggedDeleted, refused }
+  return { created, updated: updateResults.filter((result, index) => index < updatedRows.length && result.status !== 'skipped').length, unchanged, flaggedDeleted, refused }
 }
 
 /** A new person gets the record's non-empty values only: an empty Dynamics column must not blank a person Marketo matched by email. */

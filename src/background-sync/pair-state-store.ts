@@ -31,10 +31,20 @@ export class PairStateStore {
   async load (table: SyncTable, recordIds: readonly string[]): Promise<Map<string, LastSyncedState>> {
     const states = new Map<string, LastSyncedState>()
     if (recordIds.length === 0) return states
-    const pipeline = this.redis.pipeline()
-    for (const id of recordIds) pipeline.hgetall(syncPairStateKey(this.prefix, table, id))
-    const replies = await pipeline.exec() ?? []
-    recordIds.forEach((id, index) => { states.set(id, (replies[index]?.[1] ?? {}) as Record<string, string>) })
+    const keys = recordIds.map((id) => syncPairStateKey(this.prefix, table, id))
+    let replies: Array<Record<string, string>>
+    if ('nodes' in this.redis) {
+      // A Cluster refuses a pipeline whose keys live on different nodes, and each pair is its own tag.
+      replies = await Promise.all(keys.map(async (key) => await this.redis.hgetall(key)))
+    } else {
+      const pipeline = this.redis.pipeline()
+      for (const key of keys) pipeline.hgetall(key)
+      replies = ((await pipeline.exec()) ?? []).map(([error, reply]) => {
+        if (error !== null) throw error
+        return reply as Record<string, string>
+      })
+    }
+    recordIds.forEach((id, index) => { states.set(id, replies[index] ?? {}) })
     return states
   }
 

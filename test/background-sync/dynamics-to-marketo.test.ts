@@ -105,3 +105,27 @@ t.test('while Marketo refuses the writes the checkpoint stays, and the change ar
   t.pass('the checkpoint advanced after the write was accepted')
   t.equal(sandbox.marketo.persons.list().filter((p) => p.email === 'grace.hopper@example.com').length, 1, 'one person, not one per try')
 })
+
+t.test('a write Marketo refuses is not taken for synced: the record keeps its last-synced state', async (t) => {
+  const recordId = sandbox.dataverse.store.insert('leads', { firstname: 'Katherine', lastname: 'Johnson', emailaddress1: 'katherine.johnson@example.com', jobtitle: 'Mathematician', _modifiedby_value: dana })
+  const person = await eventually(() => personByEmail('katherine.johnson@example.com'), { timeoutMs: 5_000, what: 'the person in Marketo' })
+  const stateKey = syncPairStateKey(prefix, 'lead', recordId)
+  const synced = await eventually(async () => {
+    const fingerprints = await redis.hgetall(stateKey)
+    return fingerprints.title === undefined ? undefined : fingerprints
+  }, { what: 'the last-synced state' })
+  // The person is deleted in Marketo: Marketo now skips every update of it (1004).
+  t.ok(sandbox.marketo.persons.remove(person.id as number))
+  const held = await checkpoints.load(leadCheckpoint)
+  sandbox.dataverse.store.update('leads', recordId, { jobtitle: 'Research Mathematician', _modifiedby_value: dana })
+  await eventually(async () => (await checkpoints.load(leadCheckpoint)).version > held.version ? true : undefined, { timeoutMs: 5_000, what: 'the pass that met the refusal' })
+  t.same(await redis.hgetall(stateKey), synced, 'the state is the one before the refused write, so the change is still one')
+})
+
+t.test('a lead without an email is not created in Marketo, however often its page is delivered', async (t) => {
+  const persons = sandbox.marketo.persons.list().length
+  const held = await checkpoints.load(leadCheckpoint)
+  sandbox.dataverse.store.insert('leads', { lastname: 'Nameless', _modifiedby_value: dana })
+  await eventually(async () => (await checkpoints.load(leadCheckpoint)).version > held.version ? true : undefined, { timeoutMs: 5_000, what: 'the pass that read it' })
+  t.equal(sandbox.marketo.persons.list().length, persons, 'no person without an email: a retried page would create one each time')
+})
