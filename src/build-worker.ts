@@ -10,11 +10,21 @@ export interface WorkerDeps {
   readonly logger: Logger
   /** Worker-policy connections (src/queue/connections.ts), created for the features as they ask. */
   readonly connect: (name: string) => RedisClient
+  /**
+   * Worker-policy connections the runtime made before any feature (the Marketo client's call
+   * budget): watched like the features' own and closed after every feature, as theirs are.
+   */
+  readonly sharedConnections?: readonly RedisClient[]
   /** What this worker process runs (src/runtime/worker-runtime.ts lists them). */
   readonly features: readonly WorkerFeature[]
 }
 
 export interface RunningWorker {
+  /**
+   * Settles once every feature has started; rejects with the first feature's start-up error.
+   * `src/worker.ts` awaits it, so a start-up check that fails ends the process as a config error does.
+   */
+  readonly ready: Promise<void>
   /** Idempotent: closes every feature (each waits for its active jobs), then the connections. */
   close (): Promise<void>
 }
@@ -27,7 +37,7 @@ export interface RunningWorker {
 export function buildWorker (deps: WorkerDeps): RunningWorker {
   const { config, logger } = deps
   const reachability = new RedisReachability({ url: config.redis.url, logger })
-  const connections: RedisClient[] = []
+  const connections: RedisClient[] = (deps.sharedConnections ?? []).map((connection) => reachability.watch(connection))
   const connect = (name: string) => {
     const connection = reachability.watch(deps.connect(name))
     connections.push(connection)
@@ -41,8 +51,13 @@ export function buildWorker (deps: WorkerDeps): RunningWorker {
     running: feature.start({ config, logger: logger.child({ feature: feature.name }), connect, onQueueError })
   }))
 
+  const ready = Promise.all(running.map(async ({ running }) => { await running.ready })).then(() => undefined)
+  // Marked handled here: a caller that never asks (a test building the worker) is not crashed by it.
+  ready.catch(() => undefined)
+
   let closing: Promise<void> | undefined
   return {
+    ready,
     close () {
       closing ??= closeInOrder([
         // Features are independent of each other: they close side by side, each on its own.

@@ -33,6 +33,13 @@ export interface WorkerContext {
 }
 
 export interface RunningFeature {
+  /**
+   * Settles once the feature has really started; rejects when it cannot (the background sync's
+   * field-mapping check found a mismatch). A feature that needs I/O before its first job (a
+   * check against Marketo's and Dataverse's schemas) does it here, so `start` stays synchronous and
+   * the worker still composes its features in one list. Absent: started when `start` returned.
+   */
+  readonly ready?: Promise<void>
   /** Stops taking work and waits for the work in hand; must not throw for an already-closed part. */
   close (): Promise<void>
 }

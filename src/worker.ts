@@ -9,8 +9,10 @@ async function main (): Promise<void> {
   const config = loadConfig(process.env)
   const logger = pino(loggerOptions(config.logLevel, 'worker'))
   const worker = buildWorkerRuntime(config, logger)
-  logger.info({ concurrency: config.worker.concurrency }, 'worker started')
   exitOnSignals(logger, async () => { await worker.close() })
+  // A start-up check that fails (the background sync's field mapping) ends the process here.
+  await worker.ready
+  logger.info({ concurrency: config.worker.concurrency }, 'worker started')
 }
 
 main().catch(reportStartFailure('marketo-dynamics-sync worker'))

@@ -18,8 +18,13 @@ import { PairStateStore } from './pair-state-store.ts'
 export interface BackgroundSyncWorkerDeps {
   readonly dataverse: DataverseClient
   readonly marketo: MarketoPersonWriter
-  /** The field mapping, read and checked at start-up (src/sync/field-mapping-file.ts). */
-  readonly mapping: FieldMapping
+  /**
+   * The field mapping, read and checked against Marketo's and Dataverse's schemas (issue 12 §4,
+   * src/background-sync/check-field-mapping.ts). Awaited before any scheduler or processor starts;
+   * a rejection is the feature's start-up failure, and the mapping it resolves to is the one the
+   * passes use.
+   */
+  readonly fieldMapping: () => Promise<FieldMapping>
   /** The service's Dataverse user (WhoAmI, dataverse-web-api-and-msal.md): its writes coming back are echoes. */
   readonly whoAmI: () => Promise<string>
   /** Page size of a change read; Dataverse's default is 5,000. */
@@ -59,7 +64,7 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
         return await serviceUser.catch((error: unknown) => { serviceUser = undefined; log.warn({ err: error }, 'WhoAmI failed'); return undefined })
       }
 
-      async function runPasses (job: Job<DynamicsChangePassJobData>): Promise<DynamicsChangePassOutcome[]> {
+      async function runPasses (job: Job<DynamicsChangePassJobData>, mapping: FieldMapping): Promise<DynamicsChangePassOutcome[]> {
         const table = job.data.table
         const userId = await serviceUserId()
         const outcomes: DynamicsChangePassOutcome[] = []
@@ -68,12 +73,12 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
             client: deps.dataverse,
             checkpoints,
             table,
-            columns: mappedColumns(deps.mapping, table),
+            columns: mappedColumns(mapping, table),
             ...(deps.pageSize === undefined ? {} : { pageSize: deps.pageSize }),
             deliver: async (changes) => {
               const delivered = await deliverDynamicsPage(changes, {
                 table,
-                mapping: deps.mapping,
+                mapping,
                 marketo: deps.marketo,
                 pairs,
                 links,
@@ -91,32 +96,47 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
         return outcomes
       }
 
-      const queue = new Queue<DynamicsChangePassJobData>(QUEUE.syncDynamicsChanges, {
-        connection: commands,
-        prefix: queuePrefix(prefix, QUEUE.syncDynamicsChanges),
-        // A pass is repeated by its scheduler anyway: a failed one is not retried, only kept for ops.
-        defaultJobOptions: { removeOnComplete: { count: 100 }, removeOnFail: { age: 24 * 3600, count: 1_000 } }
-      })
-      queue.on('error', (error) => { onQueueError(error, QUEUE.syncDynamicsChanges) })
-      const scheduled = Promise.all(SYNC_TABLES.map(async (table) => {
-        await queue.upsertJobScheduler(dynamicsChangeSchedulerId(table), { every: config.sync.dynamicsPollIntervalMs }, {
-          name: DYNAMICS_CHANGE_PASS_JOB_NAME,
-          data: { table }
-        })
-      })).catch((error: unknown) => { log.error({ err: error }, 'could not schedule the Dynamics change passes') })
+      // The check is I/O and `start` is synchronous (the worker composes its features in one list):
+      // everything that could run a pass waits on it, and its outcome is the feature's `ready`.
+      // A worker closed while the check ran starts nothing afterwards.
+      let closing = false
+      const started = deps.fieldMapping().then((mapping) => closing ? undefined : startPasses(mapping))
 
-      const worker = new Worker<DynamicsChangePassJobData>(QUEUE.syncDynamicsChanges, runPasses, {
-        connection: connect('mds-worker-sync-dynamics'),
-        prefix: queuePrefix(prefix, QUEUE.syncDynamicsChanges),
-        // One pass per table at a time is what the checkpoint allows; two tables may run together.
-        concurrency: SYNC_TABLES.length,
-        lockDuration: config.worker.lockDurationMs,
-        stalledInterval: config.worker.stalledIntervalMs
-      })
-      logJobEvents(worker, logger, onQueueError)
+      function startPasses (mapping: FieldMapping) {
+        const queue = new Queue<DynamicsChangePassJobData>(QUEUE.syncDynamicsChanges, {
+          connection: commands,
+          prefix: queuePrefix(prefix, QUEUE.syncDynamicsChanges),
+          // A pass is repeated by its scheduler anyway: a failed one is not retried, only kept for ops.
+          defaultJobOptions: { removeOnComplete: { count: 100 }, removeOnFail: { age: 24 * 3600, count: 1_000 } }
+        })
+        queue.on('error', (error) => { onQueueError(error, QUEUE.syncDynamicsChanges) })
+        const scheduled = Promise.all(SYNC_TABLES.map(async (table) => {
+          await queue.upsertJobScheduler(dynamicsChangeSchedulerId(table), { every: config.sync.dynamicsPollIntervalMs }, {
+            name: DYNAMICS_CHANGE_PASS_JOB_NAME,
+            data: { table }
+          })
+        })).catch((error: unknown) => { log.error({ err: error }, 'could not schedule the Dynamics change passes') })
+
+        const worker = new Worker<DynamicsChangePassJobData>(QUEUE.syncDynamicsChanges, async (job) => await runPasses(job, mapping), {
+          connection: connect('mds-worker-sync-dynamics'),
+          prefix: queuePrefix(prefix, QUEUE.syncDynamicsChanges),
+          // One pass per table at a time is what the checkpoint allows; two tables may run together.
+          concurrency: SYNC_TABLES.length,
+          lockDuration: config.worker.lockDurationMs,
+          stalledInterval: config.worker.stalledIntervalMs
+        })
+        logJobEvents(worker, logger, onQueueError)
+        return { scheduled, worker, queue }
+      }
 
       return {
+        ready: started.then(() => undefined),
         async close () {
+          closing = true
+          // A feature whose start-up check failed started nothing, so there is nothing to close.
+          const parts = await started.catch(() => undefined)
+          if (parts === undefined) return
+          const { scheduled, worker, queue } = parts
           await closeInOrder([
             async () => { await scheduled },
             async () => { await worker.close() },

@@ -2,7 +2,9 @@ import type { Logger } from 'pino'
 import type { Config } from '../config.ts'
 import { createMsalAccessTokenProvider } from '../dynamics/access-token-provider.ts'
 import { DataverseClient } from '../dynamics/dataverse-client.ts'
-import { MarketoRestClient } from '../marketo/marketo-rest-client.ts'
+import { MarketoRestClient, type MarketoRestClientOptions } from '../marketo/marketo-rest-client.ts'
+import { MarketoCallBudget } from '../marketo/marketo-call-budget.ts'
+import type { RedisClient } from '../queue/connections.ts'
 import { createSealedBox, type SealedBox } from '../crypto/sealed-box.ts'
 
 /** The outside-world clients, built from config in one place for the API, the worker and tests. */
@@ -23,11 +25,26 @@ export function createDataverseClient (config: Config, logger: Logger): Datavers
   })
 }
 
-export function createMarketoRestClient (config: Config): MarketoRestClient {
+export function createMarketoRestClient (config: Config, limits: Pick<MarketoRestClientOptions, 'callBudget' | 'rateLimitRetries' | 'rateLimitBackoffMs'> = {}): MarketoRestClient {
   return new MarketoRestClient({
     baseUrl: config.marketo.baseUrl,
     clientId: config.marketo.clientId,
-    clientSecret: config.marketo.clientSecret
+    clientSecret: config.marketo.clientSecret,
+    ...limits
+  })
+}
+
+/**
+ * The Marketo REST budget every process shares (issue 12 §11, src/marketo/marketo-call-budget.ts),
+ * sized by MARKETO_DAILY_CALL_BUDGET, MARKETO_CALLS_PER_20S and MARKETO_CONCURRENT_CALLS, its keys
+ * under REDIS_KEY_PREFIX. `redis` should have the worker policy: a call waits out a Redis restart.
+ */
+export function createMarketoCallBudget (config: Config, redis: RedisClient): MarketoCallBudget {
+  return new MarketoCallBudget(redis, {
+    keyPrefix: config.redis.keyPrefix,
+    dailyBudget: config.marketo.callBudget.dailyCalls,
+    callsPerWindow: config.marketo.callBudget.callsPer20s,
+    maxConcurrent: config.marketo.callBudget.concurrentCalls
   })
 }
 
