@@ -14,10 +14,12 @@ import { CheckpointStore } from './checkpoints.ts'
 import { runDynamicsChangePass, type DynamicsChangePassOutcome } from './dynamics-change-pass.ts'
 import { deliverDynamicsPage, type MarketoPersonWriter } from './dynamics-to-marketo-delivery.ts'
 import { PairStateStore } from './pair-state-store.ts'
+import type { MarketoChangeFeed } from './marketo-change-pass.ts'
+import { startMarketoChangePasses } from './marketo-change-scheduler.ts'
 
 export interface BackgroundSyncWorkerDeps {
   readonly dataverse: DataverseClient
-  readonly marketo: MarketoPersonWriter
+  readonly marketo: MarketoPersonWriter & MarketoChangeFeed
   /** The field mapping, read and checked at start-up (src/sync/field-mapping-file.ts). */
   readonly mapping: FieldMapping
   /** The service's Dataverse user (WhoAmI, dataverse-web-api-and-msal.md): its writes coming back are echoes. */
@@ -114,13 +116,15 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
         stalledInterval: config.worker.stalledIntervalMs
       })
       logJobEvents(worker, logger, onQueueError)
+      const marketoPasses = startMarketoChangePasses({ config, logger, connect, onQueueError }, { marketo: deps.marketo, dataverse: deps.dataverse, checkpoints, links, pairs, mapping: deps.mapping, fingerprinter: (pairId) => fieldFingerprinter(fingerprintKey, pairId) })
 
       return {
         async close () {
           await closeInOrder([
             async () => { await scheduled },
             async () => { await worker.close() },
-            async () => { await queue.close() }
+            async () => { await queue.close() },
+            async () => { await marketoPasses.close() }
           ], (error) => { logger.error({ err: error, feature: 'background-sync' }, 'error while closing the worker') })
         }
       }
