@@ -148,3 +148,19 @@ t.test('while Dynamics fails the checkpoint stays, and the change arrives once D
   await eventually(async () => (await checkpoints.load(MARKETO_CHECKPOINT)).version > held.version ? true : undefined, { what: 'the checkpoint to advance' })
   t.pass('the checkpoint advanced after the write')
 })
+
+t.test('a value Dynamics refuses: that record is logged with Dynamics\' code (no value), and the rest of the page is written', async (t) => {
+  const refused = await linkedRecord('leads', { lastname: 'Babbage', emailaddress1: 'charles.babbage@example.com', jobtitle: 'Mathematician' })
+  const accepted = await linkedRecord('leads', { lastname: 'Somerville', emailaddress1: 'mary.somerville@example.com', jobtitle: 'Astronomer' })
+  const tooLong = `Inventor of the ${'very '.repeat(30)}difference engine` // jobtitle holds 100 characters
+  await whileTheSyncIsAway(async () => {
+    await editInMarketo(refused.personId, { title: tooLong })
+    await editInMarketo(accepted.personId, { title: 'Polymath' })
+  })
+  await eventually(() => lead(accepted.recordId)?.jobtitle === 'Polymath' ? true : undefined, { timeoutMs: 5_000, what: 'the accepted title' })
+  const warning = await eventually(() => harness.logs().find((line) => line.msg === 'Dynamics refused a background-sync update' && line.recordId === refused.recordId), { what: 'the refusal in the log' })
+  t.match(warning, { table: 'lead', code: String, status: 400 })
+  t.notOk(harness.logText().includes('very very'), 'the refused value is in no log line')
+  await twoMarketoPassesLater()
+  t.equal(lead(refused.recordId)?.jobtitle, 'Mathematician', 'the refused record is left as it was')
+})
