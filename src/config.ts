@@ -106,6 +106,11 @@ export interface Config {
     readonly enabled: boolean
     /** How often each table's change pass runs (a BullMQ job scheduler per table). */
     readonly dynamicsPollIntervalMs: number
+    /**
+     * How often Marketo's lead-change feed is read (one job scheduler). Fixed for now: the interval
+     * that adapts to what the daily Marketo budget leaves (issue 12 §11) is a later piece.
+     */
+    readonly marketoPollIntervalMs: number
   }
   readonly logLevel: string
 }
@@ -323,7 +328,8 @@ export function loadConfig (environment: Env): Config {
     sync: {
       fieldMappingFile: resolve(env.optional('SYNC_FIELD_MAPPING_FILE') ?? DEFAULT_FIELD_MAPPING_FILE),
       enabled: readBackgroundSync(env),
-      dynamicsPollIntervalMs: env.integer('SYNC_DYNAMICS_POLL_INTERVAL_MS', 2_000, { min: 200, max: 3_600_000 })
+      dynamicsPollIntervalMs: env.integer('SYNC_DYNAMICS_POLL_INTERVAL_MS', 2_000, { min: 200, max: 3_600_000 }),
+      marketoPollIntervalMs: env.integer('SYNC_MARKETO_POLL_INTERVAL_MS', 5_000, { min: 200, max: 3_600_000 })
     },
     logLevel
   }

@@ -14,10 +14,12 @@ import { CheckpointStore } from './checkpoints.ts'
 import { runDynamicsChangePass, type DynamicsChangePassOutcome } from './dynamics-change-pass.ts'
 import { deliverDynamicsPage, type MarketoPersonWriter } from './dynamics-to-marketo-delivery.ts'
 import { PairStateStore } from './pair-state-store.ts'
+import type { MarketoChangeFeed } from './marketo-change-pass.ts'
+import { startMarketoChangePasses } from './marketo-change-scheduler.ts'
 
 export interface BackgroundSyncWorkerDeps {
   readonly dataverse: DataverseClient
-  readonly marketo: MarketoPersonWriter
+  readonly marketo: MarketoPersonWriter & MarketoChangeFeed
   /**
    * The field mapping, read and checked against Marketo's and Dataverse's schemas (issue 12 §4,
    * src/background-sync/check-field-mapping.ts). Awaited before any scheduler or processor starts;
@@ -126,7 +128,8 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
           stalledInterval: config.worker.stalledIntervalMs
         })
         logJobEvents(worker, logger, onQueueError)
-        return { scheduled, worker, queue }
+        const marketoPasses = startMarketoChangePasses({ config, logger, connect, onQueueError }, { marketo: deps.marketo, dataverse: deps.dataverse, checkpoints, links, pairs, mapping, fingerprinter: (pairId) => fieldFingerprinter(fingerprintKey, pairId) })
+        return { scheduled, worker, queue, marketoPasses }
       }
 
       return {
@@ -136,11 +139,12 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
           // A feature whose start-up check failed started nothing, so there is nothing to close.
           const parts = await started.catch(() => undefined)
           if (parts === undefined) return
-          const { scheduled, worker, queue } = parts
+          const { scheduled, worker, queue, marketoPasses } = parts
           await closeInOrder([
             async () => { await scheduled },
             async () => { await worker.close() },
-            async () => { await queue.close() }
+            async () => { await queue.close() },
+            async () => { await marketoPasses.close() }
           ], (error) => { logger.error({ err: error, feature: 'background-sync' }, 'error while closing the worker') })
         }
       }

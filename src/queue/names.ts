@@ -8,8 +8,9 @@ export const QUEUE = {
   /** One job per invocation: report the outcomes to Marketo's callback URL, with retries. */
   flowStepCallback: 'flow-step-callback',
   /** Background sync: one job per Dynamics change pass of one table, added by a job scheduler per table. */
-  syncDynamicsChanges: 'sync-dynamics-changes'
-  // Reserved for the background sync issue: 'sync-marketo-changes'.
+  syncDynamicsChanges: 'sync-dynamics-changes',
+  /** Background sync: one job per Marketo lead-change pass, added by one job scheduler. */
+  syncMarketoChanges: 'sync-marketo-changes'
 } as const
 export type QueueName = typeof QUEUE[keyof typeof QUEUE]
 
@@ -29,3 +30,9 @@ export const DYNAMICS_CHANGE_PASS_JOB_NAME = 'dynamics-change-pass'
 export function dynamicsChangeSchedulerId (table: string): string {
   return `dynamics-changes:${table}`
 }
+
+/** The name every `sync-marketo-changes` job carries (src/background-sync/marketo-change-scheduler.ts processes it). */
+export const MARKETO_CHANGE_PASS_JOB_NAME = 'marketo-change-pass'
+
+/** The one job scheduler of Marketo's lead-change passes: one feed for leads and contacts, whatever the number of workers. */
+export const MARKETO_CHANGE_SCHEDULER_ID = 'marketo-changes:person'

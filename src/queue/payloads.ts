@@ -52,3 +52,8 @@ export interface CallbackCredentials {
 export interface DynamicsChangePassJobData {
   readonly table: 'lead' | 'contact'
 }
+
+/** A Marketo lead-change pass (src/background-sync/marketo-change-scheduler.ts): one feed, persons linked to leads and contacts alike. */
+export interface MarketoChangePassJobData {
+  readonly feed: 'person'
+}

@@ -1,0 +1,253 @@
+import type { Logger } from 'pino'
+import type { DataverseClient } from '../dynamics/dataverse-client.ts'
+import { CONTACT_TABLE, LEAD_TABLE, updateRecordsInBulk, type BulkTable, type RecordUpdate } from '../dynamics/bulk-record-update.ts'
+import type { RecordLink } from '../domain/record-link.ts'
+import { readLeadChanges, type LeadChangeSource, type PersonChanges } from '../marketo/lead-change-feed.ts'
+import { writesToDynamics, type FieldMapping, type MarketoDataType, type SyncTable } from '../sync/field-mapping.ts'
+import { mergeFieldChanges, type LastSyncedState } from '../sync/field-merge.ts'
+import type { FieldFingerprinter, FieldValue } from '../sync/field-fingerprint.ts'
+import type { CheckpointStore } from './checkpoints.ts'
+import { pairIdOf } from './dynamics-to-marketo-delivery.ts'
+import type { PairStateStore } from './pair-state-store.ts'
+
+/**
+ * One step of the Marketo → Dynamics direction (issue 12 §2, §5, §10): read one page of Marketo's
+ * lead-change feed for the mapped fields, merge each linked person's changes with the pair's
+ * last-synced state and the linked record's current Dynamics values, write only what differs with
+ * UpdateMultiple, save the new state, and only then save the feed's next paging token. A runner
+ * stopped before that save reads the same page again; every step is idempotent per change (the
+ * merge sees both sides equal the second time), so nothing is lost and nothing written twice.
+ *
+ * - A person with no link is skipped: the background sync never creates in Dynamics, only the flow
+ *   step does (issue 12 §2; marketo-native-dynamics-sync.md §3).
+ * - A field the merge would write to Marketo (a Dynamics edit, or a contact collision Dynamics won) is
+ *   left to the Dynamics → Marketo direction, which will see that Dynamics change: its state stays as
+ *   it was, the mirror of what dynamics-to-marketo-delivery.ts does for the other direction.
+ * - A record Dynamics refuses is logged with Dynamics' code only (no values) and listed in the
+ *   outcome; its state is not saved. Parking it with its reason is the next piece (§9).
+ */
+
+/** What the pass needs of Marketo: a MarketoRestClient. */
+export interface MarketoChangeFeed extends LeadChangeSource {
+  getActivitiesPagingToken: (since: Date) => Promise<string>
+}
+
+export interface MarketoChangePassDeps {
+  readonly marketo: MarketoChangeFeed
+  readonly dataverse: Pick<DataverseClient, 'retrieveMultiple' | 'updateMultiple'>
+  readonly checkpoints: CheckpointStore
+  readonly links: { getMany: (marketoIds: readonly number[]) => Promise<Map<number, RecordLink>> }
+  readonly pairs: Pick<PairStateStore, 'load' | 'save'>
+  readonly mapping: FieldMapping
+  readonly fingerprinter: (pairId: string) => FieldFingerprinter
+  readonly logger: Logger
+  readonly now?: () => Date
+  /** Activities per feed page; Marketo's maximum (300) by default. */
+  readonly batchSize?: number
+}
+
+export interface RefusedRecord {
+  readonly table: SyncTable
+  readonly recordId: string
+  /** Dynamics' error code, e.g. `0x80044331`; its message may quote values, so it is not logged here. */
+  readonly code: string
+}
+
+export type MarketoChangePassOutcome = {
+  readonly kind: 'advanced'
+  readonly version: number
+  /** Marketo said no more pages are ready: the feed is caught up until the next poll. */
+  readonly caughtUp: boolean
+  /** Persons with a mapped change in the page. */
+  readonly persons: number
+  readonly unlinked: number
+  /** Linked persons whose record Dynamics no longer has (deleted there): nothing to write. */
+  readonly recordMissing: number
+  /** Records written, and linked persons whose changes needed no write (echoes, converged, left to the other direction). */
+  readonly written: number
+  readonly unchanged: number
+  readonly refused: readonly RefusedRecord[]
+}
+
+export const MARKETO_CHECKPOINT = { direction: 'marketo-to-dynamics', table: 'person' } as const
+
+const BULK_TABLES: Readonly<Record<SyncTable, BulkTable>> = { lead: LEAD_TABLE, contact: CONTACT_TABLE }
+
+/** Ids per `$filter` request: 50 GUID comparisons keep the URL far below Dataverse's 32 KB limit. */
+const IDS_PER_READ = 50
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+export interface MappedColumn {
+  readonly column: string
+  readonly dataType: MarketoDataType
+}
+
+/** The Marketo fields this table takes from Marketo, with their Dataverse column. */
+export function dynamicsColumnsByField (mapping: FieldMapping, table: SyncTable): Map<string, MappedColumn> {
+  const columns = new Map<string, MappedColumn>()
+  for (const entry of mapping.fields) {
+    const column = entry[table]
+    if (column !== null && writesToDynamics(entry.direction)) columns.set(entry.marketoField, { column, dataType: entry.dataType })
+  }
+  return columns
+}
+
+/** The fields the feed is asked for: any that reaches a lead or a contact column. */
+export function marketoFeedFields (mapping: FieldMapping): string[] {
+  return [...new Set([...dynamicsColumnsByField(mapping, 'lead').keys(), ...dynamicsColumnsByField(mapping, 'contact').keys()])]
+}
+
+/**
+ * A Marketo value as its Dataverse column takes it. The feed reports values as Marketo logged them,
+ * numbers and booleans often as text (marketo-rest-and-ssfs.md §2.6); Dataverse refuses a string
+ * for a numeric or boolean column, so those are converted by the mapping's data type.
+ */
+export function dataverseValue (value: FieldValue, dataType: MarketoDataType): FieldValue {
+  if (typeof value !== 'string') return value ?? null
+  if (['integer', 'score', 'float', 'currency', 'percent'].includes(dataType)) {
+    const number = Number(value)
+    return value.trim() !== '' && Number.isFinite(number) ? number : value
+  }
+  if (dataType === 'boolean' && ['true', 'false'].includes(value.toLowerCase())) return value.toLowerCase() === 'true'
+  return value
+}
+
+export interface PersonMergeInput {
+  readonly table: SyncTable
+  readonly person: PersonChanges
+  readonly columns: ReadonlyMap<string, MappedColumn>
+  readonly lastSynced: LastSyncedState
+  /** The linked record as Dynamics holds it now, by column. */
+  readonly record: Readonly<Record<string, unknown>>
+  readonly fingerprint: FieldFingerprinter
+}
+
+export interface PersonMergeDecision {
+  /** Dataverse columns to write; empty: nothing to write. */
+  readonly columns: Record<string, unknown>
+  /** The pair's state to save once the write is applied. */
+  readonly state: Record<string, string>
+}
+
+/**
+ * Pure: what one person's page of changes means for its linked record. Only the fields that changed
+ * in Marketo are merged (a field not in the page was not read on the Marketo side), so the state of
+ * every other field is kept as it was.
+ */
+export function decidePersonChanges (input: PersonMergeInput): PersonMergeDecision {
+  const fields = Object.keys(input.person.fields).filter((field) => input.columns.has(field))
+  const marketoValues: Record<string, FieldValue> = {}
+  for (const field of fields) marketoValues[field] = input.person.fields[field]!.value
+  const dynamicsValues: Record<string, FieldValue> = {}
+  for (const field of fields) dynamicsValues[field] = input.record[input.columns.get(field)!.column] as FieldValue
+  const merged = mergeFieldChanges({
+    recordType: input.table === 'lead' ? 'Lead' : 'Contact',
+    fields,
+    lastSynced: input.lastSynced,
+    marketo: { values: marketoValues, lastModifiedByService: fields.some((field) => input.person.fields[field]!.madeThroughApi) },
+    dynamics: { values: dynamicsValues },
+    fingerprint: input.fingerprint
+  })
+  const state: Record<string, string> = { ...input.lastSynced }
+  for (const field of fields) {
+    if (Object.hasOwn(merged.lastSynced, field)) state[field] = merged.lastSynced[field]!
+  }
+  // Left to the Dynamics → Marketo direction (see the module comment): the state stays as it was.
+  for (const field of Object.keys(merged.writes.marketo)) {
+    if (Object.hasOwn(input.lastSynced, field)) state[field] = input.lastSynced[field]!
+    else delete state[field]
+  }
+  const columns: Record<string, unknown> = {}
+  for (const [field, value] of Object.entries(merged.writes.dynamics)) {
+    const mapped = input.columns.get(field)!
+    columns[mapped.column] = dataverseValue(value, mapped.dataType)
+  }
+  return { columns, state }
+}
+
+export async function runMarketoChangePass (deps: MarketoChangePassDeps): Promise<MarketoChangePassOutcome> {
+  let checkpoint = await deps.checkpoints.load(MARKETO_CHECKPOINT)
+  if (checkpoint.cursor === undefined) {
+    // A new sync starts from now, as Marketo's native sync does once connected: the feed holds every
+    // person's history, and replaying it would write years of old edits over current Dynamics data.
+    // Saved at once (it covers no work): a pass that fails later still resumes from this moment.
+    const token = await deps.marketo.getActivitiesPagingToken((deps.now ?? (() => new Date()))())
+    checkpoint = await deps.checkpoints.save(MARKETO_CHECKPOINT, checkpoint.version, token)
+  }
+  const read = await readLeadChanges(deps.marketo, {
+    pageToken: checkpoint.cursor!,
+    fields: marketoFeedFields(deps.mapping),
+    ...(deps.batchSize === undefined ? {} : { batchSize: deps.batchSize })
+  })
+  const changed = read.persons.filter((person) => Object.keys(person.fields).length > 0)
+  const links = await deps.links.getMany(changed.map((person) => person.personId))
+
+  let unlinked = 0
+  let recordMissing = 0
+  let written = 0
+  let unchanged = 0
+  const refused: RefusedRecord[] = []
+  for (const table of ['lead', 'contact'] as const) {
+    const persons = changed.flatMap((person) => {
+      const link = links.get(person.personId)
+      return link !== undefined && link.type.toLowerCase() === table && GUID.test(link.id) ? [{ person, recordId: link.id.toLowerCase() }] : []
+    })
+    if (persons.length === 0) continue
+    const columns = dynamicsColumnsByField(deps.mapping, table)
+    const records = await readRecords(deps.dataverse, BULK_TABLES[table], [...new Set(persons.map((p) => p.recordId))], [...columns.values()].map((c) => c.column))
+    const states = await deps.pairs.load(table, persons.map((p) => p.recordId))
+
+    // A person changed twice in one page is folded into one entry by readLeadChanges; two persons
+    // linked to one record (not made by our links) would be two targets: the later one wins.
+    const decisions = new Map<string, PersonMergeDecision>()
+    for (const { person, recordId } of persons) {
+      const record = records.get(recordId)
+      if (record === undefined) { recordMissing++; continue }
+      decisions.set(recordId, decidePersonChanges({
+        table,
+        person,
+        columns,
+        lastSynced: states.get(recordId) ?? {},
+        record,
+        fingerprint: deps.fingerprinter(pairIdOf(table, recordId))
+      }))
+    }
+
+    const updates: RecordUpdate[] = [...decisions].filter(([, d]) => Object.keys(d.columns).length > 0).map(([id, d]) => ({ id, columns: d.columns }))
+    const outcome = await updateRecordsInBulk(deps.dataverse, BULK_TABLES[table], updates)
+    const rejectedIds = new Set(outcome.rejected.map((rejection) => rejection.id))
+    for (const rejection of outcome.rejected) {
+      // Which record and Dynamics' code only: the message may quote the refused value.
+      deps.logger.warn({ table, recordId: rejection.id, code: rejection.error.code, status: rejection.error.status }, 'Dynamics refused a background-sync update')
+      refused.push({ table, recordId: rejection.id, code: rejection.error.code })
+    }
+    written += outcome.written.length
+    unchanged += decisions.size - updates.length
+    await deps.pairs.save(table, new Map([...decisions].filter(([id]) => !rejectedIds.has(id)).map(([id, d]) => [id, d.state])))
+  }
+  unlinked = changed.filter((person) => !links.has(person.personId)).length
+
+  const saved = await deps.checkpoints.save(MARKETO_CHECKPOINT, checkpoint.version, read.nextPageToken)
+  return { kind: 'advanced', version: saved.version, caughtUp: !read.moreResult, persons: changed.length, unlinked, recordMissing, written, unchanged, refused }
+}
+
+/** The linked records as Dynamics holds them now, one `$filter` request per 50 ids, by lower-case id. */
+async function readRecords (
+  client: Pick<DataverseClient, 'retrieveMultiple'>,
+  table: BulkTable,
+  ids: readonly string[],
+  columns: readonly string[]
+): Promise<Map<string, Record<string, unknown>>> {
+  const records = new Map<string, Record<string, unknown>>()
+  for (let start = 0; start < ids.length; start += IDS_PER_READ) {
+    const chunk = ids.slice(start, start + IDS_PER_READ)
+    // GUIDs unquoted, as OData writes them; each id was checked against the GUID form above.
+    const rows = await client.retrieveMultiple<Record<string, unknown>>(table.entitySet, {
+      select: [table.primaryKey, ...columns],
+      filter: chunk.map((id) => `${table.primaryKey} eq ${id}`).join(' or ')
+    })
+    for (const row of rows) records.set(String(row[table.primaryKey]).toLowerCase(), row)
+  }
+  return records
+}
