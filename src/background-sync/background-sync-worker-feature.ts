@@ -11,6 +11,7 @@ import { queuePrefix } from '../queue/redis-keys.ts'
 import { SYNC_TABLES, type FieldMapping } from '../sync/field-mapping.ts'
 import { fieldFingerprinter } from '../sync/field-fingerprint.ts'
 import { CheckpointStore } from './checkpoints.ts'
+import { FeedLeases } from './feed-lease.ts'
 import { runDynamicsChangePass, type DynamicsChangePassOutcome } from './dynamics-change-pass.ts'
 import { deliverDynamicsPage, type MarketoPersonWriter } from './dynamics-to-marketo-delivery.ts'
 import { PairStateStore } from './pair-state-store.ts'
@@ -43,8 +44,11 @@ const MAX_PAGES_PER_JOB = 20
  * The background sync's side of a worker process, Dynamics → Marketo only so far (issue 12 §1):
  * a BullMQ job scheduler per table adds a change-pass job every poll interval. `upsertJobScheduler`
  * is idempotent by scheduler id, so every worker may call it at start and there is still one
- * schedule per table (issue 12 §10: "safe with many workers"); BullMQ hands each job to one worker,
- * and the checkpoint's version refuses a second runner that raced on the same page.
+ * schedule per table (issue 12 §10: "safe with many workers"). BullMQ hands each job to one worker,
+ * but a scheduler adds the next job when the current one becomes active, so a pass that outlasts
+ * the interval overlaps the next one of its table, in this worker or another: each pass takes its
+ * table's lease in Redis (feed-lease.ts), and one that finds it held ends at once as skipped. The
+ * checkpoint's version still refuses a runner that raced on the same page (a lease lost mid-pass).
  */
 export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): WorkerFeature {
   return {
@@ -53,6 +57,9 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
       const prefix = config.redis.keyPrefix
       const commands = connect('mds-worker-sync-commands')
       const checkpoints = new CheckpointStore(commands, prefix)
+      // The lease outlives a dead holder as long as BullMQ's job lock does: its stalled job is taken
+      // over after about that long too.
+      const leases = new FeedLeases(commands, prefix, { ttlMs: config.worker.lockDurationMs })
       const pairs = new PairStateStore(commands, prefix)
       const links = new RecordLinkStore(commands, prefix)
       // Its own key, derived from the key-hash secret: fingerprints and key digests never share one.
@@ -74,6 +81,7 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
           const outcome = await runDynamicsChangePass({
             client: deps.dataverse,
             checkpoints,
+            leases,
             table,
             columns: mappedColumns(mapping, table),
             ...(deps.pageSize === undefined ? {} : { pageSize: deps.pageSize }),
@@ -92,6 +100,7 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
             }
           })
           outcomes.push(outcome)
+          if (outcome.kind === 'skipped') log.debug({ table }, 'another change pass of this table is running: skipped')
           if (outcome.kind === 'change-tracking-off') log.warn({ table }, 'change tracking is off for this table: its changes are not synced yet')
           if (outcome.kind !== 'reset' && (outcome.kind !== 'advanced' || outcome.caughtUp)) break
         }
@@ -122,13 +131,14 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
         const worker = new Worker<DynamicsChangePassJobData>(QUEUE.syncDynamicsChanges, async (job) => await runPasses(job, mapping), {
           connection: connect('mds-worker-sync-dynamics'),
           prefix: queuePrefix(prefix, QUEUE.syncDynamicsChanges),
-          // One pass per table at a time is what the checkpoint allows; two tables may run together.
+          // Two tables may run together; two passes of one table may be handed to this worker too
+          // (see above), and the table's lease skips the second.
           concurrency: SYNC_TABLES.length,
           lockDuration: config.worker.lockDurationMs,
           stalledInterval: config.worker.stalledIntervalMs
         })
         logJobEvents(worker, logger, onQueueError)
-        const marketoPasses = startMarketoChangePasses({ config, logger, connect, onQueueError }, { marketo: deps.marketo, dataverse: deps.dataverse, checkpoints, links, pairs, mapping, fingerprinter: (pairId) => fieldFingerprinter(fingerprintKey, pairId) })
+        const marketoPasses = startMarketoChangePasses({ config, logger, connect, onQueueError }, { marketo: deps.marketo, dataverse: deps.dataverse, checkpoints, leases, links, pairs, mapping, fingerprinter: (pairId) => fieldFingerprinter(fingerprintKey, pairId) })
         return { scheduled, worker, queue, marketoPasses }
       }
 

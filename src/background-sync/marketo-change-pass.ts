@@ -7,6 +7,7 @@ import { writesToDynamics, type FieldMapping, type MarketoDataType, type SyncTab
 import { mergeFieldChanges, type LastSyncedState } from '../sync/field-merge.ts'
 import type { FieldFingerprinter, FieldValue } from '../sync/field-fingerprint.ts'
 import type { CheckpointStore } from './checkpoints.ts'
+import type { FeedLeases } from './feed-lease.ts'
 import { pairIdOf } from './dynamics-to-marketo-delivery.ts'
 import type { PairStateStore } from './pair-state-store.ts'
 
@@ -25,6 +26,9 @@ import type { PairStateStore } from './pair-state-store.ts'
  *   it was, the mirror of what dynamics-to-marketo-delivery.ts does for the other direction.
  * - A record Dynamics refuses is logged with Dynamics' code only (no values) and listed in the
  *   outcome; its state is not saved. Parking it with its reason is the next piece (§9).
+ * - One pass at a time across workers: the pass holds the feed's lease from loading the checkpoint
+ *   to saving it (feed-lease.ts); a pass that finds it held ends at once as skipped. The
+ *   checkpoint's version stays the backstop.
  */
 
 /** What the pass needs of Marketo: a MarketoRestClient. */
@@ -36,6 +40,7 @@ export interface MarketoChangePassDeps {
   readonly marketo: MarketoChangeFeed
   readonly dataverse: Pick<DataverseClient, 'retrieveMultiple' | 'updateMultiple'>
   readonly checkpoints: CheckpointStore
+  readonly leases: FeedLeases
   readonly links: { getMany: (marketoIds: readonly number[]) => Promise<Map<number, RecordLink>> }
   readonly pairs: Pick<PairStateStore, 'load' | 'save'>
   readonly mapping: FieldMapping
@@ -53,7 +58,13 @@ export interface RefusedRecord {
   readonly code: string
 }
 
-export type MarketoChangePassOutcome = {
+export type MarketoChangePassOutcome = MarketoChangePassAdvanced | {
+  /** Nothing read and nothing written: another pass of the feed holds its lease. */
+  readonly kind: 'skipped'
+  readonly reason: 'another pass is running'
+}
+
+export interface MarketoChangePassAdvanced {
   readonly kind: 'advanced'
   readonly version: number
   /** Marketo said no more pages are ready: the feed is caught up until the next poll. */
@@ -167,6 +178,11 @@ export function decidePersonChanges (input: PersonMergeInput): PersonMergeDecisi
 }
 
 export async function runMarketoChangePass (deps: MarketoChangePassDeps): Promise<MarketoChangePassOutcome> {
+  const leased = await deps.leases.run(MARKETO_CHECKPOINT, async (leaseLost) => await runLeasedPass(deps, leaseLost))
+  return leased.kind === 'ran' ? leased.value : leased
+}
+
+async function runLeasedPass (deps: MarketoChangePassDeps, leaseLost: AbortSignal): Promise<MarketoChangePassAdvanced> {
   let checkpoint = await deps.checkpoints.load(MARKETO_CHECKPOINT)
   if (checkpoint.cursor === undefined) {
     // A new sync starts from now, as Marketo's native sync does once connected: the feed holds every
@@ -183,6 +199,9 @@ export async function runMarketoChangePass (deps: MarketoChangePassDeps): Promis
   const changed = read.persons.filter((person) => Object.keys(person.fields).length > 0)
   const links = await deps.links.getMany(changed.map((person) => person.personId))
 
+  // A lease lost while reading (this process paused past its TTL): another pass may be writing this
+  // page now, so this one stops before writing anything.
+  leaseLost.throwIfAborted()
   let unlinked = 0
   let recordMissing = 0
   let written = 0

@@ -15,8 +15,10 @@ const MAX_PAGES_PER_JOB = 10
 /**
  * The Marketo → Dynamics side of the background sync's worker (issue 12 §2, §10): one BullMQ job
  * scheduler adds a lead-change pass every SYNC_MARKETO_POLL_INTERVAL_MS. One feed serves leads and
- * contacts alike (Marketo has one person feed), so one scheduler and one pass at a time: the
- * checkpoint's version refuses a second runner that raced on the same page anyway.
+ * contacts alike (Marketo has one person feed), so one scheduler. A scheduler adds the next job when
+ * the current one becomes active, so a slow pass can overlap the next, here or in another worker:
+ * the feed's lease (feed-lease.ts) lets one of them run and skips the other, and the checkpoint's
+ * version refuses a second runner that raced on the same page anyway.
  * `upsertJobScheduler` is idempotent by id, so every worker may call it at start.
  */
 export function startMarketoChangePasses (
@@ -32,6 +34,7 @@ export function startMarketoChangePasses (
     for (let page = 0; page < MAX_PAGES_PER_JOB; page++) {
       const outcome = await runMarketoChangePass({ ...deps, logger: log })
       outcomes.push(outcome)
+      if (outcome.kind === 'skipped') { log.debug('another Marketo change pass is running: skipped'); break }
       if (outcome.persons > 0) {
         const { refused, ...counts } = outcome
         log.info({ ...counts, refused: refused.length }, 'Marketo changes delivered to Dynamics')
@@ -56,7 +59,7 @@ export function startMarketoChangePasses (
   const worker = new Worker<MarketoChangePassJobData>(QUEUE.syncMarketoChanges, runPasses, {
     connection: connect('mds-worker-sync-marketo'),
     prefix: queuePrefix(prefix, QUEUE.syncMarketoChanges),
-    // One feed, one checkpoint: a second concurrent pass could only lose the checkpoint race.
+    // One feed: a second concurrent pass here would only be skipped by the feed's lease.
     concurrency: 1,
     lockDuration: config.worker.lockDurationMs,
     stalledInterval: config.worker.stalledIntervalMs

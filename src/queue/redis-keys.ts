@@ -28,6 +28,9 @@ import type { QueueName } from './names.ts'
  *   <p>:cache:picklist:assignTo                the Assign To picklist cache, used alone: no tag
  *   <p>:{checkpoint:<direction>:<table>}       a change feed's cursor and version (hash), used
  *                                             alone by one script (src/background-sync/checkpoints.ts)
+ *   <p>:{checkpoint:<direction>:<table>}:lease one pass at a time per feed (a token with a TTL,
+ *                                             src/background-sync/feed-lease.ts); the checkpoint's
+ *                                             tag, so a later script may check both in one slot
  *   <p>:{pair:<lead|contact>:<id>}             a linked pair's last-synced state: a keyed hash per
  *                                             mapped field, never a value (src/background-sync/
  *                                             pair-state-store.ts); used alone, its own tag
@@ -92,6 +95,15 @@ export function abandonedJobsReportedKey (prefix: string): string {
  */
 export function syncCheckpointKey (prefix: string, direction: string, table: string): string {
   return `${prefix}:{checkpoint:${direction}:${table}}`
+}
+
+/**
+ * The lease held by the one pass of a change feed that may run (src/background-sync/feed-lease.ts).
+ * Its scripts take only this key; it shares its feed's checkpoint tag (one slot per feed), so a
+ * script that checks the lease and saves the checkpoint together stays cluster-safe.
+ */
+export function syncFeedLeaseKey (prefix: string, direction: string, table: string): string {
+  return `${syncCheckpointKey(prefix, direction, table)}:lease`
 }
 
 /**

@@ -4,6 +4,7 @@ import { startLocalRedis } from '../../sandbox/redis-server.ts'
 import { startDataverseEmulator } from '../../sandbox/dataverse/index.ts'
 import { CheckpointConflictError, CheckpointStore } from '../../src/background-sync/checkpoints.ts'
 import { runDynamicsChangePass, type DeliveredPage } from '../../src/background-sync/dynamics-change-pass.ts'
+import { FeedLeases } from '../../src/background-sync/feed-lease.ts'
 import { dataverseTestClient } from '../helpers/dataverse-test-client.ts'
 
 /**
@@ -24,15 +25,17 @@ const client = dataverseTestClient(emulator.url)
 
 let prefixes = 0
 /** A fresh checkpoint space and a table emptied of earlier tests' rows. */
-function freshRun (): { checkpoints: CheckpointStore, delivered: DeliveredPage[], pass: (deliver?: (page: DeliveredPage) => Promise<void>) => ReturnType<typeof runDynamicsChangePass> } {
+function freshRun (): { checkpoints: CheckpointStore, delivered: DeliveredPage[], pass: (deliver?: (page: DeliveredPage) => Promise<void>, leases?: FeedLeases) => ReturnType<typeof runDynamicsChangePass> } {
   for (const row of emulator.store.scan('contacts')) emulator.store.delete('contacts', String(row.contactid))
-  const checkpoints = new CheckpointStore(redis, `pass-${++prefixes}`)
+  const prefix = `pass-${++prefixes}`
+  const checkpoints = new CheckpointStore(redis, prefix)
+  const feedLeases = new FeedLeases(redis, prefix, { ttlMs: 30_000 })
   const delivered: DeliveredPage[] = []
   const collect = async (page: DeliveredPage): Promise<void> => { delivered.push(page) }
   return {
     checkpoints,
     delivered,
-    pass: async (deliver = collect) => await runDynamicsChangePass({ client, checkpoints, table: 'contact', columns: ['lastname'], pageSize: 2, deliver })
+    pass: async (deliver = collect, leases = feedLeases) => await runDynamicsChangePass({ client, checkpoints, leases, table: 'contact', columns: ['lastname'], pageSize: 2, deliver })
   }
 }
 
@@ -93,8 +96,11 @@ t.test('an expired delta token resets the checkpoint, and the next pass is a ful
   t.same(delivered.map(names), [['Only'], ['Only']], 'the row delivered again by the full read')
 })
 
-t.test('two runners on the same page: one saves, the other is refused and advances nothing', async (t) => {
+t.test('two runners on the same page (a lease lost to a pause): one saves, the other is refused and advances nothing', async (t) => {
   const { checkpoints, pass } = freshRun()
+  // The feed's lease lets only one runner in (feed-lease.test.ts); this is the checkpoint backstop
+  // for a runner whose lease expired under it, simulated by a lease space of its own.
+  const expiredLease = new FeedLeases(redis, `pass-${prefixes}-expired`, { ttlMs: 30_000 })
   for (const lastname of ['A', 'B', 'C']) emulator.store.insert('contacts', { lastname })
   // Both have read the first page; the first to deliver saves, the second's save is stale.
   let releaseFirst!: () => void
@@ -103,7 +109,7 @@ t.test('two runners on the same page: one saves, the other is refused and advanc
   const firstHasRead = new Promise<void>((resolve) => { firstRead = resolve })
   const slow = pass(async () => { firstRead(); await firstHolds })
   await firstHasRead
-  t.match(await pass(), { kind: 'advanced', version: 1 })
+  t.match(await pass(undefined, expiredLease), { kind: 'advanced', version: 1 })
   releaseFirst()
   await t.rejects(slow, CheckpointConflictError)
   t.match(await checkpoints.load(contactsCheckpoint), { version: 1 }, 'advanced once')
