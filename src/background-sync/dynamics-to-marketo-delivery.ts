@@ -5,6 +5,9 @@ import { writesToMarketo, type FieldMapping, type SyncTable } from '../sync/fiel
 import { mergeFieldChanges, type LastSyncedState } from '../sync/field-merge.ts'
 import { canonicalFieldValue, writableFieldValue, type FieldFingerprinter, type FieldValue } from '../sync/field-fingerprint.ts'
 import type { DeliveredPage } from './dynamics-change-pass.ts'
+import type { RecordLink } from '../domain/record-link.ts'
+import type { RecordType } from '../domain/record-type.ts'
+import { emailMatchKey, matchUnlinkedRecord, type UnlinkedRecordReason } from './unlinked-record-match.ts'
 import type { PairStateStore } from './pair-state-store.ts'
 
 /**
@@ -19,16 +22,21 @@ import type { PairStateStore } from './pair-state-store.ts'
  *   differs from the merged one are written (diff before write), and the new state is saved after.
  * - A row whose mapped values all equal the last-synced state is skipped before any Marketo call:
  *   that is the echo of our own write (`modifiedby` = our WhoAmI user) or churn in unmapped columns.
- * - A row not linked: createOrUpdate by email, then linked to the person Marketo answers.
+ * - A row not linked (issue 12 §3, unlinked-record-match.ts): the persons with its email are read;
+ *   none → created with createOnly and linked; exactly one not linked to another record → linked
+ *   to it, its fields merged as a new pair's and its deleted flag cleared; otherwise nothing is
+ *   written and the record is reported (ids and a reason code).
  * - A deleted row: its linked person's deleted flag is set; the person is never deleted (§7).
  */
 
 export interface MarketoPersonWriter {
+  getLeadsBy (filterType: string, values: readonly string[], fields: readonly string[]): Promise<Array<Record<string, unknown>>>
   getLeadsByIds (ids: readonly number[], fields: readonly string[]): Promise<Array<Record<string, unknown>>>
   syncLeads (action: SyncLeadsAction, lookupField: string, input: ReadonlyArray<Readonly<Record<string, unknown>>>): Promise<SyncLeadResult[]>
 }
 
 export interface PersonLinker {
+  getMany (marketoIds: readonly number[]): Promise<Map<number, RecordLink>>
   set (marketoId: number, link: { type: 'Lead' | 'Contact', id: string }): Promise<void>
 }
 
@@ -50,6 +58,10 @@ export interface DeliveryOutcome {
   readonly updated: number
   readonly unchanged: number
   readonly flaggedDeleted: number
+  /** Unlinked records linked to the one unlinked Marketo person with their email (issue 12 §3). */
+  readonly linked: number
+  /** Unlinked records left unsynced because several persons have their email, or only linked ones (issue 12 §3). */
+  readonly reported: number
   /** Records Marketo refused (reason codes only: no personal data in logs). */
   readonly refused: number
 }
@@ -170,39 +182,130 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
   })
   await pairs.save(table, newStates)
 
-  // Unlinked rows: §3's duplicate rule goes here — link to the one unlinked Marketo person with that
-  // email, create nothing and report when several have it. Until then createOrUpdate by email
-  // links to whichever person Marketo matches (and Marketo refuses, 1007, when several do).
-  let created = 0
-  // Without an email, createOrUpdate by email creates a person every time the page is delivered again
-  // (a retry after a crash): such a record is reported and left until it has one.
-  const withEmail = unlinked.filter(({ row, values }) => {
-    if (writableFieldValue(values.email ?? null) !== null) return true
-    refused++
-    deps.logger.warn({ table, recordId: row.id }, 'a Dynamics record without an email is not created in Marketo')
-    return false
-  })
-  if (withEmail.length > 0) {
-    const input = withEmail.map(({ values }) => nonEmptyValues(values))
-    const results = await deps.marketo.syncLeads('createOrUpdate', 'email', input)
-    const createdStates = new Map<string, LastSyncedState>()
+  // Unlinked rows: the duplicate rule (issue 12 §3), with the persons read by email first.
+  const identity = await deliverUnlinkedRows(unlinked, { ...deps, fields, recordType })
+  refused += identity.refused
+
+  return { created: identity.created, linked: identity.linked, reported: identity.reported, updated: updateResults.filter((result, index) => index < updatedRows.length && result.status !== 'skipped').length, unchanged, flaggedDeleted, refused }
+}
+
+interface UnlinkedDeliveryDeps extends DynamicsToMarketoDeliveryDeps {
+  readonly fields: readonly string[]
+  readonly recordType: RecordType
+}
+
+interface UnlinkedOutcome { readonly created: number, readonly linked: number, readonly reported: number, readonly refused: number }
+
+/**
+ * Unlinked rows (issue 12 §3): one Get Leads by email per 300 emails instead of a blind
+ * createOrUpdate, which would take over a person already linked to another record (a lead and a
+ * contact with one email) or be refused when several persons match (1007).
+ */
+async function deliverUnlinkedRows (unlinked: ReadonlyArray<{ row: ChangedRow, values: Record<string, FieldValue> }>, deps: UnlinkedDeliveryDeps): Promise<UnlinkedOutcome> {
+  const { table, recordType, fields } = deps
+  let refused = 0
+  let reported = 0
+  // Without an email a record cannot be matched, and a create would be repeated each time the page
+  // is delivered again (a retry after a crash): such a record is reported and left until it has one.
+  const withEmail: Array<{ row: ChangedRow, values: Record<string, FieldValue>, email: string }> = []
+  for (const { row, values } of unlinked) {
+    const email = writableFieldValue(values.email ?? null)
+    if (typeof email === 'string' && email.trim() !== '') withEmail.push({ row, values, email: emailMatchKey(email) })
+    else {
+      refused++
+      deps.logger.warn({ table, recordId: row.id }, 'a Dynamics record without an email is not created in Marketo')
+    }
+  }
+  if (withEmail.length === 0) return { created: 0, linked: 0, reported, refused }
+
+  const personsByEmail = new Map<string, Array<Record<string, unknown>>>()
+  for (const person of await deps.marketo.getLeadsBy('email', [...new Set(withEmail.map((row) => row.email))], fields)) {
+    if (typeof person.email !== 'string') continue
+    const key = emailMatchKey(person.email)
+    personsByEmail.set(key, [...personsByEmail.get(key) ?? [], person])
+  }
+  const personLinks = await deps.links.getMany([...personsByEmail.values()].flat().map((person) => Number(person.id)))
+
+  const report = (row: ChangedRow, reason: UnlinkedRecordReason, marketoIds: readonly number[]): void => {
+    reported++
+    // Ids and the reason only: the email is personal data.
+    deps.logger.warn({ table, recordId: row.id, marketoIds, reason }, 'a Dynamics record is not synced: its email matches Marketo persons ambiguously')
+  }
+  // Two rows of one page with the same email: the first takes the match, the second finds it taken,
+  // as it would on the next pass once the first is linked.
+  const claimedEmails = new Set<string>()
+  const creates: Array<{ row: ChangedRow, input: Record<string, unknown> }> = []
+  const relinks: Array<{ row: ChangedRow, marketoId: number, update: Record<string, unknown>, state: Record<string, string> }> = []
+  for (const { row, values, email } of withEmail) {
+    const persons = personsByEmail.get(email) ?? []
+    if (claimedEmails.has(email)) {
+      report(row, 'PERSON_LINKED_ELSEWHERE', persons.map((person) => Number(person.id)))
+      continue
+    }
+    claimedEmails.add(email)
+    const match = matchUnlinkedRecord(persons.map((person) => {
+      const marketoId = Number(person.id)
+      const link = personLinks.get(marketoId)
+      return { marketoId, linked: link !== undefined && !(link.type === recordType && link.id === row.id) }
+    }))
+    if (match.action === 'report') { report(row, match.reason, match.marketoIds); continue }
+    if (match.action === 'create') { creates.push({ row, input: nonEmptyValues(values) }); continue }
+    // A new pair: no last-synced state, so a field empty on one side is filled from the other and a
+    // field set on both sides to different values is a collision won by the record type's side.
+    const person = persons.find((candidate) => Number(candidate.id) === match.marketoId)!
+    const merged = mergeFieldChanges({
+      recordType,
+      fields,
+      lastSynced: {},
+      marketo: { values: person as Record<string, FieldValue> },
+      dynamics: { values, lastModifiedByService: row.modifiedBy !== undefined && row.modifiedBy.toLowerCase() === deps.serviceUserId?.toLowerCase() },
+      fingerprint: deps.fingerprinter(pairIdOf(table, row.id))
+    })
+    // As for a linked row: a field the merge writes to Dynamics is left to the other direction, with no state.
+    const state: Record<string, string> = { ...merged.lastSynced }
+    for (const field of Object.keys(merged.writes.dynamics)) delete state[field]
+    // The person may carry the deleted flag of a record it followed before: it follows a live one now (§7).
+    relinks.push({ row, marketoId: match.marketoId, update: { id: match.marketoId, ...merged.writes.marketo, [deps.mapping.deletedFlag.marketoField]: false }, state })
+  }
+
+  const states = new Map<string, LastSyncedState>()
+  let linked = 0
+  if (relinks.length > 0) {
+    const results = await deps.marketo.syncLeads('updateOnly', 'id', relinks.map((relink) => relink.update))
     for (const [index, result] of results.entries()) {
-      const { row } = withEmail[index]!
+      const { row, marketoId, state } = relinks[index]!
+      if (result.status === 'skipped') {
+        refused++
+        deps.logger.warn({ table, recordId: row.id, marketoId, reasons: result.reasons?.map((r) => r.code) }, 'Marketo refused a background-sync update')
+        continue
+      }
+      // Linked only once Marketo took the write: a retried page finds the row unlinked and decides again.
+      await deps.links.set(marketoId, { type: recordType, id: row.id })
+      states.set(row.id, state)
+      linked++
+    }
+  }
+
+  let created = 0
+  if (creates.length > 0) {
+    // createOnly: a person created by someone else since the read is refused by Marketo (1005), not merged into.
+    const results = await deps.marketo.syncLeads('createOnly', 'email', creates.map((create) => create.input))
+    for (const [index, result] of results.entries()) {
+      const { row, input } = creates[index]!
       if (result.status === 'skipped') {
         refused++
         deps.logger.warn({ table, recordId: row.id, reasons: result.reasons?.map((r) => r.code) }, 'Marketo refused a background-sync create')
         continue
       }
-      if (result.status === 'created') created++
+      created++
       await deps.links.set(result.id, { type: recordType, id: row.id })
       // Only the fields sent are known equal on both sides; the others get their state on the next change.
       const fingerprint = deps.fingerprinter(pairIdOf(table, row.id))
-      createdStates.set(row.id, Object.fromEntries(Object.entries(input[index]!).map(([field, value]) => [field, fingerprint(field, value as FieldValue)])))
+      states.set(row.id, Object.fromEntries(Object.entries(input).map(([field, value]) => [field, fingerprint(field, value as FieldValue)])))
     }
-    await pairs.save(table, createdStates)
   }
-
-  return { created, updated: updateResults.filter((result, index) => index < updatedRows.length && result.status !== 'skipped').length, unchanged, flaggedDeleted, refused }
+  await deps.pairs.save(table, states)
+  return { created, linked, reported, refused }
 }
 
 /** A new person gets the record's non-empty values only: an empty Dynamics column must not blank a person Marketo matched by email. */

@@ -14,6 +14,33 @@ import { personLinkKey, recordLinkKey } from '../queue/redis-keys.ts'
  * Both ends are written in one MULTI, so they share a hash tag (src/queue/redis-keys.ts): a
  * Redis Cluster refuses a transaction over keys in different slots.
  */
+/** Attempts of `set` while other writers keep changing the same person's link. */
+const MAX_SET_ATTEMPTS = 5
+
+/**
+ * KEYS: person hash, new record key, previous record key (the new one when there is none).
+ * ARGV: the previous type and id as read ('' when none), the new type and id, linkedAt, marketoId.
+ * The previous record's link is removed only while it still names this person: another writer
+ * may have linked that record to someone else since.
+ */
+const RELINK = `
+local current = redis.call('HMGET', KEYS[1], 'type', 'id')
+if (current[1] or '') ~= ARGV[1] or (current[2] or '') ~= ARGV[2] then return 0 end
+if KEYS[3] ~= KEYS[2] and redis.call('GET', KEYS[3]) == ARGV[6] then redis.call('DEL', KEYS[3]) end
+redis.call('HSET', KEYS[1], 'type', ARGV[3], 'id', ARGV[4], 'linkedAt', ARGV[5])
+redis.call('SET', KEYS[2], ARGV[6])
+return 1
+`
+
+/** The person's link kept changing under `set`; the caller's job fails and is retried. */
+export class RecordLinkContendedError extends Error {
+  readonly code = 'RECORD_LINK_CONTENDED'
+  constructor (readonly marketoId: number) {
+    super(`the link of Marketo person ${marketoId} changed ${MAX_SET_ATTEMPTS} times while it was being set`)
+    this.name = 'RecordLinkContendedError'
+  }
+}
+
 export class RecordLinkStore {
   constructor (private readonly redis: RedisClient, private readonly prefix: string) {}
 
@@ -38,11 +65,25 @@ export class RecordLinkStore {
     return links
   }
 
+  /**
+   * Links the person to the record. A person relinked to another record (a lead qualified into a
+   * contact, a duplicate resolved) has its previous record's link removed in the same step, so no
+   * record is left pointing at a person that now follows another one: two records would then both
+   * sync to the one person. The previous link is read first, then the script applies the change
+   * only if the person's link is still the one read (else it is read again): every key the script
+   * touches is named to Redis, which a Redis Cluster requires, and all share the {links} tag.
+   */
   async set (marketoId: number, link: RecordLink): Promise<void> {
-    await this.redis.multi()
-      .hset(this.#personKey(marketoId), { type: link.type, id: link.id, linkedAt: new Date().toISOString() })
-      .set(this.#recordKey(link), String(marketoId))
-      .exec()
+    const personKey = this.#personKey(marketoId)
+    for (let attempt = 0; attempt < MAX_SET_ATTEMPTS; attempt++) {
+      const [type, id] = await this.redis.hmget(personKey, 'type', 'id')
+      const previous = isRecordType(type) && typeof id === 'string' ? { type, id } : undefined
+      const previousKey = previous === undefined ? this.#recordKey(link) : this.#recordKey(previous)
+      const applied = await this.redis.eval(RELINK, 3, personKey, this.#recordKey(link), previousKey,
+        type ?? '', id ?? '', link.type, link.id, new Date().toISOString(), String(marketoId))
+      if (applied === 1) return
+    }
+    throw new RecordLinkContendedError(marketoId)
   }
 
   async remove (marketoId: number, link: RecordLink): Promise<void> {

@@ -94,6 +94,27 @@ export class MarketoRestClient {
   }
 
   /**
+   * Get Leads by Filter Type (marketo-rest-and-ssfs.md, Get Leads by Filter Type): up to 300
+   * filter values a call. A value can match several persons (an email is not unique in Marketo),
+   * so a call's answer can run past one page: its nextPageToken is followed.
+   */
+  async getLeadsBy (filterType: string, values: readonly string[], fields: readonly string[]): Promise<Array<Record<string, unknown>>> {
+    const leads: Array<Record<string, unknown>> = []
+    for (let start = 0; start < values.length; start += MARKETO_LEADS_PER_CALL) {
+      const chunk = values.slice(start, start + MARKETO_LEADS_PER_CALL)
+      const query = new URLSearchParams({ filterType, filterValues: chunk.join(','), fields: ['id', filterType, ...fields.filter((field) => field !== filterType)].join(',') })
+      for (let pageToken: string | undefined; ;) {
+        if (pageToken !== undefined) query.set('nextPageToken', pageToken)
+        const page = await this.#getPage<Record<string, unknown>>(`/rest/v1/leads.json?${query}`)
+        leads.push(...page.result ?? [])
+        if (page.moreResult !== true || page.nextPageToken === undefined) break
+        pageToken = page.nextPageToken
+      }
+    }
+    return leads
+  }
+
+  /**
    * A date-based paging token for the activity feeds (Get Paging Token, reference §2.6): the
    * starting point of a lead-change feed that has no saved token yet.
    */
