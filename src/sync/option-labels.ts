@@ -35,3 +35,33 @@ export function formattedValuesOf (row: Readonly<Record<string, unknown>>): Reco
   }
   return labels
 }
+
+/** One option of an option-set column, as its metadata's `OptionSet.Options` lists it. */
+export interface OptionSetOption {
+  readonly value: number
+  readonly label: string
+}
+
+/** The options of a table's option-set columns, by column. */
+export type OptionSets = Readonly<Record<string, readonly OptionSetOption[]>>
+
+/** The code a record is refused with when Marketo holds a label the column has no option for. */
+export const UNKNOWN_OPTION_LABEL = 'OPTION_LABEL_UNKNOWN'
+
+/** The label of an option value; undefined for a value the column has no option for. */
+export function labelOf (options: readonly OptionSetOption[], value: number): string | undefined {
+  return options.find((option) => option.value === value)?.label
+}
+
+/**
+ * The option value of a Marketo label: the option with that very label, else the one whose label
+ * equals it but for case and surrounding spaces (Marketo users type these), when only one does.
+ * Undefined: no option, and the record is refused rather than written with a guess.
+ */
+export function optionValueOf (options: readonly OptionSetOption[], label: string): number | undefined {
+  const exact = options.find((option) => option.label === label)
+  if (exact !== undefined) return exact.value
+  const folded = label.trim().toLowerCase()
+  const loose = options.filter((option) => option.label.trim().toLowerCase() === folded)
+  return loose.length === 1 ? loose[0]!.value : undefined
+}
