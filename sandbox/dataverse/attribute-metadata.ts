@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { DataverseError, queryError, unknownQueryProperty } from './dataverse-error.ts'
+import { optionSetMetadata } from './option-sets.ts'
 import { ENTITY_DEFINITIONS, type ColumnDefinition, type EntityDefinition } from './entity-model.ts'
 
 /**
@@ -44,6 +45,9 @@ const METADATA_TYPE: Readonly<Record<string, string>> = {
   Customer: 'LookupAttributeMetadata',
   Uniqueidentifier: 'UniqueIdentifierAttributeMetadata'
 }
+
+/** Derived types with an `OptionSet` to expand. */
+const OPTION_SET_METADATA_TYPES = new Set(['PicklistAttributeMetadata', 'StateAttributeMetadata', 'StatusAttributeMetadata'])
 
 /** Derived types with a `MaxLength` of their own. */
 const WITH_MAX_LENGTH = new Set(['StringAttributeMetadata', 'MemoAttributeMetadata'])
@@ -118,8 +122,15 @@ export function answerAttributeMetadata (resource: string, params: URLSearchPara
   for (const name of select) {
     if (!selectable.has(name)) throw unknownQueryProperty(name, cast ?? 'AttributeMetadata')
   }
+  // `OptionSet` is a navigation property of the option-set types only (EnumAttributeMetadata), so
+  // expanding it is refused elsewhere, as any unknown property is.
+  const expand = (params.get('$expand') ?? '').split(',').map((name) => name.trim()).filter((name) => name !== '')
+  for (const name of expand) {
+    if (name !== 'OptionSet' || cast === undefined || !OPTION_SET_METADATA_TYPES.has(cast)) throw unknownQueryProperty(name, cast ?? 'AttributeMetadata')
+  }
   const rows = attributeMetadataOf(definition).filter((row) => cast === undefined || row['@odata.type'] === `#Microsoft.Dynamics.CRM.${cast}`)
-  const shown = select.length === 0 ? rows : rows.map((row) => Object.fromEntries(Object.entries(row).filter(([name]) => name === '@odata.type' || name === 'MetadataId' || select.includes(name))))
+  const selected = select.length === 0 ? rows : rows.map((row) => Object.fromEntries(Object.entries(row).filter(([name]) => name === '@odata.type' || name === 'MetadataId' || select.includes(name))))
+  const shown = expand.length === 0 ? selected : selected.map((row, index) => ({ ...row, OptionSet: optionSetMetadata(definition.logicalName, rows[index]!.LogicalName) }))
   const castSegment = cast === undefined ? '' : `/Microsoft.Dynamics.CRM.${cast}`
   return {
     '@odata.context': `${base}$metadata#EntityDefinitions('${definition.logicalName}')/Attributes${castSegment}${select.length === 0 ? '' : `(${select.join(',')})`}`,

@@ -3,6 +3,7 @@ import { once } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as delay } from 'node:timers/promises'
+import { includesFormattedValues, withFormattedValues } from './option-sets.ts'
 import { encodeSkipToken, parseCollectionQuery, projectRow, runCollectionQuery, MAX_PAGE_SIZE } from './collection-query.ts'
 import {
   DataverseError,
@@ -126,6 +127,8 @@ interface Preferences {
   readonly returnRepresentation: boolean
   readonly maxPageSize: number | undefined
   readonly trackChanges: boolean
+  /** `odata.include-annotations` asked for formatted values (option-set labels, option-sets.ts). */
+  readonly formattedValues: boolean
 }
 
 export async function startDataverseEmulator (options: DataverseEmulatorOptions = {}): Promise<DataverseEmulator> {
@@ -336,11 +339,17 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
       '@odata.context': `${context.base}$metadata#${definition.entitySet}${query.select === undefined ? '' : `(${query.select.join(',')})`}`
     }
     if (query.count) body['@odata.count'] = page.totalCount
-    body.value = page.rows.map((row) => projectRow(row, query.select, definition))
+    body.value = page.rows.map((row) => shownRow(context, definition, row, query.select))
     if (page.nextOffset !== undefined) body['@odata.nextLink'] = nextLink(context, definition, page.nextOffset)
     const headers: Record<string, string> = {}
     if (context.prefer.maxPageSize !== undefined) headers['Preference-Applied'] = `odata.maxpagesize=${context.prefer.maxPageSize}`
     sendJson(context.response, 200, body, headers)
+  }
+
+  /** A row as a read answers it: its selected columns, annotated when the Prefer header asks. */
+  function shownRow (context: RequestContext, definition: EntityDefinition, row: Readonly<DataverseRecord>, select: readonly string[] | undefined): DataverseRecord {
+    const projected = projectRow(row, select, definition)
+    return context.prefer.formattedValues ? withFormattedValues(projected, definition) : projected
   }
 
   function isTracked (definition: EntityDefinition): boolean {
@@ -383,7 +392,7 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
     const body: Record<string, unknown> = {
       '@odata.context': `${context.base}$metadata#${definition.entitySet}${selected}${since === undefined ? '' : '/$delta'}`,
       value: [
-        ...page.rows.map((row) => projectRow(row, select, definition)),
+        ...page.rows.map((row) => shownRow(context, definition, row, select)),
         ...page.deletedIds.map((id) => ({
           '@odata.context': `${context.base}$metadata#${definition.entitySet}/$deletedEntity`,
           id,
@@ -443,7 +452,7 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
     const select = selectFrom(context, definition)
     sendJson(context.response, 200, {
       '@odata.context': entityContext(context, definition, select),
-      ...projectRow(row, select, definition)
+      ...shownRow(context, definition, row, select)
     }, { ETag: etag })
   }
 
@@ -551,7 +560,7 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
     const etag = etagOf(row)
     if (context.prefer.returnRepresentation) {
       const select = selectFrom(context, definition)
-      const body = { '@odata.context': entityContext(context, definition, select), ...projectRow(row, select, definition) }
+      const body = { '@odata.context': entityContext(context, definition, select), ...shownRow(context, definition, row, select) }
       context.answerWrite(() => sendJson(context.response, outcome === 'created' ? 201 : 200, body, { 'Preference-Applied': 'return=representation', ETag: etag }))
       return
     }
@@ -667,8 +676,10 @@ function parsePrefer (header: string | undefined): Preferences {
   let returnRepresentation = false
   let maxPageSize: number | undefined
   let trackChanges = false
+  let formattedValues = false
   for (const preference of (header ?? '').split(',')) {
     const [name = '', value] = preference.trim().split('=')
+    if (name === 'odata.include-annotations' && includesFormattedValues(value)) formattedValues = true
     if (name === 'return' && value === 'representation') returnRepresentation = true
     if (name === 'odata.track-changes') trackChanges = true
     if (name === 'odata.maxpagesize' && value !== undefined) {
@@ -676,7 +687,7 @@ function parsePrefer (header: string | undefined): Preferences {
       if (Number.isInteger(size) && size > 0) maxPageSize = Math.min(size, MAX_PAGE_SIZE)
     }
   }
-  return { returnRepresentation, maxPageSize, trackChanges }
+  return { returnRepresentation, maxPageSize, trackChanges, formattedValues }
 }
 
 /** `<guid>`, `{<guid>}` or `<primarykey>=<guid>`; alternate keys are not defined in the emulator (§1.7). */

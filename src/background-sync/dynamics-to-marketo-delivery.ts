@@ -4,6 +4,7 @@ import type { SyncLeadResult, SyncLeadsAction } from '../marketo/marketo-rest-cl
 import { writesToMarketo, type FieldMapping, type SyncTable } from '../sync/field-mapping.ts'
 import { mergeFieldChanges, type LastSyncedState } from '../sync/field-merge.ts'
 import { canonicalFieldValue, writableFieldValue, type FieldFingerprinter, type FieldValue } from '../sync/field-fingerprint.ts'
+import { labelledColumns } from '../sync/option-labels.ts'
 import type { DeliveredPage } from './dynamics-change-pass.ts'
 import type { RecordLink } from '../domain/record-link.ts'
 import type { RecordType } from '../domain/record-type.ts'
@@ -76,10 +77,17 @@ export function marketoFieldsByColumn (mapping: FieldMapping, table: SyncTable):
   return fields
 }
 
-/** A changed row's mapped values by Marketo field name; a column Dataverse left out is empty. */
-export function mappedValues (row: ChangedRow, fieldsByColumn: ReadonlyMap<string, string>): Record<string, FieldValue> {
+/**
+ * A changed row's mapped values by Marketo field name; a column Dataverse left out is empty. An
+ * option-set column among `labelled` carries its option's label, not its number (option-labels.ts),
+ * so Marketo shows "Web", and the fingerprints are taken over the label the merge compares with Marketo's.
+ */
+export function mappedValues (row: ChangedRow, fieldsByColumn: ReadonlyMap<string, string>, labelled: ReadonlySet<string> = new Set()): Record<string, FieldValue> {
   const values: Record<string, FieldValue> = {}
-  for (const [column, field] of fieldsByColumn) values[field] = row.columns[column] as FieldValue
+  for (const [column, field] of fieldsByColumn) {
+    const label = labelled.has(column) ? row.labels?.[column] : undefined
+    values[field] = label ?? row.columns[column] as FieldValue
+  }
   return values
 }
 
@@ -102,6 +110,7 @@ export function pairIdOf (table: SyncTable, recordId: string): string {
 export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsToMarketoDeliveryDeps): Promise<DeliveryOutcome> {
   const { table, pairs } = deps
   const fieldsByColumn = marketoFieldsByColumn(deps.mapping, table)
+  const labelled = labelledColumns(deps.mapping, table)
   const fields = [...fieldsByColumn.values()]
   const recordType = table === 'lead' ? 'Lead' : 'Contact'
 
@@ -112,7 +121,7 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
   const changedLinked: Array<{ row: ChangedRow, marketoId: number, values: Record<string, FieldValue> }> = []
   const unlinked: Array<{ row: ChangedRow, values: Record<string, FieldValue> }> = []
   for (const row of page.upserted) {
-    const values = mappedValues(row, fieldsByColumn)
+    const values = mappedValues(row, fieldsByColumn, labelled)
     const marketoId = linked.get(row.id)
     if (marketoId === undefined) { unlinked.push({ row, values }); continue }
     if (matchesLastSynced(values, states.get(row.id) ?? {}, deps.fingerprinter(pairIdOf(table, row.id)))) {

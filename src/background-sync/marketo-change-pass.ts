@@ -6,6 +6,7 @@ import { readLeadChanges, type LeadChangeSource, type PersonChanges } from '../m
 import { writesToDynamics, type FieldMapping, type MarketoDataType, type SyncTable } from '../sync/field-mapping.ts'
 import { mergeFieldChanges, type LastSyncedState } from '../sync/field-merge.ts'
 import type { FieldFingerprinter, FieldValue } from '../sync/field-fingerprint.ts'
+import { labelOf, optionValueOf, UNKNOWN_OPTION_LABEL, type OptionSets } from '../sync/option-labels.ts'
 import type { CheckpointStore } from './checkpoints.ts'
 import type { FeedLeases } from './feed-lease.ts'
 import { pairIdOf } from './dynamics-to-marketo-delivery.ts'
@@ -49,6 +50,12 @@ export interface MarketoChangePassDeps {
   readonly now?: () => Date
   /** Activities per feed page; Marketo's maximum (300) by default. */
   readonly batchSize?: number
+  /**
+   * The option-set columns' options by table, read once at start-up (attribute-metadata.ts
+   * `readTableOptionSets`): a Marketo label is written as its option value. Without them a label
+   * goes to Dynamics as text, and Dynamics refuses it.
+   */
+  readonly optionSets?: Readonly<Partial<Record<SyncTable, OptionSets>>>
 }
 
 export interface RefusedRecord {
@@ -132,6 +139,8 @@ export interface PersonMergeInput {
   /** The linked record as Dynamics holds it now, by column. */
   readonly record: Readonly<Record<string, unknown>>
   readonly fingerprint: FieldFingerprinter
+  /** The table's option-set columns: their values are compared and written as labels (option-labels.ts). */
+  readonly optionSets?: OptionSets
 }
 
 export interface PersonMergeDecision {
@@ -139,6 +148,8 @@ export interface PersonMergeDecision {
   readonly columns: Record<string, unknown>
   /** The pair's state to save once the write is applied. */
   readonly state: Record<string, string>
+  /** The record cannot be written: a Marketo label with no option in `column`. Nothing is written, the state stays. */
+  readonly refused?: { readonly column: string, readonly code: typeof UNKNOWN_OPTION_LABEL }
 }
 
 /**
@@ -151,7 +162,13 @@ export function decidePersonChanges (input: PersonMergeInput): PersonMergeDecisi
   const marketoValues: Record<string, FieldValue> = {}
   for (const field of fields) marketoValues[field] = input.person.fields[field]!.value
   const dynamicsValues: Record<string, FieldValue> = {}
-  for (const field of fields) dynamicsValues[field] = input.record[input.columns.get(field)!.column] as FieldValue
+  for (const field of fields) {
+    const column = input.columns.get(field)!.column
+    const value = input.record[column] as FieldValue
+    // An option-set column is compared as its label, the form Marketo holds and the fingerprints take.
+    const options = input.optionSets?.[column]
+    dynamicsValues[field] = options !== undefined && typeof value === 'number' ? labelOf(options, value) ?? value : value
+  }
   const merged = mergeFieldChanges({
     recordType: input.table === 'lead' ? 'Lead' : 'Contact',
     fields,
@@ -172,7 +189,14 @@ export function decidePersonChanges (input: PersonMergeInput): PersonMergeDecisi
   const columns: Record<string, unknown> = {}
   for (const [field, value] of Object.entries(merged.writes.dynamics)) {
     const mapped = input.columns.get(field)!
-    columns[mapped.column] = dataverseValue(value, mapped.dataType)
+    const options = input.optionSets?.[mapped.column]
+    if (options !== undefined && typeof value === 'string' && value.trim() !== '') {
+      const optionValue = optionValueOf(options, value)
+      if (optionValue === undefined) return { columns: {}, state: { ...input.lastSynced }, refused: { column: mapped.column, code: UNKNOWN_OPTION_LABEL } }
+      columns[mapped.column] = optionValue
+      continue
+    }
+    columns[mapped.column] = options !== undefined && typeof value === 'string' ? null : dataverseValue(value, mapped.dataType)
   }
   return { columns, state }
 }
@@ -229,8 +253,16 @@ async function runLeasedPass (deps: MarketoChangePassDeps, leaseLost: AbortSigna
         columns,
         lastSynced: states.get(recordId) ?? {},
         record,
-        fingerprint: deps.fingerprinter(pairIdOf(table, recordId))
+        fingerprint: deps.fingerprinter(pairIdOf(table, recordId)),
+        ...(deps.optionSets?.[table] === undefined ? {} : { optionSets: deps.optionSets[table] })
       }))
+    }
+    for (const [recordId, decision] of decisions) {
+      if (decision.refused === undefined) continue
+      decisions.delete(recordId)
+      // The column and the code only: the label Marketo holds is the person's data.
+      deps.logger.warn({ table, recordId, column: decision.refused.column, code: decision.refused.code }, 'a Marketo value has no option in its Dynamics option set')
+      refused.push({ table, recordId, code: decision.refused.code })
     }
 
     const updates: RecordUpdate[] = [...decisions].filter(([, d]) => Object.keys(d.columns).length > 0).map(([id, d]) => ({ id, columns: d.columns }))

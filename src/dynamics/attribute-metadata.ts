@@ -1,6 +1,7 @@
 import type { DataverseClient } from './dataverse-client.ts'
 import { SYNC_TABLES, type SyncTable } from '../sync/field-mapping.ts'
 import type { DataverseAttributeMetadata, DataverseSchema } from '../sync/field-mapping-check.ts'
+import type { OptionSetOption, OptionSets } from '../sync/option-labels.ts'
 
 /**
  * The columns of the lead and contact tables as Dataverse's metadata describes them, for the
@@ -32,6 +33,33 @@ export async function readTableAttributes (client: DataverseClient, table: SyncT
     IsValidForCreate: attribute.IsValidForCreate,
     ...(maxLengths.has(attribute.LogicalName) ? { MaxLength: maxLengths.get(attribute.LogicalName) ?? null } : {})
   }))
+}
+
+const OPTION_SET_METADATA_TYPES = ['PicklistAttributeMetadata', 'StateAttributeMetadata', 'StatusAttributeMetadata'] as const
+
+interface OptionSetAttribute {
+  readonly LogicalName: string
+  readonly OptionSet?: { readonly Options?: ReadonlyArray<{ readonly Value: number, readonly Label?: { readonly UserLocalizedLabel?: { readonly Label?: string } | null } }> } | null
+}
+
+/**
+ * The options of a table's option-set columns with their labels in the user's language, read once at
+ * start-up so Marketo's labels can be written back as option values: `OptionSet` is a navigation
+ * property of the Picklist, State and Status metadata types, read with `$expand=OptionSet`
+ * (learn.microsoft.com, "Query table definitions using the Web API"). Three requests per table.
+ */
+export async function readTableOptionSets (client: Pick<DataverseClient, 'retrieveMultiple'>, table: SyncTable): Promise<OptionSets> {
+  const answers = await Promise.all(OPTION_SET_METADATA_TYPES.map(async (cast) =>
+    // The query travels in the path: retrieveMultiple's options have no $expand.
+    await client.retrieveMultiple<OptionSetAttribute>(`${attributesPath(table, cast)}?$select=LogicalName&$expand=OptionSet`)))
+  const optionSets: Record<string, OptionSetOption[]> = {}
+  for (const attribute of answers.flat()) {
+    optionSets[attribute.LogicalName] = (attribute.OptionSet?.Options ?? []).flatMap((option) => {
+      const label = option.Label?.UserLocalizedLabel?.Label
+      return typeof label === 'string' ? [{ value: option.Value, label }] : []
+    })
+  }
+  return optionSets
 }
 
 /** Lead and contact, read at the same time. */

@@ -117,10 +117,12 @@ export class DataverseClient {
    * its Prefer on every page it follows. A GET, so it is retried like any read; an expired delta
    * token is a DataverseError with code 0x80044352 for the caller to answer with a full read.
    */
-  async retrieveTrackedPage<T> (pathOrLink: string, options: { readonly maxPageSize?: number } = {}): Promise<TrackedPage<T>> {
+  async retrieveTrackedPage<T> (pathOrLink: string, options: { readonly maxPageSize?: number, readonly formattedValues?: boolean } = {}): Promise<TrackedPage<T>> {
     const path = this.#relativeToApi(pathOrLink)
     const prefer = ['odata.track-changes']
     if (options.maxPageSize !== undefined) prefer.push(`odata.maxpagesize=${options.maxPageSize}`)
+    // Option-set labels as `<column>@OData.Community.Display.V1.FormattedValue` (learn.microsoft.com "Formatted values").
+    if (options.formattedValues === true) prefer.push('odata.include-annotations="OData.Community.Display.V1.FormattedValue"')
     const page = await this.#request('GET', path, { idempotent: true, headers: { Prefer: prefer.join(',') } })
     const body = page.json as { value?: T[], '@odata.nextLink'?: string, '@odata.deltaLink'?: string } | undefined
     const nextLink = body?.['@odata.nextLink']

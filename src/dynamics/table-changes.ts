@@ -1,6 +1,7 @@
 import type { FieldMapping, SyncTable } from '../sync/field-mapping.ts'
 import type { DataverseClient } from './dataverse-client.ts'
 import { DataverseError } from './dataverse-errors.ts'
+import { formattedValuesOf } from '../sync/option-labels.ts'
 
 /**
  * Reads a lead or contact table's changes one page at a time with Dataverse change tracking
@@ -37,6 +38,12 @@ export interface ChangedRow {
   readonly modifiedBy: string | undefined
   /** The selected columns only, by Dataverse logical name; a column Dataverse left out is absent. */
   readonly columns: Readonly<Record<string, unknown>>
+  /**
+   * The formatted value (FormattedValue annotation) of each selected column Dataverse labelled: an
+   * option set's label, also a date's or an amount's display text; the caller picks the columns whose
+   * label it uses (option-labels.ts `labelledColumns`).
+   */
+  readonly labels: Readonly<Record<string, string>>
 }
 
 export type TableChangesPage =
@@ -97,7 +104,7 @@ export async function readTableChanges (client: DataverseClient, options: ReadTa
   const pathOrLink = options.cursor ?? `${entitySet}?$select=${select.join(',')}`
   let page
   try {
-    page = await client.retrieveTrackedPage<Record<string, unknown>>(pathOrLink, options.pageSize === undefined ? {} : { maxPageSize: options.pageSize })
+    page = await client.retrieveTrackedPage<Record<string, unknown>>(pathOrLink, { formattedValues: true, ...(options.pageSize === undefined ? {} : { maxPageSize: options.pageSize }) })
   } catch (error) {
     if (error instanceof DataverseError && error.code === EXPIRED_VERSION_STAMP) return { kind: 'restart', reason: 'delta-token-expired' }
     throw error
@@ -126,15 +133,19 @@ export function splitChanges (value: ReadonlyArray<Readonly<Record<string, unkno
     // Dataverse always answers the primary key: a row without one cannot be synced, nor skipped unseen.
     if (typeof id !== 'string') throw new DataverseError(200, 'CHANGE_WITHOUT_ID', `a changed row without its ${primaryKey}`)
     const columns: Record<string, unknown> = {}
+    const labels: Record<string, string> = {}
+    const formatted = formattedValuesOf(row)
     for (const column of select) {
       if (column === primaryKey || column === 'modifiedon' || column === '_modifiedby_value') continue
       if (Object.hasOwn(row, column)) columns[column] = row[column]
+      if (Object.hasOwn(formatted, column)) labels[column] = formatted[column]!
     }
     upserted.push({
       id: id.toLowerCase(),
       modifiedOn: typeof row.modifiedon === 'string' ? row.modifiedon : undefined,
       modifiedBy: typeof row._modifiedby_value === 'string' ? row._modifiedby_value : undefined,
-      columns
+      columns,
+      labels
     })
   }
   return { upserted, deletedIds }
