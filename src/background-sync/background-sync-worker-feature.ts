@@ -8,7 +8,9 @@ import { logJobEvents } from '../queue/job-event-log.ts'
 import { DYNAMICS_CHANGE_PASS_JOB_NAME, QUEUE, dynamicsChangeSchedulerId } from '../queue/names.ts'
 import type { DynamicsChangePassJobData } from '../queue/payloads.ts'
 import { queuePrefix } from '../queue/redis-keys.ts'
-import { SYNC_TABLES, type FieldMapping } from '../sync/field-mapping.ts'
+import { SYNC_TABLES, type FieldMapping, type SyncTable } from '../sync/field-mapping.ts'
+import type { OptionSets } from '../sync/option-labels.ts'
+import { readTableOptionSets } from '../dynamics/attribute-metadata.ts'
 import { fieldFingerprinter } from '../sync/field-fingerprint.ts'
 import { CheckpointStore } from './checkpoints.ts'
 import { FeedLeases } from './feed-lease.ts'
@@ -111,9 +113,15 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
       // everything that could run a pass waits on it, and its outcome is the feature's `ready`.
       // A worker closed while the check ran starts nothing afterwards.
       let closing = false
-      const started = deps.fieldMapping().then((mapping) => closing ? undefined : startPasses(mapping))
+      const started = (async () => {
+        const mapping = await deps.fieldMapping()
+        // Marketo sends an option set's label; Dynamics takes its value: the options are read once.
+        const optionSets = Object.fromEntries(await Promise.all(SYNC_TABLES.map(async (table) =>
+          [table, await readTableOptionSets(deps.dataverse, table)] as const)))
+        return closing ? undefined : startPasses(mapping, optionSets)
+      })()
 
-      function startPasses (mapping: FieldMapping) {
+      function startPasses (mapping: FieldMapping, optionSets: Partial<Record<SyncTable, OptionSets>>) {
         const queue = new Queue<DynamicsChangePassJobData>(QUEUE.syncDynamicsChanges, {
           connection: commands,
           prefix: queuePrefix(prefix, QUEUE.syncDynamicsChanges),
@@ -138,7 +146,7 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
           stalledInterval: config.worker.stalledIntervalMs
         })
         logJobEvents(worker, logger, onQueueError)
-        const marketoPasses = startMarketoChangePasses({ config, logger, connect, onQueueError }, { marketo: deps.marketo, dataverse: deps.dataverse, checkpoints, leases, links, pairs, mapping, fingerprinter: (pairId) => fieldFingerprinter(fingerprintKey, pairId) })
+        const marketoPasses = startMarketoChangePasses({ config, logger, connect, onQueueError }, { marketo: deps.marketo, dataverse: deps.dataverse, checkpoints, leases, links, pairs, mapping, optionSets, fingerprinter: (pairId) => fieldFingerprinter(fingerprintKey, pairId) })
         return { scheduled, worker, queue, marketoPasses }
       }
 

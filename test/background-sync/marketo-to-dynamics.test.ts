@@ -164,3 +164,11 @@ t.test('a value Dynamics refuses: that record is logged with Dynamics\' code (no
   await twoMarketoPassesLater()
   t.equal(lead(refused.recordId)?.jobtitle, 'Mathematician', 'the refused record is left as it was')
 })
+
+t.test('a lead source chosen in Marketo reaches the lead as its option value, not its label', async (t) => {
+  const { recordId, personId } = await linkedRecord('leads', { lastname: 'Noether', emailaddress1: 'emmy.noether@example.com', leadsourcecode: 8, _modifiedby_value: dana })
+  await eventually(() => sandbox.marketo.persons.get(personId)?.leadSource === 'Web' ? true : undefined, { timeoutMs: 5_000, what: 'the label on the person' })
+  await editInMarketo(personId, { leadSource: 'Trade Show' })
+  await eventually(() => sandbox.dataverse.store.get('leads', recordId)?.leadsourcecode === 7 ? true : undefined, { timeoutMs: 5_000, what: 'option 7 (Trade Show) on the lead' })
+  t.pass('the worker read the option sets at start-up and wrote the label\'s value')
+})
