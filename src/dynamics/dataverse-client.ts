@@ -144,6 +144,17 @@ export class DataverseClient {
     return pathOrLink.startsWith(this.#apiBase) ? pathOrLink.slice(this.#apiBase.length) : pathOrLink
   }
 
+  /**
+   * The caller's own systemuser id (the `WhoAmI` function): the application user the service writes
+   * as, which Dataverse records in `_modifiedby_value` of every row it writes (issue 12 §6).
+   */
+  async whoAmI (): Promise<string> {
+    const page = await this.#request('GET', 'WhoAmI', { idempotent: true })
+    const userId = (page.json as { UserId?: unknown } | undefined)?.UserId
+    if (typeof userId !== 'string') throw new DataverseError(page.status, 'WHO_AM_I_FAILED', 'WhoAmI answered without a UserId')
+    return userId.toLowerCase()
+  }
+
   /** POST a new row; answers its id (from `OData-EntityId`, reference §1.3). */
   async create (entitySet: string, record: Record<string, unknown>): Promise<string> {
     const response = await this.#request('POST', entitySet, { body: record, idempotent: false })

@@ -220,13 +220,19 @@ export class UnansweredAppends {
   }
 }
 
+/** A Redis reply of alternating names and values (a stream entry's fields, an XINFO row) as a map. */
+export function fieldPairs<V> (flat: readonly V[]): Map<string, V> {
+  const pairs = new Map<string, V>()
+  for (let i = 0; i + 1 < flat.length; i += 2) pairs.set(String(flat[i]), flat[i + 1]!)
+  return pairs
+}
+
 /**
  * Reads one stream entry back. Returns the reason instead of throwing when it cannot be a job,
  * so the mover parks that entry and carries on with the rest.
  */
 export function decodeIntakeEntry (fields: readonly string[]): IntakeEntry | { readonly problem: string } {
-  const record = new Map<string, string>()
-  for (let i = 0; i + 1 < fields.length; i += 2) record.set(fields[i]!, fields[i + 1]!)
+  const record = fieldPairs(fields)
   if (record.get('v') !== INTAKE_FORMAT_VERSION) return { problem: `unknown intake format version ${JSON.stringify(record.get('v') ?? null)}` }
   const jobId = record.get('jobId')
   const priority = Number(record.get('priority'))

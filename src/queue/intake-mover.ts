@@ -4,7 +4,7 @@ import type { Queue } from 'bullmq'
 import type { RedisClient } from './connections.ts'
 import type { Logger } from 'pino'
 import type { FlowCallbackJobData, FlowStepJobData } from './payloads.ts'
-import { decodeIntakeEntry, type IntakeEntry, type IntakeKeys } from './flow-step-intake.ts'
+import { decodeIntakeEntry, fieldPairs, type IntakeEntry, type IntakeKeys } from './flow-step-intake.ts'
 import { FLOW_STEP_JOB_NAME } from './names.ts'
 import { isTransientRedisError } from './redis-error-kind.ts'
 import { parkedInvocationCallback } from './parked-intake-callback.ts'
@@ -323,8 +323,7 @@ export class IntakeMover {
     this.#nextPruneAt = Date.now() + 10 * 60 * 1000
     const consumers = await redis.xinfo('CONSUMERS', keys.stream, keys.group) as unknown[][]
     for (const consumer of consumers) {
-      const info = new Map<string, unknown>()
-      for (let i = 0; i + 1 < consumer.length; i += 2) info.set(String(consumer[i]), consumer[i + 1])
+      const info = fieldPairs(consumer)
       const name = String(info.get('name'))
       if (name !== this.#consumer && info.get('pending') === 0 && Number(info.get('idle')) > FORGET_CONSUMER_AFTER_MS) {
         await redis.xgroup('DELCONSUMER', keys.stream, keys.group, name)

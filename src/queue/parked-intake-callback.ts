@@ -1,6 +1,7 @@
 import type { FlowCallbackJobData, PersonOutcome } from './payloads.ts'
 import { flowCallbackJobId } from './job-ids.ts'
 import { FLOW_CALLBACK_JOB_NAME } from './names.ts'
+import { fieldPairs } from './flow-step-intake.ts'
 
 export interface ParkedInvocationCallback {
   readonly name: string
@@ -17,13 +18,10 @@ export interface ParkedInvocationCallback {
  */
 export function parkedInvocationCallback (fields: readonly string[], problem: string): ParkedInvocationCallback | null {
   let data: unknown
-  for (let i = 0; i + 1 < fields.length; i += 2) {
-    if (fields[i] !== 'data') continue
-    try {
-      data = JSON.parse(fields[i + 1]!)
-    } catch {
-      return null
-    }
+  try {
+    data = JSON.parse(fieldPairs(fields).get('data') ?? 'null')
+  } catch {
+    return null
   }
   if (typeof data !== 'object' || data === null) return null
   const { invocationId, munchkinId, callbackUrl, sealedCallbackCredentials, persons } = data as Record<string, unknown>

@@ -30,12 +30,27 @@ const NOT_NOW_REPLY = /(?:^|[\s:(-])(?:OOM|LOADING|BUSY|READONLY|MASTERDOWN|TRYA
  */
 const LINK_FAILURE = /Connection is closed|isn't writeable|Command timed out|max retries per request|connect E[A-Z]+|ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|socket hang up|max number of clients/i
 
+/** Socket-level failures: Redis is not there (or not routable), as opposed to a refused command. */
+const CONNECTION_ERROR_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH',
+  'ENOTFOUND', 'EAI_AGAIN', 'EPIPE'
+])
+
+/**
+ * The connection itself is gone (what redis-reachability.ts reports once per outage): a socket
+ * error, or ioredis rejecting what it had sent on a connection that then closed. Narrower than
+ * "not now": a paused or busy Redis is reachable.
+ */
+export function isRedisConnectionError (error: unknown): boolean {
+  if (!(error instanceof Error)) return false
+  const code = (error as NodeJS.ErrnoException).code
+  return (typeof code === 'string' && CONNECTION_ERROR_CODES.has(code)) || error.message === 'Connection is closed.'
+}
+
 export function isTransientRedisError (error: unknown): boolean {
   // Not even an Error: nothing says it is permanent, and parking work on a guess loses it.
   if (!(error instanceof Error)) return true
   const message = error.message
   if (NOT_NOW_REPLY.test(message)) return true
-  if (LINK_FAILURE.test(message)) return true
-  const code = (error as { code?: unknown }).code
-  return typeof code === 'string' && /^E(CONNRESET|CONNREFUSED|PIPE|TIMEDOUT|HOSTUNREACH|NETUNREACH|AI_AGAIN)$/.test(code)
+  return LINK_FAILURE.test(message) || isRedisConnectionError(error)
 }

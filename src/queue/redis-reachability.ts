@@ -1,4 +1,5 @@
 import type { RedisClient } from './connections.ts'
+import { isRedisConnectionError } from './redis-error-kind.ts'
 import type { Logger } from 'pino'
 
 /**
@@ -15,18 +16,6 @@ export function redisAddress (url: string): string {
   return `${hostname}:${port === '' ? '6379' : port}`
 }
 
-/** Socket-level failures: Redis is not there (or not routable), as opposed to a refused command. */
-const CONNECTION_ERROR_CODES = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH',
-  'ENOTFOUND', 'EAI_AGAIN', 'EPIPE'
-])
-
-export function isRedisConnectionError (error: unknown): boolean {
-  if (!(error instanceof Error)) return false
-  const code = (error as NodeJS.ErrnoException).code
-  // ioredis rejects what was sent on a connection that then closed with this exact message.
-  return (typeof code === 'string' && CONNECTION_ERROR_CODES.has(code)) || error.message === 'Connection is closed.'
-}
 
 export class RedisReachability {
   readonly #address: string

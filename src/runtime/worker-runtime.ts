@@ -6,8 +6,6 @@ import { createWorkerRedisConnection } from '../queue/connections.ts'
 import { flowStepWorkerFeature } from '../flow-step/flow-step-worker-feature.ts'
 import { backgroundSyncWorkerFeature } from '../background-sync/background-sync-worker-feature.ts'
 import { checkFieldMappingAtStartup } from '../background-sync/check-field-mapping.ts'
-import { fetchServiceUserId } from '../background-sync/who-am-i.ts'
-import { createMsalAccessTokenProvider } from '../dynamics/access-token-provider.ts'
 import type { DataverseClient } from '../dynamics/dataverse-client.ts'
 import type { MarketoRestClient } from '../marketo/marketo-rest-client.ts'
 import { FieldMappingError, type FieldMapping } from '../sync/field-mapping.ts'
@@ -62,13 +60,7 @@ export function buildWorkerRuntime (config: Config, logger: Logger): RunningWork
             dataverse,
             marketo,
             fieldMapping: async () => await checkedFieldMapping(config, logger, marketo, dataverse),
-            whoAmI: async () => await fetchServiceUserId(config.dynamics.url, createMsalAccessTokenProvider({
-              authorityHost: config.azure.authorityHost,
-              tenantId: config.azure.tenantId,
-              clientId: config.azure.clientId,
-              credential: config.azure.credential,
-              resourceUrl: config.dynamics.url
-            }), config.dynamics.requestTimeoutMs)
+            whoAmI: async () => await dataverse.whoAmI()
           })]
         : [])
     ]

@@ -1,8 +1,9 @@
 import t from 'tap'
-import { eventually, startFlowStepHarness } from '../helpers/flow-step-harness.ts'
+import { eventually } from '../helpers/flow-step-harness.ts'
+import { startBackgroundSyncHarness } from '../helpers/background-sync-harness.ts'
+import { readFieldMappingFile } from '../../src/sync/field-mapping-file.ts'
 import { SANDBOX_USERS } from '../../sandbox/start-sandbox.ts'
 import { CheckpointStore } from '../../src/background-sync/checkpoints.ts'
-import { readFieldMappingFile } from '../../src/sync/field-mapping-file.ts'
 import { personLinkKey, recordLinkKey } from '../../src/queue/redis-keys.ts'
 
 /**
@@ -13,22 +14,13 @@ import { personLinkKey, recordLinkKey } from '../../src/queue/redis-keys.ts'
  * BACKGROUND_SYNC=on, real Redis and BullMQ, the emulated Dataverse and Marketo.
  */
 
-const harness = await startFlowStepHarness(t, {
-  withWorker: false,
-  env: { BACKGROUND_SYNC: 'on', SYNC_DYNAMICS_POLL_INTERVAL_MS: '200', LOG_LEVEL: 'info' }
-})
+const harness = await startBackgroundSyncHarness(t)
 const { sandbox, config, redis } = harness
 const prefix = config.redis.keyPrefix
 const dana = SANDBOX_USERS.dana.systemuserid
 const checkpoints = new CheckpointStore(redis, prefix)
 const leadCheckpoint = { direction: 'dynamics-to-marketo', table: 'lead' } as const
 
-const mapping = readFieldMappingFile(config.sync.fieldMappingFile)
-sandbox.marketo.persons.create({
-  email: 'fields.owner@example.com',
-  ...Object.fromEntries(mapping.fields.map((entry) => [entry.marketoField, null])),
-  [mapping.deletedFlag.marketoField]: false
-})
 harness.startWorker()
 
 const personsWith = (email: string) => sandbox.marketo.persons.list().filter((person) => String(person.email).toLowerCase() === email)
@@ -39,6 +31,7 @@ async function leadPassesAfterNow (): Promise<void> {
   await eventually(async () => (await checkpoints.load(leadCheckpoint)).version >= version + 2 ? true : undefined, { timeoutMs: 5_000, what: 'two more lead passes' })
 }
 
+const mapping = readFieldMappingFile(config.sync.fieldMappingFile)
 const reportsFor = (recordId: string) => harness.logs().filter((line) => line.recordId === recordId && typeof line.reason === 'string')
 
 t.test('a new lead whose email belongs to exactly one unlinked person is linked to it: no second person', async (t) => {

@@ -1,8 +1,8 @@
 import t from 'tap'
-import { eventually, startFlowStepHarness } from '../helpers/flow-step-harness.ts'
+import { eventually } from '../helpers/flow-step-harness.ts'
+import { startBackgroundSyncHarness } from '../helpers/background-sync-harness.ts'
 import { SANDBOX_USERS } from '../../sandbox/start-sandbox.ts'
 import { CheckpointStore } from '../../src/background-sync/checkpoints.ts'
-import { readFieldMappingFile } from '../../src/sync/field-mapping-file.ts'
 import { recordLinkKey, syncPairStateKey } from '../../src/queue/redis-keys.ts'
 
 /**
@@ -12,24 +12,13 @@ import { recordLinkKey, syncPairStateKey } from '../../src/queue/redis-keys.ts'
  * edits in Dynamics as Dana; the service's own writes are Alex's, the app user WhoAmI answers.
  */
 
-const harness = await startFlowStepHarness(t, {
-  withWorker: false,
-  env: { BACKGROUND_SYNC: 'on', SYNC_DYNAMICS_POLL_INTERVAL_MS: '200', LOG_LEVEL: 'info' }
-})
+const harness = await startBackgroundSyncHarness(t)
 const { sandbox, config, redis } = harness
 const prefix = config.redis.keyPrefix
 const dana = SANDBOX_USERS.dana.systemuserid
 const checkpoints = new CheckpointStore(redis, prefix)
 const leadCheckpoint = { direction: 'dynamics-to-marketo', table: 'lead' } as const
 
-// Marketo's native sync creates its custom fields itself (microsoft…, the deleted flag); our
-// instance gets every field of the mapping as an admin would create them.
-const mapping = readFieldMappingFile(config.sync.fieldMappingFile)
-sandbox.marketo.persons.create({
-  email: 'fields.owner@example.com',
-  ...Object.fromEntries(mapping.fields.map((entry) => [entry.marketoField, null])),
-  [mapping.deletedFlag.marketoField]: false
-})
 harness.startWorker()
 
 const personByEmail = (email: string) => sandbox.marketo.persons.findByEmail(email)

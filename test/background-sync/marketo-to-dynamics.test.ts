@@ -1,10 +1,10 @@
 import t from 'tap'
 import { Queue } from 'bullmq'
-import { eventually, startFlowStepHarness } from '../helpers/flow-step-harness.ts'
+import { eventually } from '../helpers/flow-step-harness.ts'
+import { startBackgroundSyncHarness } from '../helpers/background-sync-harness.ts'
 import { SANDBOX_USERS } from '../../sandbox/start-sandbox.ts'
 import { CheckpointStore } from '../../src/background-sync/checkpoints.ts'
 import { MARKETO_CHECKPOINT } from '../../src/background-sync/marketo-change-pass.ts'
-import { readFieldMappingFile } from '../../src/sync/field-mapping-file.ts'
 import { QUEUE } from '../../src/queue/names.ts'
 import { queuePrefix, recordLinkKey } from '../../src/queue/redis-keys.ts'
 import type { RunningWorker } from '../../src/build-worker.ts'
@@ -17,21 +17,12 @@ import type { RunningWorker } from '../../src/build-worker.ts'
  * Dynamics becomes a person. A marketer edits in Marketo through the emulator's HTTP control API.
  */
 
-const harness = await startFlowStepHarness(t, {
-  withWorker: false,
-  env: { BACKGROUND_SYNC: 'on', SYNC_DYNAMICS_POLL_INTERVAL_MS: '200', SYNC_MARKETO_POLL_INTERVAL_MS: '200', LOG_LEVEL: 'info' }
-})
+const harness = await startBackgroundSyncHarness(t, { SYNC_MARKETO_POLL_INTERVAL_MS: '200' })
 const { sandbox, config, redis } = harness
 const prefix = config.redis.keyPrefix
 const dana = SANDBOX_USERS.dana.systemuserid
 const checkpoints = new CheckpointStore(redis, prefix)
 
-const mapping = readFieldMappingFile(config.sync.fieldMappingFile)
-sandbox.marketo.persons.create({
-  email: 'fields.owner@example.com',
-  ...Object.fromEntries(mapping.fields.map((entry) => [entry.marketoField, null])),
-  [mapping.deletedFlag.marketoField]: false
-})
 let worker: RunningWorker = harness.startWorker()
 
 /** A marketer's edit in Marketo's UI, through the emulator's control API (real HTTP). */

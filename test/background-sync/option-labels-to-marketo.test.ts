@@ -1,7 +1,7 @@
 import t from 'tap'
-import { eventually, startFlowStepHarness } from '../helpers/flow-step-harness.ts'
+import { eventually } from '../helpers/flow-step-harness.ts'
+import { startBackgroundSyncHarness } from '../helpers/background-sync-harness.ts'
 import { SANDBOX_USERS } from '../../sandbox/start-sandbox.ts'
-import { readFieldMappingFile } from '../../src/sync/field-mapping-file.ts'
 
 /**
  * Option-set columns reach Marketo as their option's label (issue 12; field-mapping-check.ts): the
@@ -9,18 +9,9 @@ import { readFieldMappingFile } from '../../src/sync/field-mapping-file.ts'
  * emulated Dataverse, and the person shows "Web", not 8.
  */
 
-const harness = await startFlowStepHarness(t, {
-  withWorker: false,
-  env: { BACKGROUND_SYNC: 'on', SYNC_DYNAMICS_POLL_INTERVAL_MS: '200', LOG_LEVEL: 'info' }
-})
+const harness = await startBackgroundSyncHarness(t)
 const { sandbox, config } = harness
 const dana = SANDBOX_USERS.dana.systemuserid
-const mapping = readFieldMappingFile(config.sync.fieldMappingFile)
-sandbox.marketo.persons.create({
-  email: 'fields.owner@example.com',
-  ...Object.fromEntries(mapping.fields.map((entry) => [entry.marketoField, null])),
-  [mapping.deletedFlag.marketoField]: false
-})
 harness.startWorker()
 
 const personByEmail = (email: string) => sandbox.marketo.persons.findByEmail(email)

@@ -6,12 +6,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pino from 'pino'
-import { eventually, startFlowStepHarness } from '../helpers/flow-step-harness.ts'
+import { eventually } from '../helpers/flow-step-harness.ts'
+import { startBackgroundSyncHarness } from '../helpers/background-sync-harness.ts'
 import { loadConfig } from '../../src/config.ts'
 import { QUEUE } from '../../src/queue/names.ts'
 import { MarketoCallBudget } from '../../src/marketo/marketo-call-budget.ts'
 import { buildWorkerRuntime } from '../../src/runtime/worker-runtime.ts'
-import { readFieldMappingFile } from '../../src/sync/field-mapping-file.ts'
 import { SANDBOX_USERS } from '../../sandbox/start-sandbox.ts'
 
 /**
@@ -22,21 +22,11 @@ import { SANDBOX_USERS } from '../../sandbox/start-sandbox.ts'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
 const DAILY_BUDGET = 50
-const harness = await startFlowStepHarness(t, {
-  withWorker: false,
-  env: { BACKGROUND_SYNC: 'on', SYNC_DYNAMICS_POLL_INTERVAL_MS: '200', MARKETO_DAILY_CALL_BUDGET: String(DAILY_BUDGET) }
-})
+const harness = await startBackgroundSyncHarness(t, { LOG_LEVEL: 'debug', MARKETO_DAILY_CALL_BUDGET: String(DAILY_BUDGET) })
 const { sandbox, config, redis } = harness
 const budget = new MarketoCallBudget(redis, { keyPrefix: config.redis.keyPrefix, dailyBudget: DAILY_BUDGET })
 const callsCounted = async () => DAILY_BUDGET - await budget.remainingToday()
 
-// Our instance gets every field of the default mapping, as an admin would create them.
-const mapping = readFieldMappingFile(config.sync.fieldMappingFile)
-sandbox.marketo.persons.create({
-  email: 'fields.owner@example.com',
-  ...Object.fromEntries(mapping.fields.map((entry) => [entry.marketoField, null])),
-  [mapping.deletedFlag.marketoField]: false
-})
 
 // The default mapping with Marketo's `title` renamed to a field the instance does not have.
 const directory = mkdtempSync(join(tmpdir(), 'mds-mapping-'))

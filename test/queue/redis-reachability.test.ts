@@ -4,7 +4,8 @@ import { Writable } from 'node:stream'
 import pino from 'pino'
 import { startLocalRedis } from '../../sandbox/redis-server.ts'
 import { createWorkerRedisConnection } from '../../src/queue/connections.ts'
-import { isRedisConnectionError, redisAddress, RedisReachability } from '../../src/queue/redis-reachability.ts'
+import { redisAddress, RedisReachability } from '../../src/queue/redis-reachability.ts'
+import { isRedisConnectionError } from '../../src/queue/redis-error-kind.ts'
 import { eventually } from '../helpers/flow-step-harness.ts'
 
 test('the address of a Redis URL is host:port, never its credentials', async (t) => {

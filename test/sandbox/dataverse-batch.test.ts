@@ -1,5 +1,6 @@
 import t from 'tap'
-import { startDataverseEmulator, type DataverseEmulator } from '../../sandbox/dataverse/index.ts'
+import type { DataverseEmulator } from '../../sandbox/dataverse/index.ts'
+import { startedDataverseEmulator } from '../helpers/dataverse-emulator.ts'
 
 /**
  * The Dataverse emulator's `$batch` (reference doc §3, PAD execute-batch-operations-using-web-api.md)
@@ -11,11 +12,7 @@ import { startDataverseEmulator, type DataverseEmulator } from '../../sandbox/da
 const TOKEN = 'Bearer sandbox-token'
 const CRLF = '\r\n'
 
-async function started (t: { teardown: (fn: () => unknown) => void }, options: Parameters<typeof startDataverseEmulator>[0] = {}): Promise<DataverseEmulator> {
-  const emulator = await startDataverseEmulator(options)
-  t.teardown(() => emulator.close())
-  return emulator
-}
+const started = startedDataverseEmulator
 
 interface Op { method: string, target: string, body?: unknown, contentId?: string, headers?: Record<string, string> }
 

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
-import { startDataverseEmulator, type DataverseEmulator } from '../../sandbox/dataverse/index.ts'
+import type { DataverseEmulator } from '../../sandbox/dataverse/index.ts'
+import { sendToWebApi, startedDataverseEmulator, type WebApiReply } from '../helpers/dataverse-emulator.ts'
 
 /**
  * The Dataverse emulator's change tracking and authorship (reference doc §2) over real HTTP with
@@ -8,37 +9,12 @@ import { startDataverseEmulator, type DataverseEmulator } from '../../sandbox/da
  * `_modifiedby_value`.
  */
 
-const TOKEN = 'Bearer sandbox-token'
 
-async function started (t: { teardown: (fn: () => unknown) => void }, options: Parameters<typeof startDataverseEmulator>[0] = {}): Promise<DataverseEmulator> {
-  const emulator = await startDataverseEmulator(options)
-  t.teardown(() => emulator.close())
-  return emulator
-}
+const started = startedDataverseEmulator
 
-interface Reply {
-  status: number
-  headers: Headers
-  body: any
-}
+type Reply = WebApiReply
 
-async function send (url: string, method: string, options: { body?: unknown, headers?: Record<string, string> } = {}): Promise<Reply> {
-  const response = await fetch(url, {
-    method,
-    headers: {
-      Authorization: TOKEN,
-      Accept: 'application/json',
-      'OData-Version': '4.0',
-      ...(options.body === undefined ? {} : { 'Content-Type': 'application/json; charset=utf-8' }),
-      ...options.headers
-    },
-    ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) })
-  })
-  const text = await response.text()
-  let body: unknown = text
-  if ((response.headers.get('content-type') ?? '').startsWith('application/json') && text !== '') body = JSON.parse(text)
-  return { status: response.status, headers: response.headers, body }
-}
+const send = sendToWebApi
 
 function api (emulator: DataverseEmulator, path: string): string {
   return `${emulator.url}/api/data/v9.2/${path}`

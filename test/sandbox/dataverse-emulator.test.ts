@@ -1,39 +1,18 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
-import { startDataverseEmulator, type DataverseEmulator } from '../../sandbox/dataverse/index.ts'
+import type { DataverseEmulator } from '../../sandbox/dataverse/index.ts'
+import { SANDBOX_BEARER, sendToWebApi, startedDataverseEmulator, type WebApiReply } from '../helpers/dataverse-emulator.ts'
 
 /** The Dataverse emulator over real HTTP with plain fetch: the wire, not the internals. */
 
-const TOKEN = 'Bearer sandbox-token'
+const TOKEN = SANDBOX_BEARER
 
-async function started (t: { teardown: (fn: () => unknown) => void }, options: Parameters<typeof startDataverseEmulator>[0] = {}): Promise<DataverseEmulator> {
-  const emulator = await startDataverseEmulator(options)
-  t.teardown(() => emulator.close())
-  return emulator
-}
+const started = startedDataverseEmulator
 
-interface Reply {
-  status: number
-  headers: Headers
-  body: any
-}
+type Reply = WebApiReply
 
 async function call (emulator: DataverseEmulator, method: string, path: string, options: { body?: unknown, headers?: Record<string, string> } = {}): Promise<Reply> {
-  const response = await fetch(`${emulator.url}/api/data/v9.2/${path}`, {
-    method,
-    headers: {
-      Authorization: TOKEN,
-      Accept: 'application/json',
-      'OData-Version': '4.0',
-      ...(options.body === undefined ? {} : { 'Content-Type': 'application/json; charset=utf-8' }),
-      ...options.headers
-    },
-    ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) })
-  })
-  const text = await response.text()
-  let body: unknown = text
-  if ((response.headers.get('content-type') ?? '').startsWith('application/json') && text !== '') body = JSON.parse(text)
-  return { status: response.status, headers: response.headers, body }
+  return await sendToWebApi(`${emulator.url}/api/data/v9.2/${path}`, method, options)
 }
 
 async function filterNames (emulator: DataverseEmulator, filter: string): Promise<string[]> {

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { startDataverseEmulator, type DataverseEmulator } from '../../sandbox/dataverse/index.ts'
+import type { DataverseEmulator } from '../../sandbox/dataverse/index.ts'
+import { startedDataverseEmulator } from '../helpers/dataverse-emulator.ts'
 
 /**
  * Option-set labels in the Dataverse emulator over real HTTP (learn.microsoft.com "Formatted values";
@@ -10,11 +11,7 @@ import { startDataverseEmulator, type DataverseEmulator } from '../../sandbox/da
 const FORMATTED = 'OData.Community.Display.V1.FormattedValue'
 const HEADERS = { Authorization: 'Bearer sandbox-token', Accept: 'application/json', 'OData-Version': '4.0' }
 
-async function started (t: { teardown: (fn: () => unknown) => void }): Promise<DataverseEmulator> {
-  const emulator = await startDataverseEmulator()
-  t.teardown(() => emulator.close())
-  return emulator
-}
+const started = startedDataverseEmulator
 
 async function get (emulator: DataverseEmulator, path: string, headers: Record<string, string> = {}): Promise<{ status: number, body: any }> {
   const response = await fetch(`${emulator.url}/api/data/v9.2/${path}`, { headers: { ...HEADERS, ...headers } })
