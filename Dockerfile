@@ -1,28 +1,39 @@
-# One image for both roles: `npm start` (the HTTP API) and `npm run worker` (the BullMQ workers).
-# TypeScript runs through tsx, which is a runtime dependency, so there is no build step and
-# `npm ci --omit=dev` installs everything the service needs.
-FROM node:20-bookworm-slim
+# One image for both roles: the HTTP API (`node dist/src/server.js`) and the BullMQ workers
+# (`node dist/src/worker.js`), both compiled JavaScript on plain node: no TypeScript loader in
+# production (`npm start` / `npm run worker` run the same entries through tsx in development).
+#
+# Node 24 (active LTS, supported until April 2028): Node 20, which the development machines run,
+# reached end of life in April 2026. package.json `engines` (>= 20.12) holds for both.
 
-ENV NODE_ENV=production
-# `npm start` / `npm run worker` exec node (package.json), so the SIGTERM npm forwards from `docker stop`
-# reaches the service itself (no shell in between), which finishes its active jobs.
-ENV NPM_CONFIG_UPDATE_NOTIFIER=false \
-    NPM_CONFIG_FUND=false \
-    NPM_CONFIG_AUDIT=false
-
+# --- build: all dependencies, `tsc`, then only the production dependencies are kept ---
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
+ENV NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false
 
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev && npm cache clean --force
+RUN npm ci
 
-COPY tsconfig.json ./
+COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/copy-build-assets.ts ./scripts/
 COPY src ./src
 COPY routes ./routes
 COPY jobs ./jobs
 COPY openapi ./openapi
+# tsc → dist/, plus the files read at run time (the SSFS definition and icons, the default field mapping).
+RUN npm run build && npm prune --omit=dev && npm cache clean --force
 
-# The files stay root-owned and read-only to the service; tsx's compile cache goes to /tmp.
+# --- runtime: the compiled service and its production dependencies, run as the unprivileged `node` user ---
+FROM node:24-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /app
+
+# Root-owned and read-only to the service, which writes nothing to its own directory.
+COPY --from=build /app/package.json ./
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+
 USER node
-
 EXPOSE 3000
-CMD ["npm", "start"]
+# node itself is PID 1's child (compose `init: true` or `docker run --init`): the SIGTERM of
+# `docker stop` reaches the service, which finishes its in-flight requests and active jobs.
+CMD ["node", "dist/src/server.js"]

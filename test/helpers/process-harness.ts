@@ -78,6 +78,8 @@ export interface ProcessHarnessOptions extends Pick<SandboxOptions, 'redisUrl' |
   readonly workers?: number
   /** The workers' entry file (default `src/worker.ts`); fault tests may run a test-only one. */
   readonly workerEntry?: string
+  /** The API's entry, `src/server.ts` unless a test runs the compiled build. */
+  readonly apiEntry?: string
   /** Service environment on top of the sandbox's and FAST_RETRIES. */
   readonly env?: Readonly<Record<string, string>>
 }
@@ -169,7 +171,7 @@ export async function startProcessHarness (t: Teardown, options: ProcessHarnessO
     return worker
   }
 
-  const api = spawn('api', 'src/server.ts')
+  const api = spawn('api', options.apiEntry ?? 'src/server.ts')
   await Promise.all([
     waitUntilReady(`${sandbox.publicUrl}/health/ready`, { timeoutMs: 30_000 }),
     ...Array.from({ length: options.workers ?? 1 }, async () => await startWorker())
