@@ -189,7 +189,7 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
     // Which record and Marketo's reason code only: values are personal data.
     deps.logger.warn({ table, marketoId: updates[index]?.id, reasons: result.reasons?.map((r) => r.code) }, 'Marketo refused a background-sync update')
   })
-  await pairs.save(table, newStates)
+  await pairs.save(table, newStates, states)
 
   // Unlinked rows: the duplicate rule (issue 12 §3), with the persons read by email first.
   const identity = await deliverUnlinkedRows(unlinked, { ...deps, fields, recordType })

@@ -275,7 +275,7 @@ async function runLeasedPass (deps: MarketoChangePassDeps, leaseLost: AbortSigna
     }
     written += outcome.written.length
     unchanged += decisions.size - updates.length
-    await deps.pairs.save(table, new Map([...decisions].filter(([id]) => !rejectedIds.has(id)).map(([id, d]) => [id, d.state])))
+    await deps.pairs.save(table, new Map([...decisions].filter(([id]) => !rejectedIds.has(id)).map(([id, d]) => [id, d.state])), states)
   }
   unlinked = changed.filter((person) => !links.has(person.personId)).length
 

@@ -48,15 +48,44 @@ export class PairStateStore {
     return states
   }
 
-  /** Replaces a record's state: a field no longer in it (unmapped, or left to the other direction) is dropped. */
-  async save (table: SyncTable, states: ReadonlyMap<string, LastSyncedState>): Promise<void> {
+  /**
+   * Saves records' new states. A record with an entry in `loaded` (the state this pass loaded and
+   * merged from) is patched: only the fields whose fingerprint this pass changed are set, and only the
+   * fields it dropped are removed. The two directions run as separate passes that may load the same
+   * pair at once (a Dynamics edit and a Marketo edit of one person within a poll): replacing the
+   * whole state would let the later save undo the earlier one's fields, and a disjoint-field edit
+   * would then look unsynced again. Patched, each pass touches only the fields it decided; two
+   * passes deciding the same field is a real collision, and the later save wins, which the next
+   * change of that field settles like any other. A record without a loaded entry (a new pair) has
+   * its state replaced: whatever an old pair of that record left there is not this pair's.
+   */
+  async save (table: SyncTable, states: ReadonlyMap<string, LastSyncedState>, loaded?: ReadonlyMap<string, LastSyncedState>): Promise<void> {
     if (states.size === 0) return
-    // DEL then HSET in one MULTI per key (each pair is its own tag): a reader never sees a state half replaced.
+    // One MULTI per key (each pair is its own tag): a reader never sees a state half written.
     await Promise.all([...states].map(async ([id, state]) => {
       const key = syncPairStateKey(this.prefix, table, id)
-      const transaction = this.redis.multi().del(key)
-      if (Object.keys(state).length > 0) transaction.hset(key, state)
+      const base = loaded?.get(id)
+      const transaction = this.redis.multi()
+      if (base === undefined) {
+        transaction.del(key)
+        if (Object.keys(state).length > 0) transaction.hset(key, state)
+      } else {
+        const patch = statePatch(base, state)
+        if (patch.removed.length === 0 && Object.keys(patch.set).length === 0) return
+        if (patch.removed.length > 0) transaction.hdel(key, ...patch.removed)
+        if (Object.keys(patch.set).length > 0) transaction.hset(key, patch.set)
+      }
       await transaction.exec()
     }))
   }
+}
+
+/** Pure: the fields `next` sets or changes against `base`, and the fields it no longer has. */
+export function statePatch (base: LastSyncedState, next: LastSyncedState): { set: Record<string, string>, removed: string[] } {
+  const set: Record<string, string> = {}
+  for (const [field, fingerprint] of Object.entries(next)) {
+    if (base[field] !== fingerprint) set[field] = fingerprint
+  }
+  const removed = Object.keys(base).filter((field) => !Object.hasOwn(next, field))
+  return { set, removed }
 }
