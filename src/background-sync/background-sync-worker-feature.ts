@@ -19,10 +19,12 @@ import { deliverDynamicsPage, type MarketoPersonWriter } from './dynamics-to-mar
 import { PairStateStore } from './pair-state-store.ts'
 import type { MarketoChangeFeed } from './marketo-change-pass.ts'
 import { startMarketoChangePasses } from './marketo-change-scheduler.ts'
+import { ParkedChangeStore } from './parked-changes.ts'
+import { SyncFailureActivityLog, type CustomActivityWriter } from '../marketo/sync-failure-activity.ts'
 
 export interface BackgroundSyncWorkerDeps {
   readonly dataverse: DataverseClient
-  readonly marketo: MarketoPersonWriter & MarketoChangeFeed
+  readonly marketo: MarketoPersonWriter & MarketoChangeFeed & CustomActivityWriter
   /**
    * The field mapping, read and checked against Marketo's and Dataverse's schemas (issue 12 §4,
    * src/background-sync/check-field-mapping.ts). Awaited before any scheduler or processor starts;
@@ -64,6 +66,9 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
       const leases = new FeedLeases(commands, prefix, { ttlMs: config.worker.lockDurationMs })
       const pairs = new PairStateStore(commands, prefix)
       const links = new RecordLinkStore(commands, prefix)
+      const parked = new ParkedChangeStore(commands, prefix)
+      // One per worker: the activity type is looked up once, on the first refusal.
+      const failureLog = new SyncFailureActivityLog(deps.marketo)
       // Its own key, derived from the key-hash secret: fingerprints and key digests never share one.
       const fingerprintKey = new Uint8Array(hkdfSync('sha256', config.redis.keyHashSecret, 'marketo-dynamics-sync', 'field-fingerprint', 32))
       const log = logger.child({ feature: 'background-sync' })
@@ -146,7 +151,7 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
           stalledInterval: config.worker.stalledIntervalMs
         })
         logJobEvents(worker, logger, onQueueError)
-        const marketoPasses = startMarketoChangePasses({ config, logger, connect, onQueueError }, { marketo: deps.marketo, dataverse: deps.dataverse, checkpoints, leases, links, pairs, mapping, optionSets, fingerprinter: (pairId) => fieldFingerprinter(fingerprintKey, pairId) })
+        const marketoPasses = startMarketoChangePasses({ config, logger, connect, onQueueError }, { marketo: deps.marketo, dataverse: deps.dataverse, checkpoints, leases, links, pairs, mapping, optionSets, fingerprinter: (pairId) => fieldFingerprinter(fingerprintKey, pairId), parked, failureLog })
         return { scheduled, worker, queue, marketoPasses }
       }
 

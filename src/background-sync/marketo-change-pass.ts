@@ -11,6 +11,8 @@ import type { CheckpointStore } from './checkpoints.ts'
 import type { FeedLeases } from './feed-lease.ts'
 import { pairIdOf } from './dynamics-to-marketo-delivery.ts'
 import type { PairStateStore } from './pair-state-store.ts'
+import type { ParkedChangeStore, SettledRecord } from './parked-changes.ts'
+import type { SyncFailure, SyncFailureActivityLog } from '../marketo/sync-failure-activity.ts'
 
 /**
  * One step of the Marketo → Dynamics direction (issue 12 §2, §5, §10): read one page of Marketo's
@@ -25,8 +27,13 @@ import type { PairStateStore } from './pair-state-store.ts'
  * - A field the merge would write to Marketo (a Dynamics edit, or a contact collision Dynamics won) is
  *   left to the Dynamics → Marketo direction, which will see that Dynamics change: its state stays as
  *   it was, the mirror of what dynamics-to-marketo-delivery.ts does for the other direction.
- * - A record Dynamics refuses is logged with Dynamics' code only (no values) and listed in the
- *   outcome; its state is not saved. Parking it with its reason is the next piece (§9).
+ * - A record Dynamics refuses (or whose option label has no option) is logged with the code only (no
+ *   values), its state is not saved, its failure goes to the person's Marketo activity log with
+ *   Dynamics' message (sync-failure-activity.ts), and it is parked with its reason
+ *   (parked-changes.ts); the rest of the page goes on and the checkpoint advances past it (§9): the
+ *   change is parked, not lost, and not retried by every pass. A record written fine later clears
+ *   its entry when that write covered the parked fields. A page read again after a crash between
+ *   parking and the checkpoint refuses the record again: one more attempt and one more activity.
  * - One pass at a time across workers: the pass holds the feed's lease from loading the checkpoint
  *   to saving it (feed-lease.ts); a pass that finds it held ends at once as skipped. The
  *   checkpoint's version stays the backstop.
@@ -56,13 +63,31 @@ export interface MarketoChangePassDeps {
    * goes to Dynamics as text, and Dynamics refuses it.
    */
   readonly optionSets?: Readonly<Partial<Record<SyncTable, OptionSets>>>
+  /** Where refused records are parked (issue 12 §9). */
+  readonly parked: Pick<ParkedChangeStore, 'park' | 'settle'>
+  /** The persons' Marketo activity log, where each refusal is written with Dynamics' message. */
+  readonly failureLog: Pick<SyncFailureActivityLog, 'record'>
 }
 
+/**
+ * A refused record as the outcome lists it. The outcome is a BullMQ job's return value, which Redis
+ * keeps: ids, names and codes only, never Dynamics' message (it may quote the value).
+ */
 export interface RefusedRecord {
   readonly table: SyncTable
   readonly recordId: string
-  /** Dynamics' error code, e.g. `0x80044331`; its message may quote values, so it is not logged here. */
+  readonly personId: number
+  /** Dynamics' error code, e.g. `0x80044331`, or `OPTION_LABEL_UNKNOWN`. */
   readonly code: string
+  readonly status?: number
+  /** The Marketo fields of the refused write, and their Dataverse columns. */
+  readonly fields: readonly string[]
+  readonly columns: readonly string[]
+}
+
+/** A refusal with Dynamics' message, which goes to the person's activity log and nowhere else. */
+export interface RefusedWrite extends RefusedRecord {
+  readonly message: string
 }
 
 export type MarketoChangePassOutcome = MarketoChangePassAdvanced | {
@@ -226,28 +251,78 @@ async function runLeasedPass (deps: MarketoChangePassDeps, leaseLost: AbortSigna
   // A lease lost while reading (this process paused past its TTL): another pass may be writing this
   // page now, so this one stops before writing anything.
   leaseLost.throwIfAborted()
-  let unlinked = 0
   let recordMissing = 0
   let written = 0
   let unchanged = 0
-  const refused: RefusedRecord[] = []
+  const refused: RefusedWrite[] = []
+  const settled: SettledRecord[] = []
   for (const table of ['lead', 'contact'] as const) {
     const persons = changed.flatMap((person) => {
       const link = links.get(person.personId)
       return link !== undefined && link.type.toLowerCase() === table && GUID.test(link.id) ? [{ person, recordId: link.id.toLowerCase() }] : []
     })
-    if (persons.length === 0) continue
-    const columns = dynamicsColumnsByField(deps.mapping, table)
-    const records = await readRecords(deps.dataverse, BULK_TABLES[table], [...new Set(persons.map((p) => p.recordId))], [...columns.values()].map((c) => c.column))
-    const states = await deps.pairs.load(table, persons.map((p) => p.recordId))
+    const outcome = await writePersonChanges(deps, table, persons)
+    recordMissing += outcome.missingRecordIds.length
+    written += outcome.written.length
+    unchanged += outcome.unchanged
+    refused.push(...outcome.refused)
+    settled.push(...outcome.settled)
+  }
+  const unlinked = changed.filter((person) => !links.has(person.personId)).length
+  await reportRefusedWrites(deps, refused, (deps.now ?? (() => new Date()))())
+  await deps.parked.settle(settled)
 
-    // A person changed twice in one page is folded into one entry by readLeadChanges; two persons
-    // linked to one record (not made by our links) would be two targets: the later one wins.
-    const decisions = new Map<string, PersonMergeDecision>()
-    for (const { person, recordId } of persons) {
-      const record = records.get(recordId)
-      if (record === undefined) { recordMissing++; continue }
-      decisions.set(recordId, decidePersonChanges({
+  const saved = await deps.checkpoints.save(MARKETO_CHECKPOINT, checkpoint.version, read.nextPageToken)
+  return { kind: 'advanced', version: saved.version, caughtUp: !read.moreResult, persons: changed.length, unlinked, recordMissing, written, unchanged, refused: refused.map(withoutMessage) }
+}
+
+function withoutMessage ({ message: _message, ...record }: RefusedWrite): RefusedRecord {
+  return record
+}
+
+/** A person's changes and the Dynamics record it is linked to (lower-case GUID). */
+export interface LinkedPersonChanges {
+  readonly person: PersonChanges
+  readonly recordId: string
+}
+
+export type PersonChangeWriteDeps = Pick<MarketoChangePassDeps, 'dataverse' | 'pairs' | 'mapping' | 'fingerprinter' | 'logger' | 'optionSets'>
+
+export interface PersonChangeWriteOutcome {
+  /** Ids written. */
+  readonly written: readonly string[]
+  /** Records whose changes needed no write (echoes, converged, left to the other direction). */
+  readonly unchanged: number
+  /** Linked records Dynamics no longer has (deleted there): nothing to write. */
+  readonly missingRecordIds: readonly string[]
+  readonly refused: readonly RefusedWrite[]
+  /** Records written or needing no write, with the fields their merge decided: these clear parked entries. */
+  readonly settled: readonly SettledRecord[]
+}
+
+/**
+ * The write half of a pass for one table, shared with the retry of parked changes
+ * (parked-change-retry.ts), so a retried change goes through the very merge and write a pass uses:
+ * read the linked records' current values, merge each person's changes with the pair's last-synced
+ * state (decidePersonChanges), write what differs with UpdateMultiple, save the states of what
+ * Dynamics took. Refusals are returned, not reported: the caller parks them.
+ */
+export async function writePersonChanges (deps: PersonChangeWriteDeps, table: SyncTable, persons: readonly LinkedPersonChanges[]): Promise<PersonChangeWriteOutcome> {
+  if (persons.length === 0) return { written: [], unchanged: 0, missingRecordIds: [], refused: [], settled: [] }
+  const columns = dynamicsColumnsByField(deps.mapping, table)
+  const records = await readRecords(deps.dataverse, BULK_TABLES[table], [...new Set(persons.map((p) => p.recordId))], [...columns.values()].map((c) => c.column))
+  const states = await deps.pairs.load(table, persons.map((p) => p.recordId))
+
+  // A person changed twice in one page is folded into one entry by readLeadChanges; two persons
+  // linked to one record (not made by our links) would be two targets: the later one wins.
+  const decisions = new Map<string, { decision: PersonMergeDecision, person: PersonChanges }>()
+  const missingRecordIds: string[] = []
+  for (const { person, recordId } of persons) {
+    const record = records.get(recordId)
+    if (record === undefined) { missingRecordIds.push(recordId); continue }
+    decisions.set(recordId, {
+      person,
+      decision: decidePersonChanges({
         table,
         person,
         columns,
@@ -255,32 +330,92 @@ async function runLeasedPass (deps: MarketoChangePassDeps, leaseLost: AbortSigna
         record,
         fingerprint: deps.fingerprinter(pairIdOf(table, recordId)),
         ...(deps.optionSets?.[table] === undefined ? {} : { optionSets: deps.optionSets[table] })
-      }))
-    }
-    for (const [recordId, decision] of decisions) {
-      if (decision.refused === undefined) continue
-      decisions.delete(recordId)
-      // The column and the code only: the label Marketo holds is the person's data.
-      deps.logger.warn({ table, recordId, column: decision.refused.column, code: decision.refused.code }, 'a Marketo value has no option in its Dynamics option set')
-      refused.push({ table, recordId, code: decision.refused.code })
-    }
-
-    const updates: RecordUpdate[] = [...decisions].filter(([, d]) => Object.keys(d.columns).length > 0).map(([id, d]) => ({ id, columns: d.columns }))
-    const outcome = await updateRecordsInBulk(deps.dataverse, BULK_TABLES[table], updates)
-    const rejectedIds = new Set(outcome.rejected.map((rejection) => rejection.id))
-    for (const rejection of outcome.rejected) {
-      // Which record and Dynamics' code only: the message may quote the refused value.
-      deps.logger.warn({ table, recordId: rejection.id, code: rejection.error.code, status: rejection.error.status }, 'Dynamics refused a background-sync update')
-      refused.push({ table, recordId: rejection.id, code: rejection.error.code })
-    }
-    written += outcome.written.length
-    unchanged += decisions.size - updates.length
-    await deps.pairs.save(table, new Map([...decisions].filter(([id]) => !rejectedIds.has(id)).map(([id, d]) => [id, d.state])), states)
+      })
+    })
   }
-  unlinked = changed.filter((person) => !links.has(person.personId)).length
+  const mergedFields = (person: PersonChanges) => Object.keys(person.fields).filter((field) => columns.has(field))
+  const refused: RefusedWrite[] = []
+  for (const [recordId, { decision, person }] of decisions) {
+    if (decision.refused === undefined) continue
+    decisions.delete(recordId)
+    const column = decision.refused.column
+    // The column and the code only: the label Marketo holds is the person's data.
+    deps.logger.warn({ table, recordId, column, code: decision.refused.code }, 'a Marketo value has no option in its Dynamics option set')
+    refused.push({
+      table,
+      recordId,
+      personId: person.personId,
+      code: decision.refused.code,
+      fields: mergedFields(person).filter((field) => columns.get(field)!.column === column),
+      columns: [column],
+      // Ours, not Dynamics': it names the column and never the label.
+      message: `The value has no matching option in the Dynamics option set of the column '${column}'.`
+    })
+  }
 
-  const saved = await deps.checkpoints.save(MARKETO_CHECKPOINT, checkpoint.version, read.nextPageToken)
-  return { kind: 'advanced', version: saved.version, caughtUp: !read.moreResult, persons: changed.length, unlinked, recordMissing, written, unchanged, refused }
+  const updates: RecordUpdate[] = [...decisions].filter(([, d]) => Object.keys(d.decision.columns).length > 0).map(([id, d]) => ({ id, columns: d.decision.columns }))
+  const outcome = await updateRecordsInBulk(deps.dataverse, BULK_TABLES[table], updates)
+  const rejectedIds = new Set(outcome.rejected.map((rejection) => rejection.id))
+  for (const rejection of outcome.rejected) {
+    // Which record and Dynamics' code only: the message may quote the refused value.
+    deps.logger.warn({ table, recordId: rejection.id, code: rejection.error.code, status: rejection.error.status }, 'Dynamics refused a background-sync update')
+    const { decision, person } = decisions.get(rejection.id)!
+    const writtenColumns = new Set(Object.keys(decision.columns))
+    refused.push({
+      table,
+      recordId: rejection.id,
+      personId: person.personId,
+      code: rejection.error.code,
+      status: rejection.error.status,
+      fields: mergedFields(person).filter((field) => writtenColumns.has(columns.get(field)!.column)),
+      columns: [...writtenColumns],
+      message: rejection.error.message
+    })
+  }
+  const accepted = [...decisions].filter(([id]) => !rejectedIds.has(id))
+  await deps.pairs.save(table, new Map(accepted.map(([id, d]) => [id, d.decision.state])), states)
+  return {
+    written: outcome.written,
+    unchanged: decisions.size - updates.length,
+    missingRecordIds,
+    refused,
+    settled: accepted.map(([recordId, d]) => ({ direction: 'marketo-to-dynamics', table, recordId, fields: mergedFields(d.person) }))
+  }
+}
+
+/**
+ * Refused writes are written to the persons' activity logs (one Add Custom Activities call per 300),
+ * then parked with whether their activity landed. Marketo failing to take the activities (its budget
+ * spent, an outage) does not stop the pass: the change is parked either way, which is what keeps it
+ * from being lost, and a retry refused again writes a fresh activity.
+ */
+export async function reportRefusedWrites (
+  deps: Pick<MarketoChangePassDeps, 'failureLog' | 'logger'> & { readonly parked: Pick<ParkedChangeStore, 'park'> },
+  refused: readonly RefusedWrite[],
+  at: Date
+): Promise<void> {
+  if (refused.length === 0) return
+  let logged: ReadonlySet<number> = new Set()
+  try {
+    const failures: SyncFailure[] = refused.map((r) => ({ personId: r.personId, table: r.table, recordId: r.recordId, code: r.code, message: r.message, fields: r.fields, at }))
+    const outcome = await deps.failureLog.record(failures)
+    logged = outcome.logged
+    for (const skipped of outcome.skipped) deps.logger.warn({ personId: skipped.personId, code: skipped.code }, 'Marketo did not add a sync failure to the person\'s activity log')
+  } catch (error) {
+    deps.logger.warn({ code: (error as { code?: unknown }).code, failures: refused.length }, 'the sync failures could not be written to the persons\' activity logs')
+  }
+  const { dropped } = await deps.parked.park(refused.map((r) => ({
+    direction: 'marketo-to-dynamics' as const,
+    table: r.table,
+    recordId: r.recordId,
+    personId: r.personId,
+    fields: r.fields,
+    columns: r.columns,
+    code: r.code,
+    ...(r.status === undefined ? {} : { status: r.status }),
+    activityLogged: logged.has(r.personId)
+  })), at)
+  if (dropped > 0) deps.logger.warn({ dropped }, 'parked changes over the cap: the oldest were dropped')
 }
 
 /** The linked records as Dynamics holds them now, one `$filter` request per 50 ids, by lower-case id. */

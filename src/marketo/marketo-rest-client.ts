@@ -61,6 +61,49 @@ const LIMIT_ERRORS = new Set(['606', '615'])
 const QUOTA_ERROR = '607'
 export const MARKETO_LEADS_PER_CALL = 300
 
+/** A POST with no body (Approve Custom Activity Type takes none). */
+const EMPTY_POST = Symbol('empty POST')
+
+/** A custom activity attribute as Create Custom Activity Type takes it (reference §2.7). */
+export interface CustomActivityAttributeDefinition {
+  readonly apiName: string
+  readonly name: string
+  readonly description?: string
+  readonly dataType?: 'string' | 'boolean' | 'integer' | 'float' | 'link' | 'email' | 'currency' | 'date' | 'datetime' | 'phone' | 'text'
+}
+
+export interface CustomActivityTypeDefinition {
+  readonly apiName: string
+  readonly name: string
+  readonly description?: string
+  readonly triggerName: string
+  readonly filterName: string
+  readonly primaryAttribute: CustomActivityAttributeDefinition
+  readonly attributes?: readonly CustomActivityAttributeDefinition[]
+}
+
+/** What the custom activity type endpoints answer, as far as this service reads it. */
+export interface CustomActivityTypeSummary {
+  readonly id: number
+  readonly apiName: string
+  /** `draft`, `approved`, `approved with draft` or `deleted` (reference §2.7). */
+  readonly status: string
+}
+
+/** One record of Add Custom Activities (reference §2.7). */
+export interface CustomActivityRecord {
+  readonly leadId: number
+  /** ISO 8601. */
+  readonly activityDate: string
+  readonly activityTypeId: number
+  readonly primaryAttributeValue: string
+  readonly attributes: ReadonlyArray<{ readonly apiName: string, readonly value: string | number | boolean | null }>
+}
+
+export type AddCustomActivityResult =
+  | { readonly id?: number, readonly marketoGUID?: string, readonly status: 'added' }
+  | { readonly status: 'skipped', readonly errors?: ReadonlyArray<{ readonly code: string, readonly message: string }> }
+
 export type SyncLeadsAction = 'createOrUpdate' | 'updateOnly' | 'createOnly'
 
 /** One record's outcome in a Sync Leads answer (reference §2.5). */
@@ -179,11 +222,51 @@ export class MarketoRestClient {
     return results
   }
 
+  /**
+   * Get Custom Activity Types (`GET /rest/v1/activities/external/types.json`, reference §2.7):
+   * every custom type of the instance, drafts included, with its `status`.
+   */
+  async getCustomActivityTypes (): Promise<CustomActivityTypeSummary[]> {
+    return await this.#get<CustomActivityTypeSummary>('/rest/v1/activities/external/types.json')
+  }
+
+  /** Create Custom Activity Type (reference §2.7): the type is a draft until approved. */
+  async createCustomActivityType (definition: CustomActivityTypeDefinition): Promise<CustomActivityTypeSummary> {
+    return await this.#one<CustomActivityTypeSummary>('/rest/v1/activities/external/type.json', definition)
+  }
+
+  /** Approve Custom Activity Type (a POST with no body, reference §2.7): only an approved type carries activities. */
+  async approveCustomActivityType (apiName: string): Promise<CustomActivityTypeSummary> {
+    return await this.#one<CustomActivityTypeSummary>(`/rest/v1/activities/external/type/${encodeURIComponent(apiName)}/approve.json`, EMPTY_POST)
+  }
+
+  /**
+   * Add Custom Activities (`POST /rest/v1/activities/external.json`, reference §2.7): up to 300
+   * records a call, one result per record in input order, `added` or `skipped` with Marketo's
+   * `errors` (a refused record does not fail the others).
+   */
+  async addCustomActivities (input: readonly CustomActivityRecord[]): Promise<AddCustomActivityResult[]> {
+    const results: AddCustomActivityResult[] = []
+    for (let start = 0; start < input.length; start += MARKETO_LEADS_PER_CALL) {
+      const chunk = input.slice(start, start + MARKETO_LEADS_PER_CALL)
+      const answered = (await this.#getPage<AddCustomActivityResult>('/rest/v1/activities/external.json', { input: chunk })).result ?? []
+      if (answered.length !== chunk.length) throw new MarketoApiError('ACTIVITY_RESULT_MISMATCH', `Marketo answered ${answered.length} results for ${chunk.length} activities`)
+      results.push(...answered)
+    }
+    return results
+  }
+
+  async #one<T> (path: string, body: unknown): Promise<T> {
+    const [first] = (await this.#getPage<T>(path, body)).result ?? []
+    if (first === undefined) throw new MarketoApiError('EMPTY_RESULT', `Marketo answered no result for ${path.replace(/\?.*$/, '')}`)
+    return first
+  }
+
   async #get<T> (path: string): Promise<T[]> {
     return (await this.#getPage<T>(path)).result ?? []
   }
 
-  /** A GET, or a POST of `body` as JSON when one is given. */
+  /** A GET, or a POST of `body` as JSON when one is given (EMPTY_POST: a POST with no body). */
   async #getPage<T> (path: string, body?: unknown): Promise<Envelope<T>> {
     let tokenRenewed = false
     for (let limitRetries = 0; ;) {
@@ -227,7 +310,9 @@ export class MarketoRestClient {
     const response = await fetch(`${this.#options.baseUrl}${path}`, {
       ...(body === undefined
         ? { headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' } }
-        : { method: 'POST', body: JSON.stringify(body), headers: { Authorization: `Bearer ${token}`, Accept: 'application/json', 'Content-Type': 'application/json' } }),
+        : body === EMPTY_POST
+          ? { method: 'POST', headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' } }
+          : { method: 'POST', body: JSON.stringify(body), headers: { Authorization: `Bearer ${token}`, Accept: 'application/json', 'Content-Type': 'application/json' } }),
       signal: AbortSignal.timeout(this.#options.requestTimeoutMs ?? 30_000),
       redirect: 'manual'
     })

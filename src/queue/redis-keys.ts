@@ -38,6 +38,10 @@ import type { QueueName } from './names.ts'
  *   <p>:{marketo-budget}:leases                admissions in the sliding window, in-flight leases
  *   <p>:{marketo-budget}:daily                 and today's count, all taken by one Lua script
  *                                             (src/marketo/marketo-call-budget.ts)
+ *   <p>:{parked-changes}:index                 changes a side refused, parked for ops: an index
+ *   <p>:{parked-changes}:entry:<id>            by when parked and one hash per entry (ids, field
+ *                                             names, codes; never a value), taken together by
+ *                                             one script (src/background-sync/parked-changes.ts)
  *
  * Keys of different tags read together (several emails' claims) are read one command a key on a
  * cluster (src/queue/get-many.ts).
@@ -121,4 +125,15 @@ export function marketoCallBudgetKeys (prefix: string): { readonly window: strin
  */
 export function syncPairStateKey (prefix: string, recordType: string, recordId: string): string {
   return `${prefix}:{pair:${recordType}:${recordId}}`
+}
+
+/**
+ * Changes parked because a side refused them (src/background-sync/parked-changes.ts): a sorted set
+ * of entry ids by when first parked, and one hash per entry. The park script takes the index and
+ * the entries it writes or trims, so all share one tag; the count is capped, so one slot holds them.
+ * `entry` takes the entry's id (`<direction>:<table>:<record id>`): ids only, no personal data.
+ */
+export function parkedChangeKeys (prefix: string): { readonly index: string, readonly entry: (id: string) => string } {
+  const parked = `${prefix}:{parked-changes}`
+  return { index: `${parked}:index`, entry: (id) => `${parked}:entry:${id}` }
 }
