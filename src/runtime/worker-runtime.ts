@@ -60,7 +60,8 @@ export function buildWorkerRuntime (config: Config, logger: Logger): RunningWork
             dataverse,
             marketo,
             fieldMapping: async () => await checkedFieldMapping(config, logger, marketo, dataverse),
-            whoAmI: async () => await dataverse.whoAmI()
+            whoAmI: async () => await dataverse.whoAmI(),
+            ...(config.sync.dynamicsPageSize === undefined ? {} : { pageSize: config.sync.dynamicsPageSize })
           })]
         : [])
     ]
