@@ -111,6 +111,11 @@ export interface Config {
      * that adapts to what the daily Marketo budget leaves (issue 12 §11) is a later piece.
      */
     readonly marketoPollIntervalMs: number
+    /**
+     * `odata.maxpagesize` of a Dynamics change read (one pass's page, whose cursor is saved once it
+     * is delivered). Unset: Dataverse's own 5,000 (dataverse-web-api-and-msal.md §2).
+     */
+    readonly dynamicsPageSize: number | undefined
   }
   readonly logLevel: string
 }
@@ -329,7 +334,8 @@ export function loadConfig (environment: Env): Config {
       fieldMappingFile: resolve(env.optional('SYNC_FIELD_MAPPING_FILE') ?? DEFAULT_FIELD_MAPPING_FILE),
       enabled: readBackgroundSync(env),
       dynamicsPollIntervalMs: env.integer('SYNC_DYNAMICS_POLL_INTERVAL_MS', 2_000, { min: 200, max: 3_600_000 }),
-      marketoPollIntervalMs: env.integer('SYNC_MARKETO_POLL_INTERVAL_MS', 5_000, { min: 200, max: 3_600_000 })
+      marketoPollIntervalMs: env.integer('SYNC_MARKETO_POLL_INTERVAL_MS', 5_000, { min: 200, max: 3_600_000 }),
+      dynamicsPageSize: env.optional('SYNC_DYNAMICS_PAGE_SIZE') === undefined ? undefined : env.integer('SYNC_DYNAMICS_PAGE_SIZE', 5_000, { min: 1, max: 5_000 })
     },
     logLevel
   }

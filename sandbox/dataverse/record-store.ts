@@ -58,6 +58,12 @@ export interface DataverseRecordStore {
    * The benchmarks time "the lead is visible in Dynamics" with it. Returns the unsubscribe function.
    */
   onInsert (listener: (entitySet: string, row: DataverseRecord) => void): () => void
+  /**
+   * Calls `listener` with the row's id and a copy of the changes of every update (a PATCH, each
+   * target of an UpdateMultiple, or `update` here) right after it is applied. Fault tests count the
+   * service's writes per record with it. Returns the unsubscribe function.
+   */
+  onUpdate (listener: (entitySet: string, id: string, changes: DataverseRecord) => void): () => void
 }
 
 export function dataverseTimestamp (date: Date = new Date()): string {
@@ -68,6 +74,7 @@ export class RecordStore implements DataverseRecordStore {
   readonly defaultUserId: string
   readonly #tables = new Map<string, Map<string, DataverseRecord>>()
   readonly #insertListeners = new Set<(entitySet: string, row: DataverseRecord) => void>()
+  readonly #updateListeners = new Set<(entitySet: string, id: string, changes: DataverseRecord) => void>()
   readonly #tombstones = new Map<string, RowTombstone[]>()
   #version = 1_000_000
 
@@ -137,16 +144,25 @@ export class RecordStore implements DataverseRecordStore {
     return () => { this.#insertListeners.delete(listener) }
   }
 
+  onUpdate (listener: (entitySet: string, id: string, changes: DataverseRecord) => void): () => void {
+    this.#updateListeners.add(listener)
+    return () => { this.#updateListeners.delete(listener) }
+  }
+
   update (entitySet: string, id: string, changes: DataverseRecord): DataverseRecord | undefined {
     const { definition, rows } = this.#table(entitySet)
-    const row = rows.get(id.toLowerCase())
+    const key = id.toLowerCase()
+    const row = rows.get(key)
     if (row === undefined) return undefined
-    Object.assign(row, changes, {
+    const applied = {
+      ...changes,
       modifiedon: dataverseTimestamp(),
       _modifiedby_value: typeof changes._modifiedby_value === 'string' ? changes._modifiedby_value : this.defaultUserId,
       versionnumber: this.nextVersion()
-    })
+    }
+    Object.assign(row, applied)
     applyComputedColumns(definition, row)
+    for (const listener of this.#updateListeners) listener(entitySet, key, { ...applied })
     return { ...row }
   }
 

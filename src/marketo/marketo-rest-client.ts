@@ -1,4 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises'
+import type { Logger } from 'pino'
 import { nextMarketoQuotaReset, type MarketoCallGate } from './marketo-call-budget.ts'
 import { MarketoApiError, MarketoAuthError, MarketoQuotaExhaustedError, MarketoRedirectError } from './marketo-errors.ts'
 import type { MarketoFieldDescription } from '../sync/field-mapping-check.ts'
@@ -27,6 +28,8 @@ export interface MarketoRestClientOptions {
    */
   readonly rateLimitRetries?: number
   readonly rateLimitBackoffMs?: number
+  /** Where a wait for a 606/615 is logged (code, retry, wait; never the call's data), so ops see why calls were slow. */
+  readonly logger?: Pick<Logger, 'warn'>
 }
 
 interface Envelope<T> {
@@ -282,7 +285,9 @@ export class MarketoRestClient {
         continue
       }
       if (LIMIT_ERRORS.has(code) && limitRetries < (this.#options.rateLimitRetries ?? 0)) {
-        await delay(limitRetryDelay(limitRetries++, this.#options.rateLimitBackoffMs ?? 1_000))
+        const waitMs = limitRetryDelay(limitRetries++, this.#options.rateLimitBackoffMs ?? 1_000)
+        this.#options.logger?.warn({ code, retry: limitRetries, waitMs: Math.round(waitMs) }, 'marketo call refused by a rate or concurrency limit: waiting before repeating it')
+        await delay(waitMs)
         continue
       }
       if (code === QUOTA_ERROR) {

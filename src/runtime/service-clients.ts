@@ -25,7 +25,7 @@ export function createDataverseClient (config: Config, logger: Logger): Datavers
   })
 }
 
-export function createMarketoRestClient (config: Config, limits: Pick<MarketoRestClientOptions, 'callBudget' | 'rateLimitRetries' | 'rateLimitBackoffMs'> = {}): MarketoRestClient {
+export function createMarketoRestClient (config: Config, limits: Pick<MarketoRestClientOptions, 'callBudget' | 'rateLimitRetries' | 'rateLimitBackoffMs' | 'logger'> = {}): MarketoRestClient {
   return new MarketoRestClient({
     baseUrl: config.marketo.baseUrl,
     clientId: config.marketo.clientId,

@@ -40,7 +40,8 @@ export function buildWorkerRuntime (config: Config, logger: Logger): RunningWork
     : createMarketoRestClient(config, {
       callBudget: createMarketoCallBudget(config, budgetConnection),
       rateLimitRetries: MARKETO_RATE_LIMIT_RETRIES,
-      rateLimitBackoffMs: MARKETO_RATE_LIMIT_BACKOFF_MS
+      rateLimitBackoffMs: MARKETO_RATE_LIMIT_BACKOFF_MS,
+      logger
     })
   return buildWorker({
     config,
@@ -60,7 +61,8 @@ export function buildWorkerRuntime (config: Config, logger: Logger): RunningWork
             dataverse,
             marketo,
             fieldMapping: async () => await checkedFieldMapping(config, logger, marketo, dataverse),
-            whoAmI: async () => await dataverse.whoAmI()
+            whoAmI: async () => await dataverse.whoAmI(),
+            ...(config.sync.dynamicsPageSize === undefined ? {} : { pageSize: config.sync.dynamicsPageSize })
           })]
         : [])
     ]

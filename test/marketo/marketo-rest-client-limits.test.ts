@@ -1,5 +1,6 @@
 import t from 'tap'
 import { Redis } from 'ioredis'
+import pino from 'pino'
 import { startMarketoEmulator, type RestLimitSettings } from '../../sandbox/marketo/index.ts'
 import { startLocalRedis } from '../../sandbox/redis-server.ts'
 import { MarketoCallBudget, nextMarketoQuotaReset, type MarketoCallBudgetOptions } from '../../src/marketo/marketo-call-budget.ts'
@@ -106,4 +107,20 @@ t.test('607 is a typed error with Marketo\'s reset time, and stops every process
   t.type(refused, MarketoBudgetSpentError)
   t.match(refused, { code: 'MARKETO_BUDGET_SPENT' })
   t.equal(emulator.restCallCount(), callsBefore, 'and asks Marketo nothing')
+})
+
+t.test('each wait for a 606 is logged with Marketo\'s code, the retry and the wait, and nothing of the call', async (t) => {
+  const { emulator, personId, client } = await marketoInstance(t, {})
+  const lines: string[] = []
+  const logger = pino({ level: 'warn' }, { write: (line: string) => { lines.push(line) } })
+  const patient = client({ rateLimitRetries: 2, rateLimitBackoffMs: 10, logger })
+  emulator.faults.rateLimitNext(2)
+  await patient.getLeadsByIds([personId], ['email'])
+  const warnings = lines.map((line) => JSON.parse(line) as Record<string, unknown>)
+  t.match(warnings, [
+    { code: '606', retry: 1, waitMs: Number, msg: /rate or concurrency limit/ },
+    { code: '606', retry: 2, waitMs: Number, msg: /rate or concurrency limit/ }
+  ])
+  t.equal(warnings.length, 2)
+  t.notOk(lines.join('').includes('budget@example.com'), 'no person data')
 })
