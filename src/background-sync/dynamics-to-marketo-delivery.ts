@@ -47,6 +47,7 @@ export interface MarketoPersonWriter {
 export interface PersonLinker {
   getMany (marketoIds: readonly number[]): Promise<Map<number, RecordLink>>
   set (marketoId: number, link: { type: 'Lead' | 'Contact', id: string }): Promise<void>
+  remove (marketoId: number, link: { type: 'Lead' | 'Contact', id: string }): Promise<void>
 }
 
 export interface DynamicsToMarketoDeliveryDeps {
@@ -186,6 +187,20 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
     }
   }
 
+  // A person may have left this record since the links were read: a lead qualified into a contact
+  // whose pass took the person over meanwhile (lead-conversion.ts). Writing the lead's values now
+  // would put them over the contact's, so the links are read again just before the write.
+  if (updatedRows.length > 0) {
+    const current = await pairs.linkedPersons(table, updatedRows)
+    for (let index = updatedRows.length - 1; index >= 0; index--) {
+      const recordId = updatedRows[index]!
+      if (current.get(recordId) === updates[index]?.id) continue
+      updates.splice(index, 1)
+      updatedRows.splice(index, 1)
+      newStates.delete(recordId)
+    }
+  }
+
   // Deleted rows: the person stays, flagged (marketo-native-dynamics-sync.md §7).
   const deletedFlag = deps.mapping.deletedFlag.marketoField
   let flaggedDeleted = 0
@@ -227,10 +242,10 @@ type UnlinkedRow = { readonly row: ChangedRow, readonly values: Record<string, F
  * Unlinked contacts qualified from a lead that is linked to a person (issue 12 §7): the person is
  * read, merged with the contact as a new pair (no last-synced state: a field empty on one side is
  * filled from the other, a field set on both is a collision the contact's rule gives to Dynamics),
- * and linked to the contact once Marketo took the write. `RecordLinkStore.set` removes the lead's
- * link in the same step, so the lead's later changes (its Qualified state) no longer reach the
- * person, and the Marketo → Dynamics direction writes the person's edits to the contact. A row
- * whose lead is not linked, or whose person Marketo no longer has, is returned in `rest`.
+ * and written. `RecordLinkStore.set` removes the lead's link in the same step, so the lead's later
+ * changes (its Qualified state) no longer reach the person, and the Marketo → Dynamics direction
+ * writes the person's edits to the contact. A row whose lead is not linked, or whose person Marketo
+ * no longer has, is returned in `rest`.
  */
 async function deliverConvertedContacts (unlinked: readonly UnlinkedRow[], deps: UnlinkedDeliveryDeps): Promise<{ rest: UnlinkedRow[], converted: number, refused: number }> {
   const leads = unlinked.flatMap(({ row }) => originatingLeadOf(row.columns) ?? [])
@@ -248,12 +263,23 @@ async function deliverConvertedContacts (unlinked: readonly UnlinkedRow[], deps:
   }
   if (takeovers.length === 0) return { rest, converted: 0, refused: 0 }
 
+  // Linked before the person is read and written: the lead's own pass, running beside this one on
+  // the lead's Qualified change, reads the links again just before it writes, and from here on finds
+  // the person gone from the lead, so the lead's values do not land over the contact's. A write that
+  // fails later leaves the contact linked with no state: its next change is merged as this one is.
+  for (const { row, marketoId } of takeovers) await deps.links.set(marketoId, { type: deps.recordType, id: row.id })
+
   const persons = new Map<number, Record<string, unknown>>()
   for (const person of await deps.marketo.getLeadsByIds(takeovers.map((takeover) => takeover.marketoId), deps.fields)) persons.set(Number(person.id), person)
   const updates: Array<{ row: ChangedRow, marketoId: number, update: Record<string, unknown>, state: Record<string, string> }> = []
   for (const { row, values, marketoId } of takeovers) {
     const person = persons.get(marketoId)
-    if (person === undefined) { rest.push({ row, values }); continue }
+    if (person === undefined) {
+      // Gone from Marketo: the contact takes the new record's road (matched by email or created).
+      await deps.links.remove(marketoId, { type: deps.recordType, id: row.id })
+      rest.push({ row, values })
+      continue
+    }
     const merged = mergeFieldChanges({
       recordType: deps.recordType,
       fields: deps.fields,
@@ -279,8 +305,6 @@ async function deliverConvertedContacts (unlinked: readonly UnlinkedRow[], deps:
       deps.logger.warn({ table: deps.table, recordId: row.id, marketoId, reasons: result.reasons?.map((r) => r.code) }, 'Marketo refused a background-sync update')
       continue
     }
-    // Linked only once Marketo took the write: a retried page finds the contact unlinked and decides again.
-    await deps.links.set(marketoId, { type: deps.recordType, id: row.id })
     states.set(row.id, state)
     converted++
     deps.logger.info({ table: deps.table, recordId: row.id, marketoId }, 'a contact qualified from a lead follows the lead\'s Marketo person')
