@@ -35,6 +35,7 @@ import { RecordStore, UnknownEntitySetError, type DataverseRecord, type Datavers
 import { BULK_MESSAGE_TABLES, planUpdateMultiple } from './update-multiple.ts'
 import { executeBatch } from './batch.ts'
 import { BatchPartExchange } from './batch-part-exchange.ts'
+import { qualifyLead, readQualifyLeadParameters } from './qualify-lead.ts'
 
 /**
  * A local Dataverse Web API (`/api/data/v9.2/`) over plain HTTP, good enough for unmodified
@@ -45,7 +46,8 @@ import { BatchPartExchange } from './batch-part-exchange.ts'
  * (change-tracking.ts), `_createdby_value`/`_modifiedby_value` set to the calling user (or the one
  * impersonated with `MSCRMCallerID`), the `UpdateMultiple` bulk message on leads and contacts
  * (update-multiple.ts), fault injection (also over HTTP under `/_emulator/`, for the sandbox
- * launcher and tests in other processes), `$batch` with change sets (batch.ts). Not implemented: alternate keys,
+ * launcher and tests in other processes), `$batch` with change sets (batch.ts), the `QualifyLead` action
+ * (qualify-lead.ts). Not implemented: alternate keys,
  * `CreateMultiple`/`UpsertMultiple`, `$expand`.
  */
 
@@ -275,6 +277,15 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
       const definition = findEntityDefinition(boundAction[1] ?? '')
       if (method !== 'POST' || definition === undefined || !BULK_MESSAGE_TABLES.has(definition.entitySet)) throw noResource(context)
       return await updateMultiple(context, definition)
+    }
+    const qualify = /^leads\(([^)]*)\)\/Microsoft\.Dynamics\.CRM\.QualifyLead$/.exec(resource)
+    if (qualify !== null) {
+      if (method !== 'POST') throw noResource(context)
+      const definition = findEntityDefinition('leads')!
+      const parameters = readQualifyLeadParameters(await readJsonBody(context.request, definition))
+      const { created } = qualifyLead(store, parseKey(qualify[1] ?? '', definition), parameters, context.callerId)
+      context.answerWrite(() => sendJson(context.response, 200, { '@odata.context': `${context.base}$metadata#Collection(Microsoft.Dynamics.CRM.crmbaseentity)`, value: created }))
+      return
     }
     const match = /^([A-Za-z_]\w*)(?:\((.*)\))?(\/\$count)?$/.exec(resource)
     const definition = match === null ? undefined : findEntityDefinition(match[1] ?? '')

@@ -133,6 +133,10 @@ const PERSON_COLUMNS: Record<string, ColumnDefinition> = {
   mkt_relativescore: integer,
   mkt_priority: integer,
   mkt_urgency: integer,
+  // The native sync's filter (marketo-native-dynamics-sync.md §5): a custom Two Options column an org
+  // adds itself, here on both person tables so the sandbox can show it. No default: a row that never
+  // had it set reads null, "Field is empty".
+  new_synctomkto: boolean,
   _ownerid_value: readOnlyGuid,
   ...SYSTEM_COLUMNS
 }
@@ -189,12 +193,15 @@ const contact: EntityDefinition = {
     contactid: { type: 'guid' },
     ...PERSON_COLUMNS,
     mkt_leadscore: integer,
-    _parentcustomerid_value: readOnlyGuid
+    _parentcustomerid_value: readOnlyGuid,
+    // The lead a contact was qualified from (QualifyLead sets it; contact's `originatingleadid` lookup).
+    _originatingleadid_value: readOnlyGuid
   },
   lookups: [
     ...OWNER_LOOKUPS,
     { navigationProperty: 'parentcustomerid_account', valueColumn: '_parentcustomerid_value', targetEntitySet: 'accounts' },
-    { navigationProperty: 'parentcustomerid_contact', valueColumn: '_parentcustomerid_value', targetEntitySet: 'contacts' }
+    { navigationProperty: 'parentcustomerid_contact', valueColumn: '_parentcustomerid_value', targetEntitySet: 'contacts' },
+    { navigationProperty: 'originatingleadid', valueColumn: '_originatingleadid_value', targetEntitySet: 'leads' }
   ],
   computesFullname: true,
   userOwned: true,

@@ -1,7 +1,7 @@
 import { hkdfSync } from 'node:crypto'
 import { Queue, Worker, type Job } from 'bullmq'
 import type { DataverseClient } from '../dynamics/dataverse-client.ts'
-import { mappedColumns } from '../dynamics/table-changes.ts'
+import { changeReadColumns } from '../dynamics/table-changes.ts'
 import { closeInOrder, type WorkerFeature } from '../feature-module.ts'
 import { RecordLinkStore } from '../links/record-link-store.ts'
 import { logJobEvents } from '../queue/job-event-log.ts'
@@ -10,7 +10,7 @@ import type { DynamicsChangePassJobData } from '../queue/payloads.ts'
 import { queuePrefix } from '../queue/redis-keys.ts'
 import { SYNC_TABLES, type FieldMapping, type SyncTable } from '../sync/field-mapping.ts'
 import type { OptionSets } from '../sync/option-labels.ts'
-import { readTableOptionSets } from '../dynamics/attribute-metadata.ts'
+import { readSyncFilterTables, readTableOptionSets } from '../dynamics/attribute-metadata.ts'
 import { fieldFingerprinter } from '../sync/field-fingerprint.ts'
 import { CheckpointStore } from './checkpoints.ts'
 import { FeedLeases } from './feed-lease.ts'
@@ -80,7 +80,7 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
         return await serviceUser.catch((error: unknown) => { serviceUser = undefined; log.warn({ err: error }, 'WhoAmI failed'); return undefined })
       }
 
-      async function runPasses (job: Job<DynamicsChangePassJobData>, mapping: FieldMapping): Promise<DynamicsChangePassOutcome[]> {
+      async function runPasses (job: Job<DynamicsChangePassJobData>, mapping: FieldMapping, syncFilterTables: ReadonlySet<SyncTable>): Promise<DynamicsChangePassOutcome[]> {
         const table = job.data.table
         const userId = await serviceUserId()
         const outcomes: DynamicsChangePassOutcome[] = []
@@ -90,7 +90,7 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
             checkpoints,
             leases,
             table,
-            columns: mappedColumns(mapping, table),
+            columns: changeReadColumns(mapping, table, { syncFilter: syncFilterTables.has(table) }),
             ...(deps.pageSize === undefined ? {} : { pageSize: deps.pageSize }),
             deliver: async (changes) => {
               const delivered = await deliverDynamicsPage(changes, {
@@ -125,10 +125,13 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
         // Marketo sends an option set's label; Dynamics takes its value: the options are read once.
         const optionSets = Object.fromEntries(await Promise.all(SYNC_TABLES.map(async (table) =>
           [table, await readTableOptionSets(deps.dataverse, table)] as const)))
-        return closing ? undefined : startPasses(mapping, optionSets)
+        // The sync filter is a column an org may not have: a table without it syncs every record (§5).
+        const syncFilterTables = new Set(await readSyncFilterTables(deps.dataverse))
+        log.info({ syncFilterTables: [...syncFilterTables] }, 'tables with the sync filter new_synctomkto')
+        return closing ? undefined : startPasses(mapping, optionSets, syncFilterTables)
       })()
 
-      function startPasses (mapping: FieldMapping, optionSets: Partial<Record<SyncTable, OptionSets>>) {
+      function startPasses (mapping: FieldMapping, optionSets: Partial<Record<SyncTable, OptionSets>>, syncFilterTables: ReadonlySet<SyncTable>) {
         const queue = new Queue<DynamicsChangePassJobData>(QUEUE.syncDynamicsChanges, {
           connection: commands,
           prefix: queuePrefix(prefix, QUEUE.syncDynamicsChanges),
@@ -143,7 +146,7 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
           })
         })).catch((error: unknown) => { log.error({ err: error }, 'could not schedule the Dynamics change passes') })
 
-        const worker = new Worker<DynamicsChangePassJobData>(QUEUE.syncDynamicsChanges, async (job) => await runPasses(job, mapping), {
+        const worker = new Worker<DynamicsChangePassJobData>(QUEUE.syncDynamicsChanges, async (job) => await runPasses(job, mapping, syncFilterTables), {
           connection: connect('mds-worker-sync-dynamics'),
           prefix: queuePrefix(prefix, QUEUE.syncDynamicsChanges),
           // Two tables may run together; two passes of one table may be handed to this worker too

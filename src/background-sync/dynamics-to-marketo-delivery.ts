@@ -10,6 +10,8 @@ import type { RecordLink } from '../domain/record-link.ts'
 import type { RecordType } from '../domain/record-type.ts'
 import { emailMatchKey, matchUnlinkedRecord, type UnlinkedRecordReason } from './unlinked-record-match.ts'
 import type { PairStateStore } from './pair-state-store.ts'
+import { syncFilterDecision } from '../sync/sync-filter.ts'
+import { originatingLeadOf, unlinkedContactRoute } from '../sync/lead-conversion.ts'
 
 /**
  * Delivers one page of Dynamics lead or contact changes to Marketo (issue 12 §1, §6, §7): the
@@ -28,6 +30,12 @@ import type { PairStateStore } from './pair-state-store.ts'
  *   to it, its fields merged as a new pair's and its deleted flag cleared; otherwise nothing is
  *   written and the record is reported (ids and a reason code).
  * - A deleted row: its linked person's deleted flag is set; the person is never deleted (§7).
+ * - A row whose sync filter `new_synctomkto` is an explicit No (sync-filter.ts, issue 12 §8) is left
+ *   before anything: not created, its person not updated (Yes → No leaves the person stale), and no
+ *   state saved, so after No → Yes that change (and any made meanwhile) is still one and is carried.
+ * - An unlinked contact qualified from a lead linked to a person (lead-conversion.ts, issue 12 §7):
+ *   that person is linked to the contact instead (the lead loses the link in the same Redis step),
+ *   merged as a new contact pair (Dynamics wins collisions); no person is created.
  */
 
 export interface MarketoPersonWriter {
@@ -39,6 +47,7 @@ export interface MarketoPersonWriter {
 export interface PersonLinker {
   getMany (marketoIds: readonly number[]): Promise<Map<number, RecordLink>>
   set (marketoId: number, link: { type: 'Lead' | 'Contact', id: string }): Promise<void>
+  remove (marketoId: number, link: { type: 'Lead' | 'Contact', id: string }): Promise<void>
 }
 
 export interface DynamicsToMarketoDeliveryDeps {
@@ -65,6 +74,10 @@ export interface DeliveryOutcome {
   readonly reported: number
   /** Records Marketo refused (reason codes only: no personal data in logs). */
   readonly refused: number
+  /** Rows left unsynced because their sync filter is No (issue 12 §8). */
+  readonly filtered: number
+  /** Contacts qualified from a linked lead that took over its person (issue 12 §7). */
+  readonly converted: number
 }
 
 /** The Marketo fields this table carries to Marketo, by Dataverse column. */
@@ -118,9 +131,16 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
   const states = await pairs.load(table, page.upserted.filter((row) => linked.has(row.id)).map((row) => row.id))
 
   let unchanged = 0
+  let filtered = 0
   const changedLinked: Array<{ row: ChangedRow, marketoId: number, values: Record<string, FieldValue> }> = []
   const unlinked: Array<{ row: ChangedRow, values: Record<string, FieldValue> }> = []
   for (const row of page.upserted) {
+    if (syncFilterDecision(row.columns) === 'skip') {
+      filtered++
+      // Ids only; visible to an operator asking why a record did not reach Marketo.
+      deps.logger.debug({ table, recordId: row.id }, 'a Dynamics record is not synced: its sync filter new_synctomkto is No')
+      continue
+    }
     const values = mappedValues(row, fieldsByColumn, labelled)
     const marketoId = linked.get(row.id)
     if (marketoId === undefined) { unlinked.push({ row, values }); continue }
@@ -167,6 +187,20 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
     }
   }
 
+  // A person may have left this record since the links were read: a lead qualified into a contact
+  // whose pass took the person over meanwhile (lead-conversion.ts). Writing the lead's values now
+  // would put them over the contact's, so the links are read again just before the write.
+  if (updatedRows.length > 0) {
+    const current = await pairs.linkedPersons(table, updatedRows)
+    for (let index = updatedRows.length - 1; index >= 0; index--) {
+      const recordId = updatedRows[index]!
+      if (current.get(recordId) === updates[index]?.id) continue
+      updates.splice(index, 1)
+      updatedRows.splice(index, 1)
+      newStates.delete(recordId)
+    }
+  }
+
   // Deleted rows: the person stays, flagged (marketo-native-dynamics-sync.md §7).
   const deletedFlag = deps.mapping.deletedFlag.marketoField
   let flaggedDeleted = 0
@@ -191,11 +225,92 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
   })
   await pairs.save(table, newStates, states)
 
+  // Contacts qualified from a linked lead take over its person; the other unlinked rows go on below.
+  const conversion = table === 'contact' ? await deliverConvertedContacts(unlinked, { ...deps, fields, recordType }) : { rest: unlinked, converted: 0, refused: 0 }
+  refused += conversion.refused
+
   // Unlinked rows: the duplicate rule (issue 12 §3), with the persons read by email first.
-  const identity = await deliverUnlinkedRows(unlinked, { ...deps, fields, recordType })
+  const identity = await deliverUnlinkedRows(conversion.rest, { ...deps, fields, recordType })
   refused += identity.refused
 
-  return { created: identity.created, linked: identity.linked, reported: identity.reported, updated: updateResults.filter((result, index) => index < updatedRows.length && result.status !== 'skipped').length, unchanged, flaggedDeleted, refused }
+  return { created: identity.created, linked: identity.linked, reported: identity.reported, updated: updateResults.filter((result, index) => index < updatedRows.length && result.status !== 'skipped').length, unchanged, flaggedDeleted, refused, filtered, converted: conversion.converted }
+}
+
+type UnlinkedRow = { readonly row: ChangedRow, readonly values: Record<string, FieldValue> }
+
+/**
+ * Unlinked contacts qualified from a lead that is linked to a person (issue 12 §7): the person is
+ * read, merged with the contact as a new pair (no last-synced state: a field empty on one side is
+ * filled from the other, a field set on both is a collision the contact's rule gives to Dynamics),
+ * and written. `RecordLinkStore.set` removes the lead's link in the same step, so the lead's later
+ * changes (its Qualified state) no longer reach the person, and the Marketo → Dynamics direction
+ * writes the person's edits to the contact. A row whose lead is not linked, or whose person Marketo
+ * no longer has, is returned in `rest`.
+ */
+async function deliverConvertedContacts (unlinked: readonly UnlinkedRow[], deps: UnlinkedDeliveryDeps): Promise<{ rest: UnlinkedRow[], converted: number, refused: number }> {
+  const leads = unlinked.flatMap(({ row }) => originatingLeadOf(row.columns) ?? [])
+  if (leads.length === 0) return { rest: [...unlinked], converted: 0, refused: 0 }
+  const leadPersons = await deps.pairs.linkedPersons('lead', [...new Set(leads)])
+  const rest: UnlinkedRow[] = []
+  const takeovers: Array<UnlinkedRow & { marketoId: number }> = []
+  const claimed = new Set<number>()
+  for (const unlinkedRow of unlinked) {
+    const route = unlinkedContactRoute(originatingLeadOf(unlinkedRow.row.columns), leadPersons)
+    // Two contacts from one lead (not the out-of-the-box Qualify): the first takes the person.
+    if (route.kind === 'new-record' || claimed.has(route.marketoId)) { rest.push(unlinkedRow); continue }
+    claimed.add(route.marketoId)
+    takeovers.push({ ...unlinkedRow, marketoId: route.marketoId })
+  }
+  if (takeovers.length === 0) return { rest, converted: 0, refused: 0 }
+
+  // Linked before the person is read and written: the lead's own pass, running beside this one on
+  // the lead's Qualified change, reads the links again just before it writes, and from here on finds
+  // the person gone from the lead, so the lead's values do not land over the contact's. A write that
+  // fails later leaves the contact linked with no state: its next change is merged as this one is.
+  for (const { row, marketoId } of takeovers) await deps.links.set(marketoId, { type: deps.recordType, id: row.id })
+
+  const persons = new Map<number, Record<string, unknown>>()
+  for (const person of await deps.marketo.getLeadsByIds(takeovers.map((takeover) => takeover.marketoId), deps.fields)) persons.set(Number(person.id), person)
+  const updates: Array<{ row: ChangedRow, marketoId: number, update: Record<string, unknown>, state: Record<string, string> }> = []
+  for (const { row, values, marketoId } of takeovers) {
+    const person = persons.get(marketoId)
+    if (person === undefined) {
+      // Gone from Marketo: the contact takes the new record's road (matched by email or created).
+      await deps.links.remove(marketoId, { type: deps.recordType, id: row.id })
+      rest.push({ row, values })
+      continue
+    }
+    const merged = mergeFieldChanges({
+      recordType: deps.recordType,
+      fields: deps.fields,
+      lastSynced: {},
+      marketo: { values: person as Record<string, FieldValue> },
+      dynamics: { values, lastModifiedByService: row.modifiedBy !== undefined && row.modifiedBy.toLowerCase() === deps.serviceUserId?.toLowerCase() },
+      fingerprint: deps.fingerprinter(pairIdOf(deps.table, row.id))
+    })
+    // As for any new pair: a field the merge writes to Dynamics is left to the other direction, with no state.
+    const state: Record<string, string> = { ...merged.lastSynced }
+    for (const field of Object.keys(merged.writes.dynamics)) delete state[field]
+    updates.push({ row, marketoId, update: { id: marketoId, ...merged.writes.marketo, [deps.mapping.deletedFlag.marketoField]: false }, state })
+  }
+
+  let converted = 0
+  let refused = 0
+  const states = new Map<string, LastSyncedState>()
+  const results = updates.length === 0 ? [] : await deps.marketo.syncLeads('updateOnly', 'id', updates.map((entry) => entry.update))
+  for (const [index, result] of results.entries()) {
+    const { row, marketoId, state } = updates[index]!
+    if (result.status === 'skipped') {
+      refused++
+      deps.logger.warn({ table: deps.table, recordId: row.id, marketoId, reasons: result.reasons?.map((r) => r.code) }, 'Marketo refused a background-sync update')
+      continue
+    }
+    states.set(row.id, state)
+    converted++
+    deps.logger.info({ table: deps.table, recordId: row.id, marketoId }, 'a contact qualified from a lead follows the lead\'s Marketo person')
+  }
+  await deps.pairs.save(deps.table, states)
+  return { rest, converted, refused }
 }
 
 interface UnlinkedDeliveryDeps extends DynamicsToMarketoDeliveryDeps {

@@ -2,6 +2,7 @@ import type { DataverseClient } from './dataverse-client.ts'
 import { SYNC_TABLES, type SyncTable } from '../sync/field-mapping.ts'
 import type { DataverseAttributeMetadata, DataverseSchema } from '../sync/field-mapping-check.ts'
 import type { OptionSetOption, OptionSets } from '../sync/option-labels.ts'
+import { hasSyncFilterColumn } from '../sync/sync-filter.ts'
 
 /**
  * The columns of the lead and contact tables as Dataverse's metadata describes them, for the
@@ -66,4 +67,16 @@ export async function readTableOptionSets (client: Pick<DataverseClient, 'retrie
 export async function readPersonTableSchemas (client: DataverseClient): Promise<DataverseSchema> {
   const [lead, contact] = await Promise.all(SYNC_TABLES.map(async (table) => await readTableAttributes(client, table)))
   return { lead: lead ?? [], contact: contact ?? [] }
+}
+
+/**
+ * The tables that have the sync filter column `new_synctomkto` (marketo-native-dynamics-sync.md §5):
+ * a custom Two Options column an org may or may not have created, so whether a change read may
+ * select it is learnt once at start-up. Asked of the Boolean attributes only, one request per
+ * table: the filter is a Two Options column, and a column of that name of another type is not it.
+ */
+export async function readSyncFilterTables (client: Pick<DataverseClient, 'retrieveMultiple'>): Promise<SyncTable[]> {
+  const answers = await Promise.all(SYNC_TABLES.map(async (table) =>
+    await client.retrieveMultiple<{ LogicalName: string }>(attributesPath(table, 'BooleanAttributeMetadata'), { select: ['LogicalName'] })))
+  return SYNC_TABLES.filter((_table, index) => hasSyncFilterColumn(answers[index] ?? []))
 }

@@ -2,6 +2,8 @@ import type { FieldMapping, SyncTable } from '../sync/field-mapping.ts'
 import type { DataverseClient } from './dataverse-client.ts'
 import { DataverseError } from './dataverse-errors.ts'
 import { formattedValuesOf } from '../sync/option-labels.ts'
+import { SYNC_FILTER_COLUMN } from '../sync/sync-filter.ts'
+import { ORIGINATING_LEAD_COLUMN } from '../sync/lead-conversion.ts'
 
 /**
  * Reads a lead or contact table's changes one page at a time with Dataverse change tracking
@@ -149,4 +151,17 @@ export function splitChanges (value: ReadonlyArray<Readonly<Record<string, unkno
     })
   }
   return { upserted, deletedIds }
+}
+
+/**
+ * What a change read of `table` selects: the mapped columns, the sync filter `new_synctomkto` where
+ * start-up found the table has it (selecting a column a table lacks is refused, 400), and on
+ * contacts the lead each was qualified from, which every contact table has (`originatingleadid`).
+ */
+export function changeReadColumns (mapping: FieldMapping, table: SyncTable, options: { readonly syncFilter: boolean }): string[] {
+  return [...new Set([
+    ...mappedColumns(mapping, table),
+    ...(options.syncFilter ? [SYNC_FILTER_COLUMN] : []),
+    ...(table === 'contact' ? [ORIGINATING_LEAD_COLUMN] : [])
+  ])]
 }

@@ -61,3 +61,12 @@ t.test('MaxLength on the base AttributeMetadata is refused, as is an unknown tab
   })
   await t.rejects(api.retrieveAttributes({ entityKey: "LogicalName='nosuchtable'" }), { status: 404, message: /nosuchtable/ })
 })
+
+t.test('the sync filter new_synctomkto is a Two Options column of lead and contact, listed by the BooleanAttributeMetadata cast', async (t) => {
+  for (const table of ['lead', 'contact']) {
+    const response = await api.retrieveAttributes<Attribute>({ entityKey: `LogicalName='${table}'`, castType: 'Microsoft.Dynamics.CRM.BooleanAttributeMetadata', select: ['LogicalName'] })
+    const names = response.value.map((attribute) => attribute.LogicalName)
+    t.ok(names.includes('new_synctomkto'), table)
+    t.ok(names.includes('donotemail') && !names.includes('firstname'), `${table}: Boolean columns only`)
+  }
+})

@@ -333,3 +333,36 @@ t.test('$batch with continueOnError: every request runs and failures come back i
   t.match(String(results[1]), /^[0-9a-f-]{36}$/)
   t.same(results[2].value.map((row: Record<string, unknown>) => row.lastname), ['Still created'])
 })
+
+t.test('the sync filter new_synctomkto: empty on a new lead, written No and read back', async (t) => {
+  const id = String(await api.create({ collection: 'leads', data: { lastname: 'Filtered' } }))
+  t.equal((await api.retrieve<Record<string, unknown>>({ collection: 'leads', key: id, select: ['new_synctomkto'] })).new_synctomkto, null, 'no default: "Field is empty"')
+  await api.update({ collection: 'leads', key: id, data: { new_synctomkto: false } })
+  t.equal((await api.retrieve<Record<string, unknown>>({ collection: 'leads', key: id, select: ['new_synctomkto'] })).new_synctomkto, false)
+})
+
+t.test('QualifyLead through callAction on a lead: a contact with originatingleadid, the lead Qualified, the contact answered', async (t) => {
+  const leadId = String(await api.create({ collection: 'leads', data: { firstname: 'Mary', lastname: 'Jackson', emailaddress1: 'mary.jackson@example.com', jobtitle: 'Engineer', companyname: 'NACA' } }))
+  const result = await api.callAction<{ value: Array<Record<string, string>> }>({
+    collection: 'leads',
+    key: leadId,
+    actionName: 'Microsoft.Dynamics.CRM.QualifyLead',
+    action: { CreateAccount: false, CreateContact: true, CreateOpportunity: false, Status: 3 }
+  })
+  t.equal(result.value.length, 1)
+  t.match(result.value[0], { '@odata.type': '#Microsoft.Dynamics.CRM.contact', contactid: /^[0-9a-f-]{36}$/ })
+  const contact = await api.retrieve<Record<string, unknown>>({ collection: 'contacts', key: result.value[0]!.contactid!, select: ['firstname', 'lastname', 'emailaddress1', 'jobtitle', '_originatingleadid_value', 'new_synctomkto'] })
+  t.match(contact, { firstname: 'Mary', lastname: 'Jackson', emailaddress1: 'mary.jackson@example.com', jobtitle: 'Engineer', _originatingleadid_value: leadId, new_synctomkto: null })
+  t.match(await api.retrieve<Record<string, unknown>>({ collection: 'leads', key: leadId, select: ['statecode', 'statuscode'] }), { statecode: 1, statuscode: 3 })
+
+  const again = await rejection(api.callAction({ collection: 'leads', key: leadId, actionName: 'Microsoft.Dynamics.CRM.QualifyLead', action: { CreateAccount: false, CreateContact: true, CreateOpportunity: false, Status: 3 } }))
+  t.equal(again.status, 400, 'a qualified lead is not qualified twice')
+  const missing = await rejection(api.callAction({ collection: 'leads', key: leadId, actionName: 'Microsoft.Dynamics.CRM.QualifyLead', action: { CreateContact: true } }))
+  t.equal(missing.status, 400, 'the required parameters are required')
+})
+
+t.test('a contact created with an originatingleadid binding reads it back as _originatingleadid_value', async (t) => {
+  const leadId = dataverse.store.insert('leads', { lastname: 'Origin' })
+  const contactId = String(await api.create({ collection: 'contacts', data: { lastname: 'Origin', 'originatingleadid@odata.bind': `/leads(${leadId})` } }))
+  t.equal((await api.retrieve<Record<string, unknown>>({ collection: 'contacts', key: contactId, select: ['_originatingleadid_value'] }))._originatingleadid_value, leadId)
+})

@@ -2,7 +2,7 @@ import t from 'tap'
 import pino from 'pino'
 import { startDataverseEmulator } from '../../sandbox/dataverse/index.ts'
 import { DataverseClient } from '../../src/dynamics/dataverse-client.ts'
-import { readPersonTableSchemas } from '../../src/dynamics/attribute-metadata.ts'
+import { readPersonTableSchemas, readSyncFilterTables } from '../../src/dynamics/attribute-metadata.ts'
 
 /** Lead and contact columns read from the Dataverse emulator's metadata, lengths joined from the text casts. */
 
@@ -28,4 +28,12 @@ t.test('both tables, every column with its type, writability and, for text, its 
   t.match(lead.get('createdon'), { AttributeType: 'DateTime', IsValidForUpdate: false })
   t.ok(lead.has('companyname') && !contact.has('companyname'), 'each table its own columns')
   t.match(contact.get('mkt_leadscore'), { AttributeType: 'Integer', IsValidForUpdate: true })
+})
+
+t.test('the tables with the sync filter column, one request a table', async (t) => {
+  const before = emulator.requestCount({ entitySet: 'EntityDefinitions' })
+  t.same(await readSyncFilterTables(client), ['lead', 'contact'], 'the emulated org has new_synctomkto on both')
+  t.equal(emulator.requestCount({ entitySet: 'EntityDefinitions' }) - before, 2)
+  const lacking = { retrieveMultiple: async <T>(path: string) => (path.includes("'contact'") ? [{ LogicalName: 'donotemail' }] : [{ LogicalName: 'new_synctomkto' }]) as T[] }
+  t.same(await readSyncFilterTables(lacking), ['lead'], 'a table whose Boolean columns do not include it has no filter')
 })

@@ -2,7 +2,7 @@ import t from 'tap'
 import { startDataverseEmulator, type DataverseEmulator } from '../../sandbox/dataverse/index.ts'
 import type { DataverseClient } from '../../src/dynamics/dataverse-client.ts'
 import { DataverseError } from '../../src/dynamics/dataverse-errors.ts'
-import { cursorSelectsColumns, mappedColumns, readTableChanges, selectedColumns, type TableChangesPage } from '../../src/dynamics/table-changes.ts'
+import { changeReadColumns, cursorSelectsColumns, mappedColumns, readTableChanges, selectedColumns, type TableChangesPage } from '../../src/dynamics/table-changes.ts'
 import { parseFieldMapping } from '../../src/sync/field-mapping.ts'
 import { dataverseTestClient } from '../helpers/dataverse-test-client.ts'
 
@@ -111,4 +111,29 @@ t.test('the mapped columns of a table come from the field mapping, each once, a 
   t.same(mappedColumns(mapping, 'lead'), ['firstname', 'companyname', 'createdon'])
   t.same(mappedColumns(mapping, 'contact'), ['firstname', 'createdon'])
   t.same(selectedColumns('contact', ['firstname', 'modifiedon']), ['contactid', 'firstname', 'modifiedon', '_modifiedby_value'])
+})
+
+t.test('a change read selects the sync filter only on a table that has it, and on contacts the lead each was qualified from', async (t) => {
+  const mapping = parseFieldMapping(JSON.stringify({
+    deletedFlag: { marketoField: 'microsoftIsDeleted' },
+    fields: [{ marketoField: 'firstName', dataType: 'string', lead: 'firstname', contact: 'firstname', direction: 'both' }]
+  }), 'inline')
+  t.same(changeReadColumns(mapping, 'lead', { syncFilter: true }), ['firstname', 'new_synctomkto'])
+  t.same(changeReadColumns(mapping, 'lead', { syncFilter: false }), ['firstname'], 'a table without the column: selecting it would be refused')
+  t.same(changeReadColumns(mapping, 'contact', { syncFilter: true }), ['firstname', 'new_synctomkto', '_originatingleadid_value'])
+  t.same(changeReadColumns(mapping, 'contact', { syncFilter: false }), ['firstname', '_originatingleadid_value'])
+})
+
+t.test('the filter and the originating lead travel in a changed row\'s columns', async (t) => {
+  const { emulator, client } = await started(t)
+  const leadId = emulator.store.insert('leads', { lastname: 'Origin', new_synctomkto: false })
+  emulator.store.insert('contacts', { lastname: 'Origin', _originatingleadid_value: leadId })
+  const mapping = parseFieldMapping(JSON.stringify({
+    deletedFlag: { marketoField: 'microsoftIsDeleted' },
+    fields: [{ marketoField: 'lastName', dataType: 'string', lead: 'lastname', contact: 'lastname', direction: 'both' }]
+  }), 'inline')
+  const lead = asPage(await readTableChanges(client, { table: 'lead', columns: changeReadColumns(mapping, 'lead', { syncFilter: true }), cursor: undefined }))
+  t.match(lead.upserted[0]?.columns, { lastname: 'Origin', new_synctomkto: false })
+  const contact = asPage(await readTableChanges(client, { table: 'contact', columns: changeReadColumns(mapping, 'contact', { syncFilter: true }), cursor: undefined }))
+  t.match(contact.upserted[0]?.columns, { lastname: 'Origin', new_synctomkto: null, _originatingleadid_value: leadId })
 })
