@@ -15,3 +15,14 @@ t.test('a value other than on or off is refused, not read as off', async (t) => 
   t.throws(() => loadConfig({ ...REQUIRED_ENVIRONMENT, BACKGROUND_SYNC: 'yes' }), { name: 'ConfigError', message: /BACKGROUND_SYNC must be on or off/ })
   t.throws(() => loadConfig({ ...REQUIRED_ENVIRONMENT, SYNC_DYNAMICS_POLL_INTERVAL_MS: '10' }), ConfigError)
 })
+
+t.test('the Marketo poll: SYNC_MARKETO_POLL_INTERVAL_MS stays the fastest pace (5 s), the slowest chosen at idle is 5 min', async (t) => {
+  t.match(loadConfig({ ...REQUIRED_ENVIRONMENT }).sync, { marketoPollIntervalMs: 5_000, marketoPollMaxIntervalMs: 300_000 })
+  t.match(loadConfig({ ...REQUIRED_ENVIRONMENT, SYNC_MARKETO_POLL_INTERVAL_MS: '1000', SYNC_MARKETO_POLL_MAX_INTERVAL_MS: '60000' }).sync, { marketoPollIntervalMs: 1_000, marketoPollMaxIntervalMs: 60_000 })
+  t.equal(loadConfig({ ...REQUIRED_ENVIRONMENT, SYNC_MARKETO_POLL_INTERVAL_MS: '2000', SYNC_MARKETO_POLL_MAX_INTERVAL_MS: '2000' }).sync.marketoPollMaxIntervalMs, 2_000, 'one pace: floor and ceiling equal')
+})
+
+t.test('a slowest pace below the fastest is refused, naming both variables', async (t) => {
+  t.throws(() => loadConfig({ ...REQUIRED_ENVIRONMENT, SYNC_MARKETO_POLL_MAX_INTERVAL_MS: '4000' }), { name: 'ConfigError', message: /SYNC_MARKETO_POLL_MAX_INTERVAL_MS \(4000\) must not be below SYNC_MARKETO_POLL_INTERVAL_MS \(5000\)/ })
+  t.throws(() => loadConfig({ ...REQUIRED_ENVIRONMENT, SYNC_MARKETO_POLL_MAX_INTERVAL_MS: 'soon' }), { name: 'ConfigError', message: /SYNC_MARKETO_POLL_MAX_INTERVAL_MS must be an integer/ })
+})
