@@ -107,8 +107,11 @@ export interface Config {
     /** How often each table's change pass runs (a BullMQ job scheduler per table). */
     readonly dynamicsPollIntervalMs: number
     /**
-     * How often Marketo's lead-change feed is read (one job scheduler). Fixed for now: the interval
-     * that adapts to what the daily Marketo budget leaves (issue 12 §11) is a later piece.
+     * SYNC_MARKETO_POLL_INTERVAL_MS: the fastest Marketo's lead-change feed is read, the pace while
+     * changes flow, and how often its job scheduler ticks. It was the fixed interval before the pace
+     * adapted to the budget (issue 12 §11, src/background-sync/marketo-poll-pace.ts); it still means
+     * "at most this often", no longer "always this often": at idle the feed is read at the pace half
+     * the Marketo budget left can keep up until the reset (34.6 s with the default budget).
      */
     readonly marketoPollIntervalMs: number
     /**
@@ -116,6 +119,12 @@ export interface Config {
      * is delivered). Unset: Dataverse's own 5,000 (dataverse-web-api-and-msal.md §2).
      */
     readonly dynamicsPageSize: number | undefined
+    /**
+     * SYNC_MARKETO_POLL_MAX_INTERVAL_MS: the slowest the pace chooses by itself, and the pace the
+     * budget must still pay for until the reset before a fast poll is made. A budget that cannot pay
+     * even this makes polling slower still.
+     */
+    readonly marketoPollMaxIntervalMs: number
   }
   readonly logLevel: string
 }
@@ -335,9 +344,16 @@ export function loadConfig (environment: Env): Config {
       enabled: readBackgroundSync(env),
       dynamicsPollIntervalMs: env.integer('SYNC_DYNAMICS_POLL_INTERVAL_MS', 2_000, { min: 200, max: 3_600_000 }),
       marketoPollIntervalMs: env.integer('SYNC_MARKETO_POLL_INTERVAL_MS', 5_000, { min: 200, max: 3_600_000 }),
-      dynamicsPageSize: env.optional('SYNC_DYNAMICS_PAGE_SIZE') === undefined ? undefined : env.integer('SYNC_DYNAMICS_PAGE_SIZE', 5_000, { min: 1, max: 5_000 })
+      dynamicsPageSize: env.optional('SYNC_DYNAMICS_PAGE_SIZE') === undefined ? undefined : env.integer('SYNC_DYNAMICS_PAGE_SIZE', 5_000, { min: 1, max: 5_000 }),
+      // Five minutes: the native sync "waits 5 minutes and then syncs again" (marketo-native-dynamics-
+      // sync.md §1, Cycle); an idle Marketo → Dynamics direction falls behind it only when the budget forces it.
+      marketoPollMaxIntervalMs: env.integer('SYNC_MARKETO_POLL_MAX_INTERVAL_MS', 300_000, { min: 200, max: 86_400_000 })
     },
     logLevel
+  }
+
+  if (config.sync.marketoPollMaxIntervalMs < config.sync.marketoPollIntervalMs) {
+    env.problems.push(`SYNC_MARKETO_POLL_MAX_INTERVAL_MS (${config.sync.marketoPollMaxIntervalMs}) must not be below SYNC_MARKETO_POLL_INTERVAL_MS (${config.sync.marketoPollIntervalMs}), the fastest pace`)
   }
 
   if (env.problems.length > 0) throw new ConfigError(env.problems)

@@ -4,7 +4,11 @@ import { logJobEvents } from '../queue/job-event-log.ts'
 import { MARKETO_CHANGE_PASS_JOB_NAME, MARKETO_CHANGE_SCHEDULER_ID, QUEUE } from '../queue/names.ts'
 import type { MarketoChangePassJobData } from '../queue/payloads.ts'
 import { queuePrefix } from '../queue/redis-keys.ts'
-import { runMarketoChangePass, type MarketoChangePassDeps, type MarketoChangePassOutcome } from './marketo-change-pass.ts'
+import { MarketoCallBudget } from '../marketo/marketo-call-budget.ts'
+import { MarketoBudgetSpentError, MarketoQuotaExhaustedError } from '../marketo/marketo-errors.ts'
+import { MARKETO_CHECKPOINT, runMarketoChangePass, type MarketoChangePassDeps, type MarketoChangePassOutcome } from './marketo-change-pass.ts'
+import { decideNextMarketoPoll, type LastMarketoPass } from './marketo-poll-pace.ts'
+import { MarketoPollSchedule } from './marketo-poll-schedule.ts'
 
 /**
  * A pass reads one page (up to 300 activities); one job reads on while Marketo says more is ready,
@@ -12,14 +16,35 @@ import { runMarketoChangePass, type MarketoChangePassDeps, type MarketoChangePas
  */
 const MAX_PAGES_PER_JOB = 10
 
+/** What a tick did: read the feed, or ended at once because the next poll is not due yet. */
+export type MarketoPollTickOutcome =
+  | { readonly kind: 'polled', readonly outcomes: MarketoChangePassOutcome[] }
+  | { readonly kind: 'not-due', readonly dueAtMs: number }
+
+/** One page of the feed is one Get Lead Changes call (marketo-rest-and-ssfs.md §2.6); identity calls are free (§2.1). */
+const CALLS_PER_FEED_PAGE = 1
+
 /**
- * The Marketo → Dynamics side of the background sync's worker (issue 12 §2, §10): one BullMQ job
- * scheduler adds a lead-change pass every SYNC_MARKETO_POLL_INTERVAL_MS. One feed serves leads and
+ * The Marketo → Dynamics side of the background sync's worker (issue 12 §2, §10, §11): one BullMQ job
+ * scheduler ticks every SYNC_MARKETO_POLL_INTERVAL_MS, the fastest pace. One feed serves leads and
  * contacts alike (Marketo has one person feed), so one scheduler. A scheduler adds the next job when
  * the current one becomes active, so a slow pass can overlap the next, here or in another worker:
  * the feed's lease (feed-lease.ts) lets one of them run and skips the other, and the checkpoint's
  * version refuses a second runner that raced on the same page anyway.
  * `upsertJobScheduler` is idempotent by id, so every worker may call it at start.
+ *
+ * The pace adapts to the Marketo budget (marketo-poll-pace.ts): a tick reads the feed only once the
+ * due time kept in Redis (marketo-poll-schedule.ts) has come; a tick before it ends at once, having
+ * cost two Redis reads and no Marketo call. The pass that ran sets the next due time from its
+ * outcome and what the budget leaves. Why ticks and a due time rather than rescheduling:
+ * - the schedule stays one fixed `upsertJobScheduler`, which every worker may repeat at start
+ *   unchanged; a pass changing `every` would race other workers' start-ups, and each upsert moves
+ *   the next run;
+ * - a delayed job per poll is lost when the worker that should add the next one dies in between,
+ *   and polling would stop; a tick that finds the due time passed just polls;
+ * - the due time is one value every worker reads, on Redis's clock, so workers whose clocks
+ *   disagree still poll once per due time, and the feed's lease still keeps it to one pass.
+ * The cost is two Redis reads per tick (17,280 ticks a day at the 5 s default), nothing to Marketo.
  */
 export function startMarketoChangePasses (
   context: WorkerContext,
@@ -29,8 +54,8 @@ export function startMarketoChangePasses (
   const prefix = config.redis.keyPrefix
   const log = logger.child({ feature: 'background-sync', direction: 'marketo-to-dynamics' })
 
-  async function runPasses (_job: Job<MarketoChangePassJobData>): Promise<MarketoChangePassOutcome[]> {
-    const outcomes: MarketoChangePassOutcome[] = []
+  /** `outcomes` is filled as pages are read, so a job that fails after some still counts their calls. */
+  async function runPasses (outcomes: MarketoChangePassOutcome[]): Promise<MarketoChangePassOutcome[]> {
     for (let page = 0; page < MAX_PAGES_PER_JOB; page++) {
       const outcome = await runMarketoChangePass({ ...deps, logger: log })
       outcomes.push(outcome)
@@ -44,8 +69,60 @@ export function startMarketoChangePasses (
     return outcomes
   }
 
+  const commands = connect('mds-worker-sync-marketo-commands')
+  // A reader of the shared budget (nothing is charged here); the calls themselves go through the client's.
+  const budget = new MarketoCallBudget(commands, { keyPrefix: prefix, dailyBudget: config.marketo.callBudget.dailyCalls })
+  const schedule = new MarketoPollSchedule(commands, prefix, MARKETO_CHECKPOINT)
+  const floorMs = config.sync.marketoPollIntervalMs
+  const ceilingMs = config.sync.marketoPollMaxIntervalMs
+
+  async function runPacedPasses (_job: Job<MarketoChangePassJobData>): Promise<MarketoPollTickOutcome> {
+    const before = await budget.today()
+    const state = await schedule.load(before.quotaDay)
+    // Ticks come every floor interval, give or take the queue's latency: a due time less than half
+    // a tick away is met by this tick rather than pushed a whole tick later.
+    if (state.dueAtMs !== undefined && before.now + floorMs / 2 < state.dueAtMs) return { kind: 'not-due', dueAtMs: state.dueAtMs }
+
+    const outcomes: MarketoChangePassOutcome[] = []
+    let failure: unknown
+    try {
+      await runPasses(outcomes)
+    } catch (error) {
+      failure = error
+    }
+    // Another worker's pass held the feed: that pass sets the next due time.
+    if (failure === undefined && outcomes[0]?.kind === 'skipped') return { kind: 'polled', outcomes }
+
+    const pages = outcomes.filter((outcome) => outcome.kind === 'advanced')
+    const quotaSpent = failure instanceof MarketoQuotaExhaustedError || failure instanceof MarketoBudgetSpentError
+    const lastPass: LastMarketoPass = quotaSpent
+      ? { kind: 'quota-spent' }
+      : pages.some((page) => page.persons > 0 || !page.caughtUp) ? { kind: 'changes', pages: pages.length } : { kind: 'idle' }
+    // A pass that failed otherwise is paced as idle (a Dynamics outage is not retried at the floor,
+    // each try costing a feed read) and counted as the one read it may have made; a refused call
+    // (607, our budget) was not charged.
+    const calls = (pages.length + (failure === undefined || quotaSpent ? 0 : 1)) * CALLS_PER_FEED_PAGE
+    const after = await budget.today()
+    const pace = decideNextMarketoPoll({
+      remainingCalls: after.remaining,
+      dailyBudget: config.marketo.callBudget.dailyCalls,
+      pollCallsToday: (after.quotaDay === before.quotaDay ? state.pollCallsToday : 0) + calls,
+      msUntilReset: after.resetsAt - before.now,
+      callsPerIdlePoll: CALLS_PER_FEED_PAGE,
+      lastPass,
+      ...(state.delayMs === undefined ? {} : { previousDelayMs: state.delayMs }),
+      floorMs,
+      ceilingMs
+    })
+    // From this tick's start, so a delay of one floor interval is met by the next tick.
+    await schedule.save(after.quotaDay, { dueAtMs: before.now + pace.delayMs, delayMs: pace.delayMs, calls })
+    log.debug({ pace: pace.pace, delayMs: pace.delayMs, remaining: after.remaining }, 'next Marketo poll')
+    if (failure !== undefined) throw failure
+    return { kind: 'polled', outcomes }
+  }
+
   const queue = new Queue<MarketoChangePassJobData>(QUEUE.syncMarketoChanges, {
-    connection: connect('mds-worker-sync-marketo-commands'),
+    connection: commands,
     prefix: queuePrefix(prefix, QUEUE.syncMarketoChanges),
     // A pass is repeated by its scheduler anyway: a failed one is not retried, only kept for ops.
     defaultJobOptions: { removeOnComplete: { count: 100 }, removeOnFail: { age: 24 * 3600, count: 1_000 } }
@@ -56,7 +133,7 @@ export function startMarketoChangePasses (
     data: { feed: 'person' }
   }).catch((error: unknown) => { log.error({ err: error }, 'could not schedule the Marketo change passes') })
 
-  const worker = new Worker<MarketoChangePassJobData>(QUEUE.syncMarketoChanges, runPasses, {
+  const worker = new Worker<MarketoChangePassJobData>(QUEUE.syncMarketoChanges, runPacedPasses, {
     connection: connect('mds-worker-sync-marketo'),
     prefix: queuePrefix(prefix, QUEUE.syncMarketoChanges),
     // One feed: a second concurrent pass here would only be skipped by the feed's lease.

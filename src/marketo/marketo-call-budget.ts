@@ -61,6 +61,17 @@ export const DEFAULT_MARKETO_CALL_BUDGET = Object.freeze({
   maxPollMs: 1_000
 })
 
+/** What `today()` reads: times in ms since the epoch, by Redis's clock. */
+export interface MarketoBudgetToday {
+  readonly now: number
+  /** The Marketo quota day `now` is in (marketoQuotaDay). */
+  readonly quotaDay: number
+  /** Calls left in today's budget; 0 once spent (our count, or Marketo's 607). */
+  readonly remaining: number
+  /** The next 12:00 AM CST, when Marketo's quota and our count start again. */
+  readonly resetsAt: number
+}
+
 /** One admitted call: release it once Marketo has answered (or the call failed). */
 export interface MarketoCallSlot {
   release (): Promise<void>
@@ -204,8 +215,17 @@ export class MarketoCallBudget implements MarketoCallGate {
 
   /** Calls left in today's budget, for pacing the poll interval; 0 once spent. */
   async remainingToday (): Promise<number> {
-    const [, count] = await this.#redis.eval(COUNT_TODAY, 1, this.#keys.daily, QUOTA_DAY_OFFSET_MS) as [number, number]
-    return Math.max(0, this.#settings.dailyBudget - count)
+    return (await this.today()).remaining
+  }
+
+  /**
+   * Today's budget as Redis sees it, for pacing the Marketo poll (src/background-sync/
+   * marketo-poll-pace.ts): Redis's clock, so every process agrees on the day and on the reset.
+   * No slot is taken and nothing is counted.
+   */
+  async today (): Promise<MarketoBudgetToday> {
+    const [now, count] = await this.#redis.eval(COUNT_TODAY, 1, this.#keys.daily, QUOTA_DAY_OFFSET_MS) as [number, number]
+    return { now, quotaDay: marketoQuotaDay(now), remaining: Math.max(0, this.#settings.dailyBudget - count), resetsAt: nextMarketoQuotaReset(now).getTime() }
   }
 
   async markSpentUntilReset (): Promise<void> {

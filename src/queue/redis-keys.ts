@@ -31,6 +31,9 @@ import type { QueueName } from './names.ts'
  *   <p>:{checkpoint:<direction>:<table>}:lease one pass at a time per feed (a token with a TTL,
  *                                             src/background-sync/feed-lease.ts); the checkpoint's
  *                                             tag, so a later script may check both in one slot
+ *   <p>:{checkpoint:<direction>:<table>}:poll-pace  when a feed is read next and what its polls
+ *                                             spent today (a hash of times and counts, src/background-
+ *                                             sync/marketo-poll-schedule.ts); the checkpoint's tag
  *   <p>:{pair:<lead|contact>:<id>}             a linked pair's last-synced state: a keyed hash per
  *                                             mapped field, never a value (src/background-sync/
  *                                             pair-state-store.ts); used alone, its own tag
@@ -108,6 +111,14 @@ export function syncCheckpointKey (prefix: string, direction: string, table: str
  */
 export function syncFeedLeaseKey (prefix: string, direction: string, table: string): string {
   return `${syncCheckpointKey(prefix, direction, table)}:lease`
+}
+
+/**
+ * When a polled feed is read next, and the calls its polls spent today (src/background-sync/
+ * marketo-poll-schedule.ts): times and counts only. Its feed's checkpoint tag, like the lease.
+ */
+export function syncFeedPollPaceKey (prefix: string, direction: string, table: string): string {
+  return `${syncCheckpointKey(prefix, direction, table)}:poll-pace`
 }
 
 /**

@@ -22,3 +22,14 @@ t.test('a Dynamics change read pages at Dataverse\'s own size unless SYNC_DYNAMI
   t.throws(() => loadConfig({ ...REQUIRED_ENVIRONMENT, SYNC_DYNAMICS_PAGE_SIZE: '0' }), { name: 'ConfigError', message: /SYNC_DYNAMICS_PAGE_SIZE must be an integer from 1 to 5000/ })
   t.throws(() => loadConfig({ ...REQUIRED_ENVIRONMENT, SYNC_DYNAMICS_PAGE_SIZE: '5001' }), ConfigError)
 })
+
+t.test('the Marketo poll: SYNC_MARKETO_POLL_INTERVAL_MS stays the fastest pace (5 s), the slowest chosen at idle is 5 min', async (t) => {
+  t.match(loadConfig({ ...REQUIRED_ENVIRONMENT }).sync, { marketoPollIntervalMs: 5_000, marketoPollMaxIntervalMs: 300_000 })
+  t.match(loadConfig({ ...REQUIRED_ENVIRONMENT, SYNC_MARKETO_POLL_INTERVAL_MS: '1000', SYNC_MARKETO_POLL_MAX_INTERVAL_MS: '60000' }).sync, { marketoPollIntervalMs: 1_000, marketoPollMaxIntervalMs: 60_000 })
+  t.equal(loadConfig({ ...REQUIRED_ENVIRONMENT, SYNC_MARKETO_POLL_INTERVAL_MS: '2000', SYNC_MARKETO_POLL_MAX_INTERVAL_MS: '2000' }).sync.marketoPollMaxIntervalMs, 2_000, 'one pace: floor and ceiling equal')
+})
+
+t.test('a slowest pace below the fastest is refused, naming both variables', async (t) => {
+  t.throws(() => loadConfig({ ...REQUIRED_ENVIRONMENT, SYNC_MARKETO_POLL_MAX_INTERVAL_MS: '4000' }), { name: 'ConfigError', message: /SYNC_MARKETO_POLL_MAX_INTERVAL_MS \(4000\) must not be below SYNC_MARKETO_POLL_INTERVAL_MS \(5000\)/ })
+  t.throws(() => loadConfig({ ...REQUIRED_ENVIRONMENT, SYNC_MARKETO_POLL_MAX_INTERVAL_MS: 'soon' }), { name: 'ConfigError', message: /SYNC_MARKETO_POLL_MAX_INTERVAL_MS must be an integer/ })
+})

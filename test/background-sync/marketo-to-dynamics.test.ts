@@ -17,7 +17,8 @@ import type { RunningWorker } from '../../src/build-worker.ts'
  * Dynamics becomes a person. A marketer edits in Marketo through the emulator's HTTP control API.
  */
 
-const harness = await startBackgroundSyncHarness(t, { SYNC_MARKETO_POLL_INTERVAL_MS: '200' })
+// Every tick a poll: the floor and the ceiling both 200 ms, and a budget that pays for it all day.
+const harness = await startBackgroundSyncHarness(t, { SYNC_MARKETO_POLL_INTERVAL_MS: '200', SYNC_MARKETO_POLL_MAX_INTERVAL_MS: '200', MARKETO_DAILY_CALL_BUDGET: '1000000' })
 const { sandbox, config, redis } = harness
 const prefix = config.redis.keyPrefix
 const dana = SANDBOX_USERS.dana.systemuserid

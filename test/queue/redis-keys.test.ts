@@ -43,3 +43,9 @@ t.test('a prefix with a hash tag of its own puts every key in its slot: still on
   const keys = Object.values(groups('{tenant}')).flat()
   t.same(new Set(keys.map(hashTag)), new Set(['tenant']))
 })
+
+t.test('a polled feed\'s pace shares its checkpoint\'s tag, like its lease', async (t) => {
+  const { syncCheckpointKey, syncFeedPollPaceKey } = await import('../../src/queue/redis-keys.ts')
+  t.equal(hashTag(syncFeedPollPaceKey('mds', 'marketo-to-dynamics', 'person')), hashTag(syncCheckpointKey('mds', 'marketo-to-dynamics', 'person')))
+  t.ok(syncFeedPollPaceKey('tenant-a', 'marketo-to-dynamics', 'person').startsWith('tenant-a:'))
+})
