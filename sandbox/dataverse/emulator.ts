@@ -81,6 +81,12 @@ export interface DataverseEmulatorOptions {
 export interface DataverseChangeTracking {
   /** Every delta token issued so far answers "expired" (0x80044352) from now on; new reads get new ones. */
   expireTokens (): void
+  /**
+   * Turns a table's change tracking on or off, as `disabledFor` does at start. Dataverse can only
+   * turn it on (EntityMetadata.ChangeTrackingEnabled cannot be disabled once on, reference doc §2);
+   * off is for a test to start with an untracked table.
+   */
+  setTracked (entitySet: 'leads' | 'contacts', tracked: boolean): void
 }
 
 export interface WebApiRequestFilter {
@@ -148,6 +154,10 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
       // Tokens issued from now on must name a later version than every expired one.
       store.nextVersion()
       store.forgetTombstonesThrough(tokensExpiredThrough)
+    },
+    setTracked (entitySet, tracked) {
+      if (tracked) trackingDisabledFor.delete(entitySet)
+      else trackingDisabledFor.add(entitySet)
     }
   }
   const requiredFields: Record<string, readonly string[]> = {

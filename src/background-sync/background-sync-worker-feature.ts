@@ -103,7 +103,7 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
           })
           outcomes.push(outcome)
           if (outcome.kind === 'skipped') log.debug({ table }, 'another change pass of this table is running: skipped')
-          if (outcome.kind === 'change-tracking-off') log.warn({ table }, 'change tracking is off for this table: its changes are not synced yet')
+          if (outcome.kind === 'reset' && outcome.reason === 'change-tracking-off') log.warn({ table }, 'change tracking is off for this table: its changes are read by modifiedon from now on, and its deletes are not seen')
           if (outcome.kind !== 'reset' && (outcome.kind !== 'advanced' || outcome.caughtUp)) break
         }
         return outcomes

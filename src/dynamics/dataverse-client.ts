@@ -57,6 +57,14 @@ export interface TrackedPage<T> {
   readonly deltaLink: string | undefined
 }
 
+export interface QueryPage<T> {
+  readonly value: T[]
+  /** Dataverse answered a nextLink: rows past this page match the query too. */
+  readonly hasMore: boolean
+  /** Dataverse's clock when it answered (HTTP `Date`, whole seconds); undefined when the header is missing. */
+  readonly serverTime: Date | undefined
+}
+
 interface RequestOptions {
   readonly body?: unknown
   readonly headers?: Record<string, string>
@@ -87,12 +95,7 @@ export class DataverseClient {
 
 
   async retrieveMultiple<T> (entitySet: string, query: QueryOptions = {}): Promise<T[]> {
-    const params: string[] = []
-    if (query.select !== undefined) params.push(`$select=${query.select.join(',')}`)
-    if (query.filter !== undefined) params.push(`$filter=${encodeURIComponent(query.filter)}`)
-    if (query.orderBy !== undefined) params.push(`$orderby=${encodeURIComponent(query.orderBy)}`)
-    if (query.top !== undefined) params.push(`$top=${query.top}`)
-    let path: string | undefined = `${entitySet}${params.length > 0 ? `?${params.join('&')}` : ''}`
+    let path: string | undefined = collectionPath(entitySet, query)
     const rows: T[] = []
     const maxRows = query.maxRows ?? 50_000
     while (path !== undefined && rows.length < maxRows) {
@@ -130,6 +133,22 @@ export class DataverseClient {
     // Checked on receipt too, so a link that would be refused is never saved as a cursor.
     for (const link of [nextLink, deltaLink]) if (link !== undefined) this.#relativeToApi(link)
     return { value: body?.value ?? [], nextLink, deltaLink }
+  }
+
+  /**
+   * The first page of a plain query (no change tracking): the rows, whether Dataverse has more
+   * (`@odata.nextLink`, not followed: a keyset reader asks for the next page by its own filter),
+   * and Dataverse's own clock from the response's `Date` header, so a reader can tell how old a
+   * `modifiedon` is without trusting this machine's clock (table-watermark-read.ts).
+   */
+  async retrieveQueryPage<T> (entitySet: string, query: QueryOptions, options: { readonly maxPageSize?: number, readonly formattedValues?: boolean } = {}): Promise<QueryPage<T>> {
+    const prefer: string[] = []
+    if (options.maxPageSize !== undefined) prefer.push(`odata.maxpagesize=${options.maxPageSize}`)
+    if (options.formattedValues === true) prefer.push('odata.include-annotations="OData.Community.Display.V1.FormattedValue"')
+    const page = await this.#request('GET', collectionPath(entitySet, query), { idempotent: true, ...(prefer.length === 0 ? {} : { headers: { Prefer: prefer.join(',') } }) })
+    const body = page.json as { value?: T[], '@odata.nextLink'?: string } | undefined
+    const date = Date.parse(page.headers.get('date') ?? '')
+    return { value: body?.value ?? [], hasMore: body?.['@odata.nextLink'] !== undefined, serverTime: Number.isNaN(date) ? undefined : new Date(date) }
   }
 
   /**
@@ -257,6 +276,16 @@ function retryAfterToMs (header: string | null | undefined): number {
   if (header !== null && header !== undefined && header !== '' && Number.isFinite(seconds)) return Math.max(0, seconds * 1000)
   const date = header === null || header === undefined ? Number.NaN : Date.parse(header)
   return Number.isFinite(date) ? Math.max(0, date - Date.now()) : 1_000
+}
+
+/** `<set>?$select=…&$filter=…&$orderby=…&$top=…`, the filter and order percent-encoded. */
+function collectionPath (entitySet: string, query: QueryOptions): string {
+  const params: string[] = []
+  if (query.select !== undefined) params.push(`$select=${query.select.join(',')}`)
+  if (query.filter !== undefined) params.push(`$filter=${encodeURIComponent(query.filter)}`)
+  if (query.orderBy !== undefined) params.push(`$orderby=${encodeURIComponent(query.orderBy)}`)
+  if (query.top !== undefined) params.push(`$top=${query.top}`)
+  return `${entitySet}${params.length > 0 ? `?${params.join('&')}` : ''}`
 }
 
 /** OData string literal: single quotes doubled (reference §1.10). */
