@@ -102,6 +102,12 @@ export interface DataverseEmulator {
   readonly changeTracking: DataverseChangeTracking
   /** Web API requests received (faulted and refused ones included), optionally by method and/or entity set. */
   requestCount (filter?: WebApiRequestFilter): number
+  /**
+   * The most requests the emulator has held at once since start or the last `resetPeakConcurrency`:
+   * what Dataverse counts against its 52 concurrent requests per user (reference doc §5).
+   */
+  peakConcurrency (): number
+  resetPeakConcurrency (): void
   close (): Promise<void>
 }
 
@@ -169,7 +175,12 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
     for (const row of rows ?? []) store.insert(entitySet, row)
   }
 
+  let inFlight = 0
+  let peakInFlight = 0
   const server: Server = createServer((request, response) => {
+    inFlight++
+    peakInFlight = Math.max(peakInFlight, inFlight)
+    response.once('close', () => { inFlight-- })
     handle(request, response).catch((error: unknown) => {
       if (response.headersSent) {
         response.destroy()
@@ -664,6 +675,12 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
     store,
     faults,
     changeTracking,
+    peakConcurrency () {
+      return peakInFlight
+    },
+    resetPeakConcurrency () {
+      peakInFlight = inFlight
+    },
     requestCount (filter = {}) {
       return requests.filter((entry) =>
         (filter.method === undefined || entry.method === filter.method.toUpperCase()) &&

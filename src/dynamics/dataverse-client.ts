@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import { DataverseError, DataverseUnavailableError } from './dataverse-errors.ts'
 import { ConcurrencyLimit } from './concurrency-limit.ts'
 import type { AccessTokenProvider } from './access-token-provider.ts'
+import type { ConcurrencyGate } from './shared-concurrency-limit.ts'
 
 /**
  * A small Dataverse Web API client: JSON with OData headers (reference §1.2), one retry policy,
@@ -17,6 +18,11 @@ export interface DataverseClientOptions {
   readonly tokens: AccessTokenProvider
   readonly logger: Logger
   readonly maxConcurrentRequests: number
+  /**
+   * The limit every process shares (shared-concurrency-limit.ts), taken after this process's own:
+   * the in-process limit keeps one process from queueing all its requests in Redis.
+   */
+  readonly sharedLimit?: ConcurrencyGate
   readonly requestTimeoutMs: number
   readonly retry?: Partial<RetryPolicy>
 }
@@ -212,7 +218,10 @@ export class DataverseClient {
         // slots that requests with a token could use. The provider bounds its own wait and caches
         // the token, so this costs nothing per request; its errors are not Dataverse's to retry.
         const token = await this.#options.tokens.getAccessToken()
-        return await this.#limit.run(() => this.#send(method, path, token, options))
+        const shared = this.#options.sharedLimit
+        return await this.#limit.run(async () => shared === undefined
+          ? await this.#send(method, path, token, options)
+          : await shared.run(() => this.#send(method, path, token, options)))
       } catch (error) {
         if (error instanceof DataverseError && error.status === 429) {
           const retryAfterMs = retryAfterToMs((error.cause as { retryAfter?: string | null } | undefined)?.retryAfter)

@@ -38,6 +38,9 @@ import type { QueueName } from './names.ts'
  *   <p>:{marketo-budget}:leases                admissions in the sliding window, in-flight leases
  *   <p>:{marketo-budget}:daily                 and today's count, all taken by one Lua script
  *                                             (src/marketo/marketo-call-budget.ts)
+ *   <p>:{dataverse-concurrency}:leases        Dataverse requests in flight across every worker:
+ *                                             one lease per request (zset id → expiry), used
+ *                                             alone by one script (src/dynamics/shared-concurrency-limit.ts)
  *
  * Keys of different tags read together (several emails' claims) are read one command a key on a
  * cluster (src/queue/get-many.ts).
@@ -113,6 +116,11 @@ export function syncFeedLeaseKey (prefix: string, direction: string, table: stri
 export function marketoCallBudgetKeys (prefix: string): { readonly window: string, readonly leases: string, readonly daily: string } {
   const budget = `${prefix}:{marketo-budget}`
   return { window: `${budget}:window`, leases: `${budget}:leases`, daily: `${budget}:daily` }
+}
+
+/** The leases of Dataverse requests in flight across every process (request ids and expiries only). */
+export function dataverseConcurrencyLeasesKey (prefix: string): string {
+  return `${prefix}:{dataverse-concurrency}:leases`
 }
 
 /**
