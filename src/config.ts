@@ -60,6 +60,8 @@ export interface Config {
     /** Environment URL, e.g. https://contoso.crm.dynamics.com */
     readonly url: string
     readonly maxConcurrentRequests: number
+    /** Dataverse requests every worker process together may have in flight (src/dynamics/shared-concurrency-limit.ts). */
+    readonly sharedConcurrentRequests: number
     readonly requestTimeoutMs: number
   }
   readonly azure: {
@@ -311,6 +313,9 @@ export function loadConfig (environment: Env): Config {
     dynamics: {
       url: env.url('DYNAMICS_URL', 'the Dataverse environment URL, e.g. https://contoso.crm.dynamics.com', { protocols: ['https:', 'http:'], httpOnlyOnLoopback: true }),
       maxConcurrentRequests: env.integer('DYNAMICS_MAX_CONCURRENCY', 16, { min: 1, max: 52 }),
+      // Dataverse's 52 per user (reference dataverse-web-api-and-msal.md §5), less a few for the API's
+      // own look-ups, which are not counted in Redis.
+      sharedConcurrentRequests: env.integer('DYNAMICS_TOTAL_CONCURRENCY', 48, { min: 1, max: 52 }),
       requestTimeoutMs: env.integer('DYNAMICS_REQUEST_TIMEOUT_MS', 30_000, { min: 100, max: 300_000 })
     },
     azure: {

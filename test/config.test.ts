@@ -88,3 +88,11 @@ t.test('the error message lists the problems, not a stack', async (t) => {
     t.match((error as Error).message, /^invalid configuration:\n {2}- PORT/)
   }
 })
+
+t.test('Dataverse requests in flight across every worker default to 48 and stay within Dataverse\'s 52 per user', async (t) => {
+  t.equal(loadConfig(valid).dynamics.sharedConcurrentRequests, 48)
+  t.equal(loadConfig(valid).dynamics.maxConcurrentRequests, 16, 'the per-process limit keeps its meaning')
+  t.equal(loadConfig({ ...valid, DYNAMICS_TOTAL_CONCURRENCY: '52' }).dynamics.sharedConcurrentRequests, 52)
+  t.match(problemsOf({ ...valid, DYNAMICS_TOTAL_CONCURRENCY: '53' }), [/DYNAMICS_TOTAL_CONCURRENCY must be an integer from 1 to 52, got "53"/])
+  t.match(problemsOf({ ...valid, DYNAMICS_TOTAL_CONCURRENCY: '0' }), [/DYNAMICS_TOTAL_CONCURRENCY must be an integer from 1 to 52/])
+})

@@ -83,6 +83,12 @@ export interface DataverseEmulatorOptions {
 export interface DataverseChangeTracking {
   /** Every delta token issued so far answers "expired" (0x80044352) from now on; new reads get new ones. */
   expireTokens (): void
+  /**
+   * Turns a table's change tracking on or off, as `disabledFor` does at start. Dataverse can only
+   * turn it on (EntityMetadata.ChangeTrackingEnabled cannot be disabled once on, reference doc §2);
+   * off is for a test to start with an untracked table.
+   */
+  setTracked (entitySet: 'leads' | 'contacts', tracked: boolean): void
 }
 
 export interface WebApiRequestFilter {
@@ -98,6 +104,12 @@ export interface DataverseEmulator {
   readonly changeTracking: DataverseChangeTracking
   /** Web API requests received (faulted and refused ones included), optionally by method and/or entity set. */
   requestCount (filter?: WebApiRequestFilter): number
+  /**
+   * The most requests the emulator has held at once since start or the last `resetPeakConcurrency`:
+   * what Dataverse counts against its 52 concurrent requests per user (reference doc §5).
+   */
+  peakConcurrency (): number
+  resetPeakConcurrency (): void
   close (): Promise<void>
 }
 
@@ -150,6 +162,10 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
       // Tokens issued from now on must name a later version than every expired one.
       store.nextVersion()
       store.forgetTombstonesThrough(tokensExpiredThrough)
+    },
+    setTracked (entitySet, tracked) {
+      if (tracked) trackingDisabledFor.delete(entitySet)
+      else trackingDisabledFor.add(entitySet)
     }
   }
   const requiredFields: Record<string, readonly string[]> = {
@@ -161,7 +177,12 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
     for (const row of rows ?? []) store.insert(entitySet, row)
   }
 
+  let inFlight = 0
+  let peakInFlight = 0
   const server: Server = createServer((request, response) => {
+    inFlight++
+    peakInFlight = Math.max(peakInFlight, inFlight)
+    response.once('close', () => { inFlight-- })
     handle(request, response).catch((error: unknown) => {
       if (response.headersSent) {
         response.destroy()
@@ -665,6 +686,12 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
     store,
     faults,
     changeTracking,
+    peakConcurrency () {
+      return peakInFlight
+    },
+    resetPeakConcurrency () {
+      peakInFlight = inFlight
+    },
     requestCount (filter = {}) {
       return requests.filter((entry) =>
         (filter.method === undefined || entry.method === filter.method.toUpperCase()) &&

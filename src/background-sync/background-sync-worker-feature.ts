@@ -108,9 +108,9 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
           })
           outcomes.push(outcome)
           if (outcome.kind === 'skipped') log.debug({ table }, 'another change pass of this table is running: skipped')
-          if (outcome.kind === 'change-tracking-off') log.warn({ table }, 'change tracking is off for this table: its changes are not synced yet')
+          if (outcome.kind === 'reset' && outcome.reason === 'change-tracking-off') log.warn({ table }, 'change tracking is off for this table: its changes are read by modifiedon from now on, and its deletes are not seen')
           // An expired delta token (Dataverse keeps them 7 days, §2) means a full read of the table: ops should know why it runs.
-          if (outcome.kind === 'reset') log.warn({ table, reason: outcome.reason }, 'the change cursor was dropped: the table is read in full again')
+          if (outcome.kind === 'reset' && outcome.reason !== 'change-tracking-off') log.warn({ table, reason: outcome.reason }, 'the change cursor was dropped: the table is read in full again')
           if (outcome.kind !== 'reset' && (outcome.kind !== 'advanced' || outcome.caughtUp)) break
         }
         return outcomes

@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import { DataverseError, DataverseUnavailableError } from './dataverse-errors.ts'
 import { ConcurrencyLimit } from './concurrency-limit.ts'
 import type { AccessTokenProvider } from './access-token-provider.ts'
+import type { ConcurrencyGate } from './shared-concurrency-limit.ts'
 
 /**
  * A small Dataverse Web API client: JSON with OData headers (reference §1.2), one retry policy,
@@ -17,6 +18,11 @@ export interface DataverseClientOptions {
   readonly tokens: AccessTokenProvider
   readonly logger: Logger
   readonly maxConcurrentRequests: number
+  /**
+   * The limit every process shares (shared-concurrency-limit.ts), taken after this process's own:
+   * the in-process limit keeps one process from queueing all its requests in Redis.
+   */
+  readonly sharedLimit?: ConcurrencyGate
   readonly requestTimeoutMs: number
   readonly retry?: Partial<RetryPolicy>
 }
@@ -57,6 +63,14 @@ export interface TrackedPage<T> {
   readonly deltaLink: string | undefined
 }
 
+export interface QueryPage<T> {
+  readonly value: T[]
+  /** Dataverse answered a nextLink: rows past this page match the query too. */
+  readonly hasMore: boolean
+  /** Dataverse's clock when it answered (HTTP `Date`, whole seconds); undefined when the header is missing. */
+  readonly serverTime: Date | undefined
+}
+
 interface RequestOptions {
   readonly body?: unknown
   readonly headers?: Record<string, string>
@@ -87,12 +101,7 @@ export class DataverseClient {
 
 
   async retrieveMultiple<T> (entitySet: string, query: QueryOptions = {}): Promise<T[]> {
-    const params: string[] = []
-    if (query.select !== undefined) params.push(`$select=${query.select.join(',')}`)
-    if (query.filter !== undefined) params.push(`$filter=${encodeURIComponent(query.filter)}`)
-    if (query.orderBy !== undefined) params.push(`$orderby=${encodeURIComponent(query.orderBy)}`)
-    if (query.top !== undefined) params.push(`$top=${query.top}`)
-    let path: string | undefined = `${entitySet}${params.length > 0 ? `?${params.join('&')}` : ''}`
+    let path: string | undefined = collectionPath(entitySet, query)
     const rows: T[] = []
     const maxRows = query.maxRows ?? 50_000
     while (path !== undefined && rows.length < maxRows) {
@@ -130,6 +139,22 @@ export class DataverseClient {
     // Checked on receipt too, so a link that would be refused is never saved as a cursor.
     for (const link of [nextLink, deltaLink]) if (link !== undefined) this.#relativeToApi(link)
     return { value: body?.value ?? [], nextLink, deltaLink }
+  }
+
+  /**
+   * The first page of a plain query (no change tracking): the rows, whether Dataverse has more
+   * (`@odata.nextLink`, not followed: a keyset reader asks for the next page by its own filter),
+   * and Dataverse's own clock from the response's `Date` header, so a reader can tell how old a
+   * `modifiedon` is without trusting this machine's clock (table-watermark-read.ts).
+   */
+  async retrieveQueryPage<T> (entitySet: string, query: QueryOptions, options: { readonly maxPageSize?: number, readonly formattedValues?: boolean } = {}): Promise<QueryPage<T>> {
+    const prefer: string[] = []
+    if (options.maxPageSize !== undefined) prefer.push(`odata.maxpagesize=${options.maxPageSize}`)
+    if (options.formattedValues === true) prefer.push('odata.include-annotations="OData.Community.Display.V1.FormattedValue"')
+    const page = await this.#request('GET', collectionPath(entitySet, query), { idempotent: true, ...(prefer.length === 0 ? {} : { headers: { Prefer: prefer.join(',') } }) })
+    const body = page.json as { value?: T[], '@odata.nextLink'?: string } | undefined
+    const date = Date.parse(page.headers.get('date') ?? '')
+    return { value: body?.value ?? [], hasMore: body?.['@odata.nextLink'] !== undefined, serverTime: Number.isNaN(date) ? undefined : new Date(date) }
   }
 
   /**
@@ -193,7 +218,10 @@ export class DataverseClient {
         // slots that requests with a token could use. The provider bounds its own wait and caches
         // the token, so this costs nothing per request; its errors are not Dataverse's to retry.
         const token = await this.#options.tokens.getAccessToken()
-        return await this.#limit.run(() => this.#send(method, path, token, options))
+        const shared = this.#options.sharedLimit
+        return await this.#limit.run(async () => shared === undefined
+          ? await this.#send(method, path, token, options)
+          : await shared.run(() => this.#send(method, path, token, options)))
       } catch (error) {
         if (error instanceof DataverseError && error.status === 429) {
           const retryAfterMs = retryAfterToMs((error.cause as { retryAfter?: string | null } | undefined)?.retryAfter)
@@ -257,6 +285,16 @@ function retryAfterToMs (header: string | null | undefined): number {
   if (header !== null && header !== undefined && header !== '' && Number.isFinite(seconds)) return Math.max(0, seconds * 1000)
   const date = header === null || header === undefined ? Number.NaN : Date.parse(header)
   return Number.isFinite(date) ? Math.max(0, date - Date.now()) : 1_000
+}
+
+/** `<set>?$select=…&$filter=…&$orderby=…&$top=…`, the filter and order percent-encoded. */
+function collectionPath (entitySet: string, query: QueryOptions): string {
+  const params: string[] = []
+  if (query.select !== undefined) params.push(`$select=${query.select.join(',')}`)
+  if (query.filter !== undefined) params.push(`$filter=${encodeURIComponent(query.filter)}`)
+  if (query.orderBy !== undefined) params.push(`$orderby=${encodeURIComponent(query.orderBy)}`)
+  if (query.top !== undefined) params.push(`$top=${query.top}`)
+  return `${entitySet}${params.length > 0 ? `?${params.join('&')}` : ''}`
 }
 
 /** OData string literal: single quotes doubled (reference §1.10). */

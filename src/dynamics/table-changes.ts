@@ -18,7 +18,7 @@ import { ORIGINATING_LEAD_COLUMN } from '../sync/lead-conversion.ts'
  */
 
 /** Dataverse's table (logical name) → Web API entity set and primary key. */
-const TABLES: Readonly<Record<SyncTable, { readonly entitySet: string, readonly primaryKey: string }>> = {
+export const TABLES: Readonly<Record<SyncTable, { readonly entitySet: string, readonly primaryKey: string }>> = {
   lead: { entitySet: 'leads', primaryKey: 'leadid' },
   contact: { entitySet: 'contacts', primaryKey: 'contactid' }
 }

@@ -45,6 +45,9 @@ import type { QueueName } from './names.ts'
  *   <p>:{parked-changes}:entry:<id>            by when parked and one hash per entry (ids, field
  *                                             names, codes; never a value), taken together by
  *                                             one script (src/background-sync/parked-changes.ts)
+ *   <p>:{dataverse-concurrency}:leases        Dataverse requests in flight across every worker:
+ *                                             one lease per request (zset id → expiry), used
+ *                                             alone by one script (src/dynamics/shared-concurrency-limit.ts)
  *
  * Keys of different tags read together (several emails' claims) are read one command a key on a
  * cluster (src/queue/get-many.ts).
@@ -128,6 +131,11 @@ export function syncFeedPollPaceKey (prefix: string, direction: string, table: s
 export function marketoCallBudgetKeys (prefix: string): { readonly window: string, readonly leases: string, readonly daily: string } {
   const budget = `${prefix}:{marketo-budget}`
   return { window: `${budget}:window`, leases: `${budget}:leases`, daily: `${budget}:daily` }
+}
+
+/** The leases of Dataverse requests in flight across every process (request ids and expiries only). */
+export function dataverseConcurrencyLeasesKey (prefix: string): string {
+  return `${prefix}:{dataverse-concurrency}:leases`
 }
 
 /**

@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import type { Config } from '../config.ts'
 import { createMsalAccessTokenProvider } from '../dynamics/access-token-provider.ts'
 import { DataverseClient } from '../dynamics/dataverse-client.ts'
+import { SharedConcurrencyLimit } from '../dynamics/shared-concurrency-limit.ts'
 import { MarketoRestClient, type MarketoRestClientOptions } from '../marketo/marketo-rest-client.ts'
 import { MarketoCallBudget } from '../marketo/marketo-call-budget.ts'
 import type { RedisClient } from '../queue/connections.ts'
@@ -9,8 +10,15 @@ import { createSealedBox, type SealedBox } from '../crypto/sealed-box.ts'
 
 /** The outside-world clients, built from config in one place for the API, the worker and tests. */
 
-export function createDataverseClient (config: Config, logger: Logger): DataverseClient {
+/**
+ * `sharedLimitRedis` (the worker's): Dataverse requests in flight are bounded across every process
+ * by DYNAMICS_TOTAL_CONCURRENCY in Redis, after this process's DYNAMICS_MAX_CONCURRENCY.
+ */
+export function createDataverseClient (config: Config, logger: Logger, sharedLimitRedis?: RedisClient): DataverseClient {
   return new DataverseClient({
+    ...(sharedLimitRedis === undefined
+      ? {}
+      : { sharedLimit: new SharedConcurrencyLimit(sharedLimitRedis, { keyPrefix: config.redis.keyPrefix, maxConcurrent: config.dynamics.sharedConcurrentRequests }) }),
     url: config.dynamics.url,
     tokens: createMsalAccessTokenProvider({
       authorityHost: config.azure.authorityHost,

@@ -33,7 +33,9 @@ const MARKETO_RATE_LIMIT_BACKOFF_MS = 1_000
  */
 export function buildWorkerRuntime (config: Config, logger: Logger): RunningWorker {
   const connect = (name: string) => createWorkerRedisConnection(config.redis.url, name, config.redis)
-  const dataverse = createDataverseClient(config, logger)
+  // Dataverse's concurrency limit is per user, and every worker is the same user (issue 12 §11).
+  const dataverseLimitConnection = connect('mds-worker-dataverse-limit')
+  const dataverse = createDataverseClient(config, logger, dataverseLimitConnection)
   const budgetConnection = config.sync.enabled ? connect('mds-worker-marketo-budget') : undefined
   const marketo = budgetConnection === undefined
     ? createMarketoRestClient(config)
@@ -47,7 +49,7 @@ export function buildWorkerRuntime (config: Config, logger: Logger): RunningWork
     config,
     logger,
     connect,
-    ...(budgetConnection === undefined ? {} : { sharedConnections: [budgetConnection] }),
+    sharedConnections: budgetConnection === undefined ? [dataverseLimitConnection] : [dataverseLimitConnection, budgetConnection],
     // Every feature a worker process runs; a new one (the background sync) is one more line here.
     features: [
       flowStepWorkerFeature({
