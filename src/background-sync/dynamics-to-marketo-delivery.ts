@@ -151,10 +151,12 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
     changedLinked.push({ row, marketoId, values })
   }
 
-  // Linked rows: read the persons as they are now, so a Marketo edit since the last sync is merged, not overwritten.
+  // Linked rows: read the persons as they are now, so a Marketo edit since the last sync is merged, not
+  // overwritten; with their deleted flag, which a live record's change clears.
+  const deletedFlag = deps.mapping.deletedFlag.marketoField
   const persons = new Map<number, Record<string, unknown>>()
   if (changedLinked.length > 0) {
-    for (const person of await deps.marketo.getLeadsByIds(changedLinked.map((c) => c.marketoId), fields)) persons.set(Number(person.id), person)
+    for (const person of await deps.marketo.getLeadsByIds(changedLinked.map((c) => c.marketoId), [...fields, deletedFlag])) persons.set(Number(person.id), person)
   }
   const updates: Array<Record<string, unknown>> = []
   /** The record each update of a linked row is for, by index; deleted-flag updates come after them. */
@@ -162,13 +164,21 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
   const newStates = new Map<string, LastSyncedState>()
   for (const { row, marketoId, values } of changedLinked) {
     const person = persons.get(marketoId)
+    if (person === undefined) {
+      // The person was deleted in Marketo. A delete there is never pushed to Dynamics, and the record's
+      // next change makes a new person (same email, new id), as the native sync does
+      // (marketo-native-dynamics-sync.md §7): the dead link goes, and the row is a new record to match.
+      await deps.links.remove(marketoId, { type: recordType, id: row.id })
+      unlinked.push({ row, values })
+      continue
+    }
     const base = states.get(row.id) ?? {}
     const fingerprint = deps.fingerprinter(pairIdOf(table, row.id))
     const merged = mergeFieldChanges({
       recordType,
       fields,
       lastSynced: base,
-      marketo: person === undefined ? undefined : { values: person as Record<string, FieldValue> },
+      marketo: { values: person as Record<string, FieldValue> },
       dynamics: { values, lastModifiedByService: row.modifiedBy !== undefined && row.modifiedBy.toLowerCase() === deps.serviceUserId?.toLowerCase() },
       fingerprint
     })
@@ -181,8 +191,11 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
       else delete state[field]
     }
     newStates.set(row.id, state)
-    if (Object.keys(merged.writes.marketo).length > 0) {
-      updates.push({ id: marketoId, ...merged.writes.marketo })
+    // A person flagged deleted now follows a live record: its lead was deleted and the flow step made
+    // it a new one (§7), or the record was restored. The flag says what its record is, so it is cleared.
+    const flagged = person[deletedFlag] === true || person[deletedFlag] === 'true'
+    if (Object.keys(merged.writes.marketo).length > 0 || flagged) {
+      updates.push({ id: marketoId, ...merged.writes.marketo, ...(flagged ? { [deletedFlag]: false } : {}) })
       updatedRows.push(row.id)
     }
   }
@@ -202,7 +215,6 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
   }
 
   // Deleted rows: the person stays, flagged (marketo-native-dynamics-sync.md §7).
-  const deletedFlag = deps.mapping.deletedFlag.marketoField
   let flaggedDeleted = 0
   for (const id of page.deletedIds) {
     const marketoId = linked.get(id)

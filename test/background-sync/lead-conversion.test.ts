@@ -83,6 +83,8 @@ t.test('a lead qualified into a contact keeps its Marketo person, which now foll
   t.equal(await eventually(async () => await linkOf('contact', contactId), { timeoutMs: 5_000, what: 'the contact\'s link' }), marketoId, 'the contact is linked to the lead\'s person')
   t.equal(await linkOf('lead', leadId), undefined, 'the lead is no longer linked to it')
   t.equal(personsWith('annie.easley@example.com').length, 1, 'one person')
+  // The link moves first, then the take-over's write to the person: wait for that write.
+  await eventually(() => sandbox.marketo.persons.get(marketoId)?.microsoftIsDeleted === false ? true : undefined, { timeoutMs: 5_000, what: 'the take-over\'s write to the person' })
   t.match(sandbox.marketo.persons.get(marketoId), { firstName: 'Annie', title: 'Programmer', microsoftIsDeleted: false })
   // The lead's own pass carries its Qualified state at about the same time: once the contact has the
   // person, that write must not land over the contact's values.
