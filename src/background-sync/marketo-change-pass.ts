@@ -173,8 +173,12 @@ export interface PersonMergeDecision {
   readonly columns: Record<string, unknown>
   /** The pair's state to save once the write is applied. */
   readonly state: Record<string, string>
-  /** The record cannot be written: a Marketo label with no option in `column`. Nothing is written, the state stays. */
-  readonly refused?: { readonly column: string, readonly code: typeof UNKNOWN_OPTION_LABEL }
+  /**
+   * Fields that cannot be written: a Marketo label with no option in their column. Only these are left
+   * out (and parked by the caller), their state kept so they stay changes; the person's other changed
+   * fields are written. Refusing the whole record would lose them: the feed moves on past this page.
+   */
+  readonly refused?: { readonly fields: readonly string[], readonly columns: readonly string[], readonly code: typeof UNKNOWN_OPTION_LABEL }
 }
 
 /**
@@ -212,18 +216,29 @@ export function decidePersonChanges (input: PersonMergeInput): PersonMergeDecisi
     else delete state[field]
   }
   const columns: Record<string, unknown> = {}
+  const refusedFields: string[] = []
+  const refusedColumns: string[] = []
   for (const [field, value] of Object.entries(merged.writes.dynamics)) {
     const mapped = input.columns.get(field)!
     const options = input.optionSets?.[mapped.column]
     if (options !== undefined && typeof value === 'string' && value.trim() !== '') {
       const optionValue = optionValueOf(options, value)
-      if (optionValue === undefined) return { columns: {}, state: { ...input.lastSynced }, refused: { column: mapped.column, code: UNKNOWN_OPTION_LABEL } }
+      if (optionValue === undefined) {
+        refusedFields.push(field)
+        refusedColumns.push(mapped.column)
+        // Not written: its state stays as it was, so the Marketo edit is still one when it is retried.
+        if (Object.hasOwn(input.lastSynced, field)) state[field] = input.lastSynced[field]!
+        else delete state[field]
+        continue
+      }
       columns[mapped.column] = optionValue
       continue
     }
     columns[mapped.column] = options !== undefined && typeof value === 'string' ? null : dataverseValue(value, mapped.dataType)
   }
-  return { columns, state }
+  return refusedFields.length === 0
+    ? { columns, state }
+    : { columns, state, refused: { fields: refusedFields, columns: refusedColumns, code: UNKNOWN_OPTION_LABEL } }
 }
 
 export async function runMarketoChangePass (deps: MarketoChangePassDeps): Promise<MarketoChangePassOutcome> {
@@ -337,19 +352,19 @@ export async function writePersonChanges (deps: PersonChangeWriteDeps, table: Sy
   const refused: RefusedWrite[] = []
   for (const [recordId, { decision, person }] of decisions) {
     if (decision.refused === undefined) continue
-    decisions.delete(recordId)
-    const column = decision.refused.column
-    // The column and the code only: the label Marketo holds is the person's data.
-    deps.logger.warn({ table, recordId, column, code: decision.refused.code }, 'a Marketo value has no option in its Dynamics option set')
+    const refusedColumns = decision.refused.columns
+    // The columns and the code only: the label Marketo holds is the person's data. The record's other
+    // changed fields are still written below; only these are parked.
+    deps.logger.warn({ table, recordId, columns: refusedColumns, code: decision.refused.code }, 'a Marketo value has no option in its Dynamics option set')
     refused.push({
       table,
       recordId,
       personId: person.personId,
       code: decision.refused.code,
-      fields: mergedFields(person).filter((field) => columns.get(field)!.column === column),
-      columns: [column],
-      // Ours, not Dynamics': it names the column and never the label.
-      message: `The value has no matching option in the Dynamics option set of the column '${column}'.`
+      fields: [...decision.refused.fields],
+      columns: [...refusedColumns],
+      // Ours, not Dynamics': it names the columns and never the label.
+      message: `The value has no matching option in the Dynamics option set of the column${refusedColumns.length > 1 ? 's' : ''} ${refusedColumns.map((column) => `'${column}'`).join(', ')}.`
     })
   }
 
@@ -379,7 +394,8 @@ export async function writePersonChanges (deps: PersonChangeWriteDeps, table: Sy
     unchanged: decisions.size - updates.length,
     missingRecordIds,
     refused,
-    settled: accepted.map(([recordId, d]) => ({ direction: 'marketo-to-dynamics', table, recordId, fields: mergedFields(d.person) }))
+    // A field left out for want of an option is not settled: its parked entry stays.
+    settled: accepted.map(([recordId, d]) => ({ direction: 'marketo-to-dynamics', table, recordId, fields: mergedFields(d.person).filter((field) => !(d.decision.refused?.fields.includes(field) ?? false)) }))
   }
 }
 

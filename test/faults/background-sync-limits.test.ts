@@ -2,7 +2,7 @@ import t from 'tap'
 import { eventually } from '../helpers/flow-step-harness.ts'
 import { LEAD_CHECKPOINT, startBackgroundSyncProcesses } from '../helpers/background-sync-processes.ts'
 import { MARKETO_CHECKPOINT } from '../../src/background-sync/marketo-change-pass.ts'
-import { marketoCallBudgetKeys } from '../../src/queue/redis-keys.ts'
+import { marketoCallBudgetKeys, syncFeedPollPaceKey } from '../../src/queue/redis-keys.ts'
 
 /**
  * Marketo's and Dataverse's limits met by the running background sync (issue 12 §11, §13):
@@ -81,6 +81,8 @@ t.test('Marketo answers 607 (daily quota spent): the worker stops calling Market
   marketo.limits.configure({ dailyQuota: 50_000 })
   marketo.limits.resetCounters()
   await sync.redis.del(marketoCallBudgetKeys(sync.prefix).daily)
+  // After a 607 the feed's next poll is planned for a minute after the reset: a new day plans again.
+  await sync.redis.del(syncFeedPollPaceKey(sync.prefix, MARKETO_CHECKPOINT.direction, MARKETO_CHECKPOINT.table))
   await eventually(() => sync.personsByEmail('quota').size === 1 || undefined, { timeoutMs: 30_000, intervalMs: 100, what: 'the lead in Marketo after the reset' })
   await eventually(() => dataverse.store.get('leads', linked.leadId)?.jobtitle === 'After The Reset' || undefined, { timeoutMs: 30_000, intervalMs: 100, what: 'the edit in Dynamics after the reset' })
   t.equal(String(marketo.persons.get(await sync.linkedPerson(quotaLead!))?.email), 'quota.0@example.com', 'the waiting lead became its person')
