@@ -107,7 +107,9 @@ t.test('a process that dies holding a slot gives it back when its lease runs out
 })
 
 t.test('a live call keeps its slot past its lease: the lease is renewed while it runs', async (t) => {
-  const [holder, other] = twoProcesses({ maxConcurrent: 1, leaseMs: 90, maxWaitMs: 400, minPollMs: 5, maxPollMs: 20 })
+  // Leases of 400 ms, renewed a few times within each: long enough that a busy CI machine's event-loop
+  // stalls do not let a live lease lapse, short enough that the wait spans four of them.
+  const [holder, other] = twoProcesses({ maxConcurrent: 1, leaseMs: 400, maxWaitMs: 1_700, minPollMs: 5, maxPollMs: 20 })
   const slot = await holder.acquire()
   await t.rejects(other.acquire(), { code: 'MARKETO_BUDGET_WAIT_TIMEOUT', limit: 'concurrency' }, 'held for 4 leases and more')
   await slot.release()
