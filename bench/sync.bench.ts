@@ -28,12 +28,14 @@ import { keysMemory, linkedPersonIds, pollUntil, redisUsedMemory } from './lib/s
  *    Marketo's limits allow (300 per createOrUpdate, 100 calls per 20 s, the daily budget).
  *
  * Options: --records (first sync, 100,000), --samples (lag, per direction, 40), --idle-seconds
- * (each idle window, 120); or BENCH_SYNC_RECORDS, BENCH_SYNC_SAMPLES, BENCH_SYNC_IDLE_SECONDS.
+ * (each idle window, 120), --first-sync-seconds (its limit, 1,800: past it the persons created so
+ * far are measured and the result says `completed: false`); or BENCH_SYNC_RECORDS,
+ * BENCH_SYNC_SAMPLES, BENCH_SYNC_IDLE_SECONDS, BENCH_SYNC_FIRST_SYNC_SECONDS.
  */
 
 const NAME = 'sync'
 const { values: cli } = parseArgs({
-  options: { records: { type: 'string' }, samples: { type: 'string' }, 'idle-seconds': { type: 'string' } },
+  options: { records: { type: 'string' }, samples: { type: 'string' }, 'idle-seconds': { type: 'string' }, 'first-sync-seconds': { type: 'string' } },
   strict: true
 })
 const FIRST_SYNC_RECORDS = positive(cli.records ?? process.env.BENCH_SYNC_RECORDS, 100_000)
@@ -45,7 +47,7 @@ const LINKED_COUNTS = [100, 5_000] as const
 const EDIT_SPACING_MS = 1_000
 const ARRIVAL_LIMIT_MS = 60_000
 const LINK_LIMIT_MS = 300_000
-const FIRST_SYNC_LIMIT_MS = 1_800_000
+const FIRST_SYNC_LIMIT_MS = positive(cli['first-sync-seconds'] ?? process.env.BENCH_SYNC_FIRST_SYNC_SECONDS, 1_800) * 1000
 /** The user runs the sync with this and nothing else changed. */
 const SYNC_ENV = { BACKGROUND_SYNC: 'on' } as const
 /** A salesperson in the emulated Dynamics: not the service's application user (WhoAmI), so not an echo. */
@@ -227,19 +229,23 @@ async function measureFirstSync (): Promise<Record<string, unknown>> {
       return marketo.persons.get(lastId) !== undefined
     }, FIRST_SYNC_LIMIT_MS, 50)
     const finished = performance.now()
-    if (!done) throw new Error(`the first sync of ${FIRST_SYNC_RECORDS} leads did not finish within ${FIRST_SYNC_LIMIT_MS / 1000} s`)
+    // Past the limit the figures cover the persons created so far, and say so (`completed: false`).
+    const synced = done ? FIRST_SYNC_RECORDS : marketo.persons.list().filter((p) => p.id > lastId - FIRST_SYNC_RECORDS).length
+    if (!done) say(NAME, `first sync: only ${synced} of ${FIRST_SYNC_RECORDS} leads reached Marketo within ${FIRST_SYNC_LIMIT_MS / 1000} s`)
     const calls = marketo.restCallCount() - callsBefore
     const seconds = (finished - started) / 1000
     const creatingSeconds = (finished - (firstCreatedAt ?? started)) / 1000
     const limits = { recordsPerCall: 300, callsPerWindow: marketo.limits.settings.callsPerWindow, windowMs: marketo.limits.settings.windowMs, dailyCalls: settings.dailyBudget }
     const figures = {
       records: FIRST_SYNC_RECORDS,
+      completed: done,
+      synced,
       seconds: round(seconds, 1),
-      recordsPerSecond: round(FIRST_SYNC_RECORDS / seconds, 0),
+      recordsPerSecond: round(synced / seconds, 0),
       secondsFromFirstPerson: round(creatingSeconds, 1),
-      recordsPerSecondFromFirstPerson: round(FIRST_SYNC_RECORDS / creatingSeconds, 0),
+      recordsPerSecondFromFirstPerson: round(synced / creatingSeconds, 0),
       marketoCalls: calls,
-      marketoCallsPer300Records: round(calls / (FIRST_SYNC_RECORDS / 300), 2),
+      marketoCallsPer300Records: round(calls / (Math.max(1, synced) / 300), 2),
       boundByMarketoLimits: firstSyncBound(limits),
       boundByOurShortTermShare: firstSyncBound({ ...limits, callsPerWindow: settings.callsPer20s }),
       boundAtMeasuredCallsPerBatch: firstSyncBound({ ...limits, callsPerWindow: settings.callsPer20s }, calls / (FIRST_SYNC_RECORDS / 300)),
@@ -285,7 +291,7 @@ export async function runSyncBenchmark (): Promise<void> {
   ])
   const first = firstSync as Record<string, unknown> & { boundByMarketoLimits: { recordsPerSecond: number, recordsPerDay: number }, boundByOurShortTermShare: { recordsPerSecond: number }, boundAtMeasuredCallsPerBatch: { recordsPerSecond: number } }
   printTable(`First sync of ${FIRST_SYNC_RECORDS} Dynamics leads (fresh Redis and emulators)`, [
-    { measure: 'measured, from the worker\'s start', 'records/s': first.recordsPerSecond as number, seconds: first.seconds as number },
+    { measure: `measured, from the worker's start${first.completed === true ? '' : ` (${String(first.synced)} synced, not all)`}`, 'records/s': first.recordsPerSecond as number, seconds: first.seconds as number },
     { measure: 'measured, from the first person created', 'records/s': first.recordsPerSecondFromFirstPerson as number, seconds: first.secondsFromFirstPerson as number },
     { measure: 'bound: 300/call × 100 calls/20 s (Marketo)', 'records/s': first.boundByMarketoLimits.recordsPerSecond, seconds: round(FIRST_SYNC_RECORDS / first.boundByMarketoLimits.recordsPerSecond, 1) },
     { measure: `bound: 300/call × ${settings.callsPer20s} calls/20 s (MARKETO_CALLS_PER_20S)`, 'records/s': first.boundByOurShortTermShare.recordsPerSecond, seconds: round(FIRST_SYNC_RECORDS / first.boundByOurShortTermShare.recordsPerSecond, 1) },
