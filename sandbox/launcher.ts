@@ -1,9 +1,10 @@
 import { fileURLToPath } from 'node:url'
-import { startSandbox, SANDBOX_USERS, type Sandbox } from './start-sandbox.ts'
+import { loadConfig } from '../src/config.ts'
+import { startSandbox, SANDBOX_CREDENTIALS, SANDBOX_USERS, type Sandbox } from './start-sandbox.ts'
 import { RedisServerNotFoundError } from './redis-server.ts'
 import { LaunchOptionError, resolveLaunchOptions } from './launch-options.ts'
 import { describeExit, spawnServiceProcess, type ServiceProcess } from './service-processes.ts'
-import { buildSandboxGuide, type SandboxGuideFacts, type SeededPerson } from './sandbox-guide.ts'
+import { buildSandboxGuide, type BackgroundSyncDemo, type SandboxGuideFacts, type SeededPerson } from './sandbox-guide.ts'
 import { waitUntilReady } from './wait-until-ready.ts'
 import { findEntityDefinition } from './dataverse/entity-model.ts'
 
@@ -94,6 +95,7 @@ async function main (): Promise<void> {
 }
 
 function guideFacts (sandbox: Sandbox, services: readonly ServiceProcess[], flowStepName: string): SandboxGuideFacts {
+  const demo = ({ ...process.env, ...sandbox.env }).BACKGROUND_SYNC === 'on' ? backgroundSyncDemo(sandbox) : undefined
   const emailsOf = (entitySet: string) => new Set(sandbox.dataverse.store.list(entitySet).map((row) => String(row.emailaddress1 ?? '').toLowerCase()))
   const leadEmails = emailsOf('leads')
   const contactEmails = emailsOf('contacts')
@@ -122,7 +124,31 @@ function guideFacts (sandbox: Sandbox, services: readonly ServiceProcess[], flow
       hasContact: (email) => contactEmails.has(email.toLowerCase()),
       leadFirstNameMaxLength: findEntityDefinition('leads')?.columns.firstname?.maxLength ?? 50
     },
-    assignTo: { name: SANDBOX_USERS.dana.fullname, systemuserid: SANDBOX_USERS.dana.systemuserid }
+    assignTo: { name: SANDBOX_USERS.dana.fullname, systemuserid: SANDBOX_USERS.dana.systemuserid },
+    // `BACKGROUND_SYNC=on npm run sandbox`: the worker runs the sync, and the guide shows an edit each way.
+    ...(demo === undefined ? {} : { backgroundSync: demo })
+  }
+}
+
+/** The seeded lead that has a seeded person's email: the pair the guide edits each way. */
+function backgroundSyncDemo (sandbox: Sandbox): BackgroundSyncDemo | undefined {
+  const lead = sandbox.dataverse.store.list('leads').find((row) => typeof row.emailaddress1 === 'string' && sandbox.marketo.persons.findByEmail(row.emailaddress1) !== undefined)
+  if (lead === undefined) return undefined
+  const email = String(lead.emailaddress1)
+  const config = loadConfig({ ...process.env, ...sandbox.env })
+  return {
+    leadId: String(lead.leadid),
+    personId: sandbox.marketo.persons.findByEmail(email)!.id,
+    email,
+    editor: { name: SANDBOX_USERS.dana.fullname, systemuserid: SANDBOX_USERS.dana.systemuserid },
+    token: {
+      url: `${sandbox.azureAd.authorityHost}/${SANDBOX_CREDENTIALS.tenantId}/oauth2/v2.0/token`,
+      clientId: SANDBOX_CREDENTIALS.azureClientId,
+      clientSecret: SANDBOX_CREDENTIALS.azureClientSecret,
+      caPath: sandbox.tls.caPath
+    },
+    dynamicsPollIntervalMs: config.sync.dynamicsPollIntervalMs,
+    marketoPollIntervalMs: config.sync.marketoPollIntervalMs
   }
 }
 

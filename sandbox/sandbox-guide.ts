@@ -39,6 +39,65 @@ export interface SandboxGuideFacts {
   readonly dynamics: DynamicsSeedFacts
   /** The Dynamics user the demo campaign assigns new leads to (the "Assign To" flow-step field). */
   readonly assignTo: { readonly name: string, readonly systemuserid: string }
+  /** With BACKGROUND_SYNC=on: the pair the guide edits each way. */
+  readonly backgroundSync?: BackgroundSyncDemo
+}
+
+/**
+ * A seeded Dynamics lead whose email a seeded Marketo person has: the sync links them on its first
+ * pass, and the guide edits one side and shows the other.
+ */
+export interface BackgroundSyncDemo {
+  readonly leadId: string
+  readonly personId: number
+  readonly email: string
+  /** Who edits the lead: a salesperson, not the service's application user (whose writes are echoes). */
+  readonly editor: { readonly name: string, readonly systemuserid: string }
+  /** Client credentials for a Dataverse token from the Azure AD emulator (sandbox-only secrets). */
+  readonly token: { readonly url: string, readonly clientId: string, readonly clientSecret: string, readonly caPath: string }
+  readonly dynamicsPollIntervalMs: number
+  readonly marketoPollIntervalMs: number
+}
+
+/** The titles the guide's edits write, so its test can look for them. */
+export const DEMO_TITLES = { inDynamics: 'Head of Sales', inMarketo: 'VP Marketing' } as const
+
+/**
+ * The background sync's demo: edit the lead in the emulated Dynamics through its Web API, as the
+ * salesperson (`MSCRMCallerID` impersonation, dataverse-web-api-and-msal.md), then read the person
+ * in the emulated Marketo; edit the person as a marketer does (`PATCH /_emulator/persons/:id`, a
+ * Data Value Change not made through the API), then read the lead.
+ */
+export function backgroundSyncSteps (facts: Pick<SandboxGuideFacts, 'marketoUrl' | 'dataverseUrl'>, demo: BackgroundSyncDemo, first: number): string[] {
+  const seconds = (ms: number) => Math.round(ms / 100) / 10
+  const tokenRequest = [
+    `  TOKEN=$(curl -s --cacert ${demo.token.caPath} ${demo.token.url} \\`,
+    `    -d grant_type=client_credentials -d client_id=${demo.token.clientId} -d client_secret=${demo.token.clientSecret} \\`,
+    `    -d 'scope=${facts.dataverseUrl}/.default' | sed -E 's/.*"access_token":"([^"]+)".*/\\1/')`
+  ]
+  return [
+    `${first}. The background sync (BACKGROUND_SYNC=on) keeps ${demo.email}'s lead and person in step.`,
+    `   Edit the lead's job title in Dynamics as ${demo.editor.name} (a Dataverse token, then a Web API PATCH):`,
+    '',
+    ...tokenRequest,
+    `  curl -s -X PATCH '${facts.dataverseUrl}/api/data/v9.2/leads(${demo.leadId})' \\`,
+    `    -H "Authorization: Bearer $TOKEN" -H 'MSCRMCallerID: ${demo.editor.systemuserid}' \\`,
+    `    -H 'content-type: application/json' -d '{"jobtitle":"${DEMO_TITLES.inDynamics}"}'`,
+    '',
+    `   Within a few seconds (Dynamics is read every ${seconds(demo.dynamicsPollIntervalMs)} s) the Marketo person's title is "${DEMO_TITLES.inDynamics}":`,
+    '',
+    `  curl -s ${facts.marketoUrl}/_emulator/persons/${demo.personId}`,
+    '',
+    `${first + 1}. Edit the person's title in Marketo as a marketer would:`,
+    '',
+    `  curl -s -X PATCH ${facts.marketoUrl}/_emulator/persons/${demo.personId} \\`,
+    `    -H 'content-type: application/json' -d '{"title":"${DEMO_TITLES.inMarketo}"}'`,
+    '',
+    `   Within a few seconds (Marketo's changes are read every ${seconds(demo.marketoPollIntervalMs)} s) the lead's jobtitle is "${DEMO_TITLES.inMarketo}":`,
+    '',
+    `  curl -s '${facts.dataverseUrl}/_emulator/records/leads?$select=leadid,emailaddress1,jobtitle'`,
+    ''
+  ]
 }
 
 /** How the guide's last line starts; the integration test waits for it. */
@@ -117,6 +176,7 @@ export function buildSandboxGuide (facts: SandboxGuideFacts): string {
     '',
     `  curl -s -H 'x-api-key: ${facts.apiKey}' ${facts.publicUrl}/status`,
     '',
+    ...(facts.backgroundSync === undefined ? [] : backgroundSyncSteps(facts, facts.backgroundSync, 5)),
     `More emulator controls (persons, callbacks, fault injection): README, "The sandbox".`,
     ''
   ]

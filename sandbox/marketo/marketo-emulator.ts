@@ -1,6 +1,7 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
+import { setTimeout as delay } from 'node:timers/promises'
 import { ActivityLog } from './activity-log.ts'
 import { runCampaign, type CampaignRunResult, type RunCampaignOptions } from './campaign-runner.ts'
 import type { CallbackFaults } from './callback-faults.ts'
@@ -156,6 +157,9 @@ export async function startMarketoEmulator (options: MarketoEmulatorOptions): Pr
     const path = requestUrl.pathname
     if (path.startsWith('/identity/')) {
       identityRequests++
+      // The emulated latency reaches the identity endpoint too: a token request is an HTTP call to
+      // the instance like any other (reference §2.1), and a client that re-authenticates pays it.
+      if (faults.latencyMs > 0) await delay(faults.latencyMs)
       await handleIdentityRequest(req, res, requestUrl, issuer, `${options.munchkinId.toLowerCase()}.marketo-emulator`)
     } else if (path.startsWith('/rest/') || path.startsWith('/bulk/')) {
       restCalls++

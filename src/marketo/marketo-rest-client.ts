@@ -114,6 +114,9 @@ export type SyncLeadResult =
   | { readonly id: number, readonly status: 'created' | 'updated' }
   | { readonly status: 'skipped', readonly reasons?: ReadonlyArray<{ readonly code: string, readonly message: string }> }
 
+/** Marketo answers a longer request URI with HTTP 414 (marketo-rest-and-ssfs.md §2.2). */
+const MAX_GET_URI_LENGTH = 8 * 1024
+
 export class MarketoRestClient {
   readonly #options: MarketoRestClientOptions
   #token: { value: string; expiresAt: number } | undefined
@@ -312,12 +315,22 @@ export class MarketoRestClient {
   }
 
   async #send<T> (path: string, token: string, body?: unknown): Promise<Envelope<T>> {
-    const response = await fetch(`${this.#options.baseUrl}${path}`, {
-      ...(body === undefined
-        ? { headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' } }
-        : body === EMPTY_POST
-          ? { method: 'POST', headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' } }
-          : { method: 'POST', body: JSON.stringify(body), headers: { Authorization: `Bearer ${token}`, Accept: 'application/json', 'Content-Type': 'application/json' } }),
+    const url = `${this.#options.baseUrl}${path}`
+    const headers = { Authorization: `Bearer ${token}`, Accept: 'application/json' }
+    const query = path.indexOf('?')
+    const request = body === EMPTY_POST
+      ? { url, method: 'POST', headers }
+      : body !== undefined
+      ? { url, method: 'POST', body: JSON.stringify(body), headers: { ...headers, 'Content-Type': 'application/json' } }
+      // A GET whose URI passes 8 KB gets HTTP 414 (300 emails in Get Leads by Filter Type do): Marketo's
+      // documented workaround is a POST carrying `_method=GET` and the query as a form body (§2.2).
+      : url.length > MAX_GET_URI_LENGTH && query !== -1
+        ? { url: `${this.#options.baseUrl}${path.slice(0, query)}`, method: 'POST', body: `${path.slice(query + 1)}&_method=GET`, headers: { ...headers, 'Content-Type': 'application/x-www-form-urlencoded' } }
+        : { url, method: 'GET', headers }
+    const response = await fetch(request.url, {
+      method: request.method,
+      headers: request.headers,
+      ...(request.body === undefined ? {} : { body: request.body }),
       signal: AbortSignal.timeout(this.#options.requestTimeoutMs ?? 30_000),
       redirect: 'manual'
     })

@@ -12,6 +12,17 @@ const emulator = await startMarketoEmulator({ munchkinId: '123-ABC-456', clients
 t.teardown(async () => { await emulator.close() })
 const client = () => new MarketoRestClient({ baseUrl: emulator.url, clientId: 'cid', clientSecret: 'secret' })
 
+t.test('300 emails whose query passes 8 KB are read in one call, as a POST with _method=GET instead of a 414', async (t) => {
+  const emails = Array.from({ length: 300 }, (_, i) => `a.rather.long.address.${i}@subsidiary.example.com`)
+  for (const email of emails.slice(0, 3)) emulator.persons.create({ email })
+  const reader = client()
+  const callsBefore = reader.restCallCount
+  const leads = await reader.getLeadsBy('email', emails, ['email'])
+  t.ok(emails.join(',').length > 8 * 1024, 'the values alone pass 8 KB')
+  t.same(leads.map((lead) => lead.email).sort(), emails.slice(0, 3).sort())
+  t.equal(reader.restCallCount - callsBefore, 1, 'one call for the 300')
+})
+
 t.test('persons are read by id, 300 to a call, with one identity call for all of them', async (t) => {
   const ids = Array.from({ length: 301 }, (_, i) => emulator.persons.create({ email: `reader${i}@example.com`, firstName: `R${i}` }))
   const reader = client()

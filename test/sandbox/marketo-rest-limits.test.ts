@@ -106,6 +106,22 @@ t.test('615: a call beyond the concurrent allowance is refused while the others 
   t.equal(codeOf(await getLead(emu, token)), 'ok')
 })
 
+t.test('the emulated latency delays the identity endpoint as well as REST calls', async (t) => {
+  const emu = await startMarketoEmulator({ munchkinId: '123-ABC-456', clients: [client], seedPersons: [{ email: 'ann.lee@example.com' }] })
+  t.teardown(() => emu.close())
+  emu.faults.setLatency(150)
+  const tokenStarted = performance.now()
+  const token = await tokenFor(emu)
+  t.ok(performance.now() - tokenStarted >= 140, 'the token request waited for the latency')
+  const restStarted = performance.now()
+  t.equal(codeOf(await getLead(emu, token)), 'ok')
+  t.ok(performance.now() - restStarted >= 140, 'a REST call waited for it')
+  emu.faults.setLatency(0)
+  const fastStarted = performance.now()
+  await tokenFor(emu)
+  t.ok(performance.now() - fastStarted < 140, 'without latency the token comes at once')
+})
+
 t.test('607: once the daily quota is spent every call is refused until midnight CST', async (t) => {
   const clock = new ManualClock()
   clock.set('2026-03-02T05:00:00Z')
