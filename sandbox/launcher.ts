@@ -71,7 +71,7 @@ async function main (): Promise<void> {
     startedSandbox = sandbox
     if (stopping !== undefined) return await stopping
 
-    const childEnv = { ...process.env, ...sandbox.env }
+    const childEnv = serviceEnv(sandbox)
     for (const [name, entry] of [['api', 'src/server.ts'], ['worker', 'src/worker.ts']] as const) {
       const service = spawnServiceProcess({ name, entry, cwd: PROJECT_ROOT, env: childEnv, output: process.stdout })
       services.push(service)
@@ -94,8 +94,21 @@ async function main (): Promise<void> {
   }
 }
 
+/**
+ * The emulated Marketo is this sandbox's alone, so its whole daily quota (50,000) is the sync's budget and the
+ * Marketo feed is read every 5 s even at idle: an edit in the demo arrives in seconds. A deployment shares its
+ * instance's quota with other integrations and keeps the defaults (10 %, and a pace that adapts to it). Set either
+ * variable to override.
+ */
+const SANDBOX_SYNC_PACE: Readonly<Record<string, string>> = { MARKETO_DAILY_CALL_BUDGET: '50000', SYNC_MARKETO_POLL_MAX_INTERVAL_MS: '5000' }
+
+/** What the API and the worker run with: the sandbox's settings over the terminal's, over the sandbox's sync pace. */
+function serviceEnv (sandbox: Sandbox): Record<string, string | undefined> {
+  return { ...SANDBOX_SYNC_PACE, ...process.env, ...sandbox.env }
+}
+
 function guideFacts (sandbox: Sandbox, services: readonly ServiceProcess[], flowStepName: string): SandboxGuideFacts {
-  const demo = ({ ...process.env, ...sandbox.env }).BACKGROUND_SYNC === 'on' ? backgroundSyncDemo(sandbox) : undefined
+  const demo = serviceEnv(sandbox).BACKGROUND_SYNC === 'on' ? backgroundSyncDemo(sandbox) : undefined
   const emailsOf = (entitySet: string) => new Set(sandbox.dataverse.store.list(entitySet).map((row) => String(row.emailaddress1 ?? '').toLowerCase()))
   const leadEmails = emailsOf('leads')
   const contactEmails = emailsOf('contacts')
@@ -135,7 +148,7 @@ function backgroundSyncDemo (sandbox: Sandbox): BackgroundSyncDemo | undefined {
   const lead = sandbox.dataverse.store.list('leads').find((row) => typeof row.emailaddress1 === 'string' && sandbox.marketo.persons.findByEmail(row.emailaddress1) !== undefined)
   if (lead === undefined) return undefined
   const email = String(lead.emailaddress1)
-  const config = loadConfig({ ...process.env, ...sandbox.env })
+  const config = loadConfig(serviceEnv(sandbox))
   return {
     leadId: String(lead.leadid),
     personId: sandbox.marketo.persons.findByEmail(email)!.id,

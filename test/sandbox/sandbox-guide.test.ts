@@ -36,7 +36,8 @@ async function run (script: string): Promise<string> {
 }
 
 t.test('with the background sync on, the guide\'s commands carry an edit from Dynamics to Marketo and one back', async (t) => {
-  const harness = await startBackgroundSyncHarness(t)
+  // The pace `npm run sandbox` gives the demo (sandbox/launcher.ts): the feed read every 5 s even at idle.
+  const harness = await startBackgroundSyncHarness(t, { SYNC_MARKETO_POLL_INTERVAL_MS: '5000' })
   const { sandbox } = harness
   const lead = sandbox.dataverse.store.list('leads').find((row) => row.emailaddress1 === 'lena.existing@example.com')!
   const person = sandbox.marketo.persons.findByEmail('lena.existing@example.com')!
