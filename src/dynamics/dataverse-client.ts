@@ -61,6 +61,11 @@ export interface TrackedPage<T> {
   readonly nextLink: string | undefined
   /** On the last page only: where the changes since this read start. Absent when the table's tracking is off. */
   readonly deltaLink: string | undefined
+  /**
+   * Whether Dataverse said it honoured `odata.track-changes` (`Preference-Applied`, reference §1.2,
+   * §2). A table without change tracking ignores the preference and does not name it.
+   */
+  readonly trackChangesApplied: boolean
 }
 
 export interface QueryPage<T> {
@@ -138,7 +143,7 @@ export class DataverseClient {
     const deltaLink = body?.['@odata.deltaLink']
     // Checked on receipt too, so a link that would be refused is never saved as a cursor.
     for (const link of [nextLink, deltaLink]) if (link !== undefined) this.#relativeToApi(link)
-    return { value: body?.value ?? [], nextLink, deltaLink }
+    return { value: body?.value ?? [], nextLink, deltaLink, trackChangesApplied: preferenceApplied(page.headers.get('preference-applied'), 'odata.track-changes') }
   }
 
   /**
@@ -295,6 +300,17 @@ function collectionPath (entitySet: string, query: QueryOptions): string {
   if (query.orderBy !== undefined) params.push(`$orderby=${encodeURIComponent(query.orderBy)}`)
   if (query.top !== undefined) params.push(`$top=${query.top}`)
   return `${entitySet}${params.length > 0 ? `?${params.join('&')}` : ''}`
+}
+
+/**
+ * Whether a `Preference-Applied` header names the preference `name`: a comma-joined list of
+ * preferences, each `name` or `name=value` (reference §1.2: `odata.track-changes`,
+ * `odata.maxpagesize=2`), names compared without case as OData's are.
+ */
+export function preferenceApplied (header: string | null | undefined, name: string): boolean {
+  if (header === null || header === undefined) return false
+  const wanted = name.toLowerCase()
+  return header.split(',').some((preference) => preference.split('=')[0]!.trim().toLowerCase() === wanted)
 }
 
 /** OData string literal: single quotes doubled (reference §1.10). */

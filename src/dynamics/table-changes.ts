@@ -63,7 +63,11 @@ export type TableChangesPage =
    * or it selects other columns than the mapping now asks for. Restart with a full read (no cursor).
    */
   | { readonly kind: 'restart', readonly reason: 'delta-token-expired' | 'columns-changed' }
-  /** The table answered a last page without a delta link: its change tracking is off (§2), so a `modifiedon` watermark must do. */
+  /**
+   * The table's change tracking is off (§2), so a `modifiedon` watermark must do: the full read's
+   * first page came without `Preference-Applied: odata.track-changes` (`trackingOffAnswer`), or a
+   * later page ended the read without a delta link.
+   */
   | { readonly kind: 'change-tracking-off' }
 
 export interface ReadTableChangesOptions {
@@ -111,10 +115,37 @@ export async function readTableChanges (client: DataverseClient, options: ReadTa
     if (error instanceof DataverseError && error.code === EXPIRED_VERSION_STAMP) return { kind: 'restart', reason: 'delta-token-expired' }
     throw error
   }
+  // On the first page: its rows are dropped unread, so the table is read once, by the watermark.
+  if (trackingOffAnswer({ fullReadStart: options.cursor === undefined, ...page })) return { kind: 'change-tracking-off' }
   const cursor = page.nextLink ?? page.deltaLink
+  // A read whose first page said tracked but whose end has no delta link: never seen, kept as the backstop.
   if (cursor === undefined) return { kind: 'change-tracking-off' }
   const { upserted, deletedIds } = splitChanges(page.value, primaryKey, select)
   return { kind: 'page', upserted, deletedIds, cursor, caughtUp: page.nextLink === undefined }
+}
+
+/**
+ * Whether an answer to `Prefer: odata.track-changes` says the table's change tracking is off.
+ * Dataverse names the preferences it honoured in `Preference-Applied` (reference §1.2, §2: a tracked
+ * read answers `Preference-Applied: odata.track-changes`). What it answers for a table without change
+ * tracking is not shown in the reference; read here as OData lets a service do with a preference it
+ * cannot honour: ignored, so not named, and no delta link. Only a full read's first page (or a probe,
+ * which is one) decides by the header, since the reference shows the header on that request; a delta
+ * link is taken as tracking on whatever the header says, as it can only come from a tracked read.
+ */
+export function trackingOffAnswer (answer: { readonly fullReadStart: boolean, readonly trackChangesApplied: boolean, readonly deltaLink: string | undefined }): boolean {
+  return answer.fullReadStart && !answer.trackChangesApplied && answer.deltaLink === undefined
+}
+
+/**
+ * Asks Dataverse whether `table`'s change tracking is on now, for a table read by `modifiedon`: a
+ * tracked read of one row, its primary key only (`odata.maxpagesize=1`; `$top` is refused with
+ * track-changes, §2). One request; its row is not used.
+ */
+export async function changeTrackingIsOn (client: DataverseClient, table: SyncTable): Promise<boolean> {
+  const { entitySet, primaryKey } = TABLES[table]
+  const page = await client.retrieveTrackedPage(`${entitySet}?$select=${primaryKey}`, { maxPageSize: 1 })
+  return !trackingOffAnswer({ fullReadStart: true, ...page })
 }
 
 /**

@@ -28,8 +28,12 @@ import { TABLES, selectedColumns, splitChanges, type TableChangesPage } from './
  * A row that appears more than the overlap after its stamp is missed until its next change.
  *
  * The cursor is JSON (a change-tracking cursor is a URL, so the two never mix): the columns the scan
- * reads, the settled position and, while a scan has pages left, the last row it delivered. It holds
- * timestamps, ids and column names only.
+ * reads, the settled position, while a scan has pages left the last row it delivered, and when the
+ * table's change tracking was last found off. It holds timestamps, ids and column names only.
+ *
+ * Change tracking can be turned on later (and never off again, §2): between scans, once the last
+ * check is `DEFAULT_TRACKING_RECHECK_MS` old, the pass asks again (`trackingRecheckDue`) and goes
+ * back to a tracked full read when it is on (dynamics-change-pass.ts).
  */
 
 /** The default overlap: how much later than its stamp a row may still appear and be read. */
@@ -40,6 +44,12 @@ export const DEFAULT_WATERMARK_OVERLAP_MS = 10_000
  * was stamped could be edited again within that second, keep its stamp, and fall behind the cursor.
  */
 export const MIN_WATERMARK_OVERLAP_MS = 1_000
+
+/**
+ * How often a table read by `modifiedon` is asked whether its change tracking is on now: one
+ * request of one row, so an hour costs nothing, and deletes are seen again within the hour.
+ */
+export const DEFAULT_TRACKING_RECHECK_MS = 60 * 60 * 1000
 
 /** A row's place in `modifiedon, <key>` order. */
 export interface WatermarkPosition {
@@ -55,6 +65,8 @@ export interface WatermarkCursor {
   readonly settled: WatermarkPosition | null
   /** The last row this scan delivered while it has pages left; null: the next page starts a scan from `settled`. */
   readonly readThrough: WatermarkPosition | null
+  /** When the table's change tracking was last found off (ISO, this service's clock); absent: never asked (a cursor from before the check). */
+  readonly trackingCheckedAt?: string
 }
 
 export class WatermarkCursorError extends Error {
@@ -70,13 +82,24 @@ export function isWatermarkCursor (cursor: string): boolean {
   return cursor.startsWith('{')
 }
 
-/** The cursor of a table's first watermark scan: every row, from the oldest change. */
-export function initialWatermarkCursor (table: SyncTable, columns: readonly string[]): string {
-  return encodeWatermarkCursor({ select: selectedColumns(table, columns), settled: null, readThrough: null })
+/** The cursor of a table's first watermark scan: every row, from the oldest change; `trackingCheckedAt` when tracking was just found off. */
+export function initialWatermarkCursor (table: SyncTable, columns: readonly string[], trackingCheckedAt?: Date): string {
+  return encodeWatermarkCursor({
+    select: selectedColumns(table, columns),
+    settled: null,
+    readThrough: null,
+    ...(trackingCheckedAt === undefined ? {} : { trackingCheckedAt: trackingCheckedAt.toISOString() })
+  })
 }
 
 export function encodeWatermarkCursor (cursor: WatermarkCursor): string {
-  return JSON.stringify({ watermark: 'modifiedon', select: cursor.select, settled: cursor.settled, readThrough: cursor.readThrough })
+  return JSON.stringify({
+    watermark: 'modifiedon',
+    select: cursor.select,
+    settled: cursor.settled,
+    readThrough: cursor.readThrough,
+    ...(cursor.trackingCheckedAt === undefined ? {} : { trackingCheckedAt: cursor.trackingCheckedAt })
+  })
 }
 
 // Checked before a position is put in a $filter: a cursor is read back from Redis, and only a
@@ -84,6 +107,7 @@ export function encodeWatermarkCursor (cursor: WatermarkCursor): string {
 const DATAVERSE_DATETIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,7})?Z$/
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 const COLUMN = /^[a-z_][a-z0-9_]*$/
+const CHECKED_AT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
 
 export function decodeWatermarkCursor (text: string): WatermarkCursor {
   let parsed: unknown
@@ -92,11 +116,19 @@ export function decodeWatermarkCursor (text: string): WatermarkCursor {
   } catch {
     throw new WatermarkCursorError()
   }
-  const { watermark, select, settled, readThrough } = (parsed ?? {}) as Record<string, unknown>
+  const { watermark, select, settled, readThrough, trackingCheckedAt } = (parsed ?? {}) as Record<string, unknown>
   if (watermark !== 'modifiedon' || !Array.isArray(select) || !select.every((column) => typeof column === 'string' && COLUMN.test(column))) {
     throw new WatermarkCursorError()
   }
-  return { select: select as string[], settled: positionOrNull(settled), readThrough: positionOrNull(readThrough) }
+  if (trackingCheckedAt !== undefined && (typeof trackingCheckedAt !== 'string' || !CHECKED_AT.test(trackingCheckedAt) || Number.isNaN(Date.parse(trackingCheckedAt)))) {
+    throw new WatermarkCursorError()
+  }
+  return {
+    select: select as string[],
+    settled: positionOrNull(settled),
+    readThrough: positionOrNull(readThrough),
+    ...(trackingCheckedAt === undefined ? {} : { trackingCheckedAt })
+  }
 }
 
 function positionOrNull (value: unknown): WatermarkPosition | null {
@@ -134,7 +166,20 @@ export function nextWatermarkCursor (
   }
   const last = rows[rows.length - 1]
   const readThrough = hasMore && last !== undefined ? last : null
-  return { cursor: { select: cursor.select, settled, readThrough }, caughtUp: readThrough === null }
+  return { cursor: { ...cursor, settled, readThrough }, caughtUp: readThrough === null }
+}
+
+/**
+ * Whether the pass asks Dataverse, before this read, if the table's change tracking is on now: only
+ * between scans (a scan with pages left finishes first, so its rows are not read twice), and once
+ * the last check is `intervalMs` old or was never made. A check stamped more than `intervalMs` in the
+ * future (a worker whose clock ran ahead) is not trusted either, or the table could wait for it.
+ */
+export function trackingRecheckDue (cursor: WatermarkCursor, now: Date, intervalMs: number): boolean {
+  if (cursor.readThrough !== null) return false
+  if (cursor.trackingCheckedAt === undefined) return true
+  const elapsed = now.getTime() - Date.parse(cursor.trackingCheckedAt)
+  return elapsed >= intervalMs || elapsed < -intervalMs
 }
 
 export interface ReadTableWatermarkOptions {

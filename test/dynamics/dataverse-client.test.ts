@@ -1,7 +1,7 @@
 import t from 'tap'
 import pino from 'pino'
 import { startDataverseEmulator } from '../../sandbox/dataverse/index.ts'
-import { DataverseClient } from '../../src/dynamics/dataverse-client.ts'
+import { DataverseClient, preferenceApplied } from '../../src/dynamics/dataverse-client.ts'
 import { DataverseError, DataverseUnavailableError } from '../../src/dynamics/dataverse-errors.ts'
 
 /**
@@ -65,4 +65,25 @@ t.test('throttling beyond the retry budget gives up with the 429 as the cause', 
   const error = await client({ retry: { maxThrottleRetries: 2, baseDelayMs: 1, maxDelayMs: 1 } }).retrieveMultiple('leads', { top: 1 }).catch((e: unknown) => e)
   t.type(error, DataverseUnavailableError)
   t.match((error as Error).cause, { status: 429 })
+})
+
+t.test('Preference-Applied: a preference is named alone, with a value, or among others; anything else is not it', async (t) => {
+  t.ok(preferenceApplied('odata.track-changes', 'odata.track-changes'), 'as Dataverse answers a tracked read (reference §2)')
+  t.ok(preferenceApplied('odata.track-changes,odata.maxpagesize=2', 'odata.track-changes'))
+  t.ok(preferenceApplied('odata.maxpagesize=1, Odata.Track-Changes', 'odata.track-changes'), 'spaces and case do not matter')
+  t.notOk(preferenceApplied('odata.maxpagesize=1', 'odata.track-changes'), 'another preference only')
+  t.notOk(preferenceApplied(null, 'odata.track-changes'), 'no header')
+  t.notOk(preferenceApplied('', 'odata.track-changes'))
+  t.notOk(preferenceApplied('odata.track-changes-ish', 'odata.track-changes'), 'a longer name is another one')
+  t.ok(preferenceApplied('odata.maxpagesize=2', 'odata.maxpagesize'), 'a name with a value')
+})
+
+t.test('a tracked page says whether Dataverse honoured odata.track-changes: a tracked table does, an untracked one does not', async (t) => {
+  emulator.store.insert('contacts', { lastname: 'Header' })
+  const tracked = await client().retrieveTrackedPage('contacts?$select=contactid', { maxPageSize: 1 })
+  t.equal(tracked.trackChangesApplied, true)
+  emulator.changeTracking.setTracked('contacts', false)
+  t.teardown(() => { emulator.changeTracking.setTracked('contacts', true) })
+  const untracked = await client().retrieveTrackedPage('contacts?$select=contactid', { maxPageSize: 1 })
+  t.equal(untracked.trackChangesApplied, false)
 })

@@ -2,7 +2,7 @@ import t from 'tap'
 import { startDataverseEmulator, type DataverseEmulator } from '../../sandbox/dataverse/index.ts'
 import type { DataverseClient } from '../../src/dynamics/dataverse-client.ts'
 import { DataverseError } from '../../src/dynamics/dataverse-errors.ts'
-import { changeReadColumns, cursorSelectsColumns, mappedColumns, readTableChanges, selectedColumns, type TableChangesPage } from '../../src/dynamics/table-changes.ts'
+import { changeReadColumns, changeTrackingIsOn, cursorSelectsColumns, mappedColumns, readTableChanges, selectedColumns, trackingOffAnswer, type TableChangesPage } from '../../src/dynamics/table-changes.ts'
 import { parseFieldMapping } from '../../src/sync/field-mapping.ts'
 import { dataverseTestClient } from '../helpers/dataverse-test-client.ts'
 
@@ -86,6 +86,33 @@ t.test('a table whose change tracking is off is said so, for a watermark read to
   const { emulator, client } = await started(t, { changeTracking: { disabledFor: ['leads'] } })
   emulator.store.insert('leads', { lastname: 'Untracked' })
   t.same(await readTableChanges(client, { table: 'lead', columns: ['lastname'], cursor: undefined }), { kind: 'change-tracking-off' })
+})
+
+t.test('tracking off is known from the full read\'s first page: no page of rows is handed on, the table is not read to its end first', async (t) => {
+  const { emulator, client } = await started(t, { changeTracking: { disabledFor: ['leads'] } })
+  for (let index = 0; index < 7; index++) emulator.store.insert('leads', { lastname: `Untracked ${index}` })
+  const before = emulator.requestCount({ method: 'GET', entitySet: 'leads' })
+  t.same(await readTableChanges(client, { table: 'lead', columns: ['lastname'], cursor: undefined, pageSize: 2 }), { kind: 'change-tracking-off' })
+  t.equal(emulator.requestCount({ method: 'GET', entitySet: 'leads' }) - before, 1, 'one request, though Dataverse had pages left')
+})
+
+t.test('the tracking-off decision: only a full read\'s first page without Preference-Applied and without a delta link', async (t) => {
+  const deltaLink = 'https://org.example/api/data/v9.2/leads?$select=leadid&$deltatoken=1'
+  t.ok(trackingOffAnswer({ fullReadStart: true, trackChangesApplied: false, deltaLink: undefined }), 'the preference ignored (reference §1.2, §2)')
+  t.notOk(trackingOffAnswer({ fullReadStart: true, trackChangesApplied: true, deltaLink: undefined }), 'honoured, with pages to come')
+  t.notOk(trackingOffAnswer({ fullReadStart: true, trackChangesApplied: false, deltaLink }), 'a delta link comes only from a tracked read, whatever the header')
+  t.notOk(trackingOffAnswer({ fullReadStart: false, trackChangesApplied: false, deltaLink: undefined }), 'a later page is not judged by the header')
+})
+
+t.test('asking whether change tracking is on costs one request of one row, and answers the table\'s state as it changes', async (t) => {
+  const { emulator, client } = await started(t, { changeTracking: { disabledFor: ['contacts'] } })
+  for (let index = 0; index < 3; index++) emulator.store.insert('contacts', { lastname: `Probe ${index}` })
+  const before = emulator.requestCount({ method: 'GET', entitySet: 'contacts' })
+  t.equal(await changeTrackingIsOn(client, 'contact'), false, 'off')
+  emulator.changeTracking.setTracked('contacts', true)
+  t.equal(await changeTrackingIsOn(client, 'contact'), true, 'turned on: though the one-row page has more after it, so no delta link')
+  t.equal(emulator.requestCount({ method: 'GET', entitySet: 'contacts' }) - before, 2, 'one request each')
+  t.equal(await changeTrackingIsOn(client, 'lead'), true, 'an empty tracked table too')
 })
 
 t.test('a cursor off the environment\'s Web API is never followed: the bearer token stays home', async (t) => {

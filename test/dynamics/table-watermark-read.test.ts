@@ -10,6 +10,7 @@ import {
   nextWatermarkCursor,
   readTableWatermark,
   rowsAfterFilter,
+  trackingRecheckDue,
   type WatermarkCursor
 } from '../../src/dynamics/table-watermark-read.ts'
 import { dataverseTestClient } from '../helpers/dataverse-test-client.ts'
@@ -72,6 +73,33 @@ t.test('the next cursor: settles past old rows, reads through the page while mor
     { cursor: scan(at(old, C), null), caughtUp: true }, 'nothing new: nothing moves')
   t.same(nextWatermarkCursor(scan(null, at(old, C)), [at(recent, A), at(old, B)], true, settledBefore).cursor.settled, null,
     'once a row is too recent, no later row settles (they come in modifiedon order)')
+})
+
+t.test('the cursor: when tracking was last found off travels with it, and a cursor from before the check still reads', async (t) => {
+  const checked = { ...scan(at('2024-01-01T00:00:00Z', A)), trackingCheckedAt: '2024-01-01T01:00:00.000Z' }
+  t.same(decodeWatermarkCursor(encodeWatermarkCursor(checked)), checked, 'round trip')
+  t.equal(decodeWatermarkCursor(initialWatermarkCursor('lead', ['lastname'], new Date('2024-01-01T01:00:00Z'))).trackingCheckedAt, '2024-01-01T01:00:00.000Z')
+  t.notOk('trackingCheckedAt' in decodeWatermarkCursor(initialWatermarkCursor('lead', ['lastname'])), 'never asked')
+  const legacy = JSON.stringify({ watermark: 'modifiedon', select: ['leadid'], settled: null, readThrough: null })
+  t.same(decodeWatermarkCursor(legacy), { select: ['leadid'], settled: null, readThrough: null }, 'a saved cursor of the previous release')
+  for (const trackingCheckedAt of ['yesterday', 1_700_000_000_000, '2024-13-45T99:00:00.000Z', '2024-01-01T00:00:00.000Z) or (true']) {
+    t.throws(() => decodeWatermarkCursor(JSON.stringify({ watermark: 'modifiedon', select: ['leadid'], settled: null, readThrough: null, trackingCheckedAt })), WatermarkCursorError, String(trackingCheckedAt))
+  }
+  t.equal(nextWatermarkCursor(checked, [at('2024-01-01T00:00:01Z', B)], true, new Date('2024-01-01T00:05:00Z')).cursor.trackingCheckedAt, checked.trackingCheckedAt, 'kept as the scan moves')
+})
+
+t.test('the tracking recheck: between scans only, once an hour, at once for a cursor never checked, and not held off by a clock that ran ahead', async (t) => {
+  const hour = 60 * 60 * 1000
+  const checkedAt = '2024-01-01T00:00:00.000Z'
+  const between = { ...scan(at('2024-01-01T00:00:00Z', A)), trackingCheckedAt: checkedAt }
+  const at59 = new Date('2024-01-01T00:59:59Z')
+  const at60 = new Date('2024-01-01T01:00:00Z')
+  t.notOk(trackingRecheckDue(between, at59, hour), 'within the hour: no request')
+  t.ok(trackingRecheckDue(between, at60, hour), 'an hour later')
+  t.notOk(trackingRecheckDue({ ...between, readThrough: at('2024-01-01T00:00:01Z', B) }, at60, hour), 'a scan with pages left finishes first')
+  t.ok(trackingRecheckDue(scan(), at59, hour), 'never checked (a cursor from before the check)')
+  t.notOk(trackingRecheckDue(between, new Date('2023-12-31T23:30:00Z'), hour), 'a check a little in the future (another worker\'s clock): trusted')
+  t.ok(trackingRecheckDue(between, new Date('2023-12-31T22:59:59Z'), hour), 'more than an interval in the future: not trusted')
 })
 
 async function untrackedLeads (t: { teardown: (fn: () => unknown) => void }) {

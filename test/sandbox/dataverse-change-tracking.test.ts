@@ -169,6 +169,25 @@ t.test('tables without change tracking ignore the preference', async (t) => {
   t.type(leads.body['@odata.deltaLink'], 'string', 'leads keep theirs')
 })
 
+t.test('a table whose change tracking is turned on answers the preference from then on: Preference-Applied names only what was honoured', async (t) => {
+  const emulator = await started(t, { changeTracking: { disabledFor: ['contacts'] } })
+  for (const lastname of ['One', 'Two', 'Three']) emulator.store.insert('contacts', { lastname })
+  const probe = { Prefer: 'odata.track-changes,odata.maxpagesize=1' }
+  const off = await send(api(emulator, 'contacts?$select=contactid'), 'GET', { headers: probe })
+  t.equal(off.status, 200)
+  t.equal(off.headers.get('preference-applied'), 'odata.maxpagesize=1', 'off: the page size honoured, tracking not named')
+  t.equal(off.body.value.length, 1)
+  t.equal(off.body['@odata.deltaLink'], undefined)
+  emulator.changeTracking.setTracked('contacts', true)
+  const on = await send(api(emulator, 'contacts?$select=contactid'), 'GET', { headers: probe })
+  t.equal(on.headers.get('preference-applied'), 'odata.track-changes,odata.maxpagesize=1', 'on: both named, on the first page (reference §1.2, §2)')
+  t.equal(on.body.value.length, 1)
+  t.type(on.body['@odata.nextLink'], 'string', 'more pages: the delta link comes only at the end')
+  const { deltaLink, value } = await readAll(t, await send(api(emulator, 'contacts?$select=lastname'), 'GET', { headers: { Prefer: 'odata.track-changes,odata.maxpagesize=2' } }))
+  t.same(value.map((row) => row.lastname).sort(), ['One', 'Three', 'Two'], 'a full read answers the rows written while tracking was off')
+  t.match(deltaLink, /\$deltatoken=/)
+})
+
 t.test('rows carry createdon, modifiedon and who wrote them: the application user, or the user it impersonates', async (t) => {
   const emulator = await started(t)
   const appUser = emulator.store.defaultUserId
