@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as delay } from 'node:timers/promises'
-import { includesFormattedValues, withFormattedValues } from './option-sets.ts'
+import { assertStateStatusPair, includesFormattedValues, withFormattedValues } from './option-sets.ts'
 import { encodeSkipToken, parseCollectionQuery, projectRow, runCollectionQuery, MAX_PAGE_SIZE } from './collection-query.ts'
 import {
   DataverseError,
@@ -493,6 +493,7 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
     const changes = readRecordPayload(body, payloadContext(definition, 'create'))
     const givenId = changes[definition.primaryKey]
     if (typeof givenId === 'string' && store.has(definition.entitySet, givenId)) throw recordAlreadyExists()
+    assertStateStatusPair(definition.logicalName, changes, { ...definition.defaults, ...changes })
     const id = store.insert(definition.entitySet, { ...changes, ...authoredBy(context, 'create') })
     sendWriteResult(context, definition, id, 'created')
   }
@@ -513,12 +514,14 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
       const changes = readRecordPayload(body, payloadContext(definition, 'update'))
       // A key column cannot be changed through its own key (§1.6).
       delete changes[definition.primaryKey]
+      assertStateStatusPair(definition.logicalName, changes, { ...existing, ...changes })
       store.update(definition.entitySet, id, { ...changes, ...authoredBy(context, 'update') })
       sendWriteResult(context, definition, id, 'updated')
       return
     }
     const changes = readRecordPayload(body, payloadContext(definition, 'create'))
     changes[definition.primaryKey] = id
+    assertStateStatusPair(definition.logicalName, changes, { ...definition.defaults, ...changes })
     store.insert(definition.entitySet, { ...changes, ...authoredBy(context, 'create') })
     sendWriteResult(context, definition, id, 'created')
   }
@@ -536,6 +539,8 @@ export async function startDataverseEmulator (options: DataverseEmulatorOptions 
       readColumns: (target) => readRecordPayload(target, payloadContext(definition, 'update')),
       rowExists: (id) => store.has(definition.entitySet, id)
     })
+    // One transaction: a target with an invalid state/status pair refuses the whole request.
+    for (const { id, changes } of planned) assertStateStatusPair(definition.logicalName, changes, { ...store.get(definition.entitySet, id), ...changes })
     for (const { id, changes } of planned) {
       store.update(definition.entitySet, id, { ...changes, ...authoredBy(context, 'update') })
     }

@@ -1,5 +1,6 @@
 import type { DataverseRecord } from './record-store.ts'
 import type { EntityDefinition } from './entity-model.ts'
+import { DataverseError } from './dataverse-error.ts'
 
 /**
  * The options of the emulated option-set columns, with the labels a new Dataverse organisation has
@@ -41,6 +42,52 @@ const OPTION_SETS: Readonly<Record<string, Readonly<Record<string, Options>>>> =
   }
 }
 
+/**
+ * How states and statuses go together: each state's `DefaultStatus` and `InvariantName`
+ * (StateOptionMetadata) and each status's `State` (StatusOptionMetadata), as a new organisation
+ * has them (dataverse-web-api-and-msal.md §7: lead status 1, 2 in state 0 Open, 3 in 1 Qualified,
+ * 4–7 in 2 Disqualified; contact and account 1 Active in 0, 2 Inactive in 1). The lead's default
+ * statuses are New, Qualified and Lost (CE `lead.md`'s StateCode options).
+ */
+interface StateStatusModel {
+  readonly states: Readonly<Record<number, { readonly defaultStatus: number, readonly invariantName: string }>>
+  readonly stateOfStatus: Readonly<Record<number, number>>
+}
+
+const ACTIVE_INACTIVE_PAIRS: StateStatusModel = {
+  states: { 0: { defaultStatus: 1, invariantName: 'Active' }, 1: { defaultStatus: 2, invariantName: 'Inactive' } },
+  stateOfStatus: { 1: 0, 2: 1 }
+}
+
+const STATE_STATUS: Readonly<Record<string, StateStatusModel>> = {
+  lead: {
+    states: { 0: { defaultStatus: 1, invariantName: 'Open' }, 1: { defaultStatus: 3, invariantName: 'Qualified' }, 2: { defaultStatus: 4, invariantName: 'Disqualified' } },
+    stateOfStatus: { 1: 0, 2: 0, 3: 1, 4: 2, 5: 2, 6: 2, 7: 2 }
+  },
+  contact: ACTIVE_INACTIVE_PAIRS,
+  account: ACTIVE_INACTIVE_PAIRS
+}
+
+/**
+ * Refuses a write whose resulting `statecode`/`statuscode` pair Dataverse would not take: a status
+ * that does not belong to the record's state. InvalidStateCodeStatusCode, `0x80048408`, with the
+ * platform's message (Microsoft's web-service error codes; KB 923258); 400 as other validation
+ * errors. A status written alone into another state is refused this way (a measured Dataverse
+ * answer); a state written alone while the record keeps a status of another state is refused too
+ * (inferred: "when updating statecode also set statuscode", reference doc §1.5). `row` is the record
+ * as it would be after the write; a write naming neither column is not checked.
+ */
+export function assertStateStatusPair (table: string, changes: Readonly<DataverseRecord>, row: Readonly<DataverseRecord>): void {
+  const model = STATE_STATUS[table]
+  if (model === undefined || (!Object.hasOwn(changes, 'statecode') && !Object.hasOwn(changes, 'statuscode'))) return
+  const state = row.statecode
+  const status = row.statuscode
+  if (typeof state !== 'number' || typeof status !== 'number') return
+  if (model.stateOfStatus[status] !== state) {
+    throw new DataverseError(400, '0x80048408', 'State code is invalid or state code is valid but status code is invalid for a specified state code.')
+  }
+}
+
 /** The options of one column, or undefined for a column that is not an option set. */
 export function optionsOf (table: string, column: string): Options | undefined {
   return OPTION_SETS[table]?.[column]
@@ -72,7 +119,22 @@ export function optionSetMetadata (table: string, column: string): Record<string
     Name: `${table}_${column}`,
     Options: Object.entries(options).map(([value, label]) => {
       const localized = { Label: label, LanguageCode: 1033 }
-      return { Value: Number(value), Label: { LocalizedLabels: [localized], UserLocalizedLabel: localized } }
+      return { Value: Number(value), Label: { LocalizedLabels: [localized], UserLocalizedLabel: localized }, ...pairingOf(table, column, Number(value)) }
     })
   }
+}
+
+/** A state option's `DefaultStatus` and `InvariantName`, a status option's `State`; nothing for other columns. */
+function pairingOf (table: string, column: string, value: number): Record<string, unknown> {
+  const model = STATE_STATUS[table]
+  if (model === undefined) return {}
+  if (column === 'statecode') {
+    const state = model.states[value]
+    return state === undefined ? {} : { DefaultStatus: state.defaultStatus, InvariantName: state.invariantName }
+  }
+  if (column === 'statuscode') {
+    const state = model.stateOfStatus[value]
+    return state === undefined ? {} : { State: state }
+  }
+  return {}
 }

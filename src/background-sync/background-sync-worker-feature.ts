@@ -10,7 +10,8 @@ import type { DynamicsChangePassJobData } from '../queue/payloads.ts'
 import { queuePrefix } from '../queue/redis-keys.ts'
 import { SYNC_TABLES, type FieldMapping, type SyncTable } from '../sync/field-mapping.ts'
 import type { OptionSets } from '../sync/option-labels.ts'
-import { readSyncFilterTables, readTableOptionSets } from '../dynamics/attribute-metadata.ts'
+import { readSyncFilterTables, readTableOptionSets, readTableStateStatus } from '../dynamics/attribute-metadata.ts'
+import type { StateStatusOptions } from '../sync/state-status.ts'
 import { fieldFingerprinter } from '../sync/field-fingerprint.ts'
 import { CheckpointStore } from './checkpoints.ts'
 import { FeedLeases } from './feed-lease.ts'
@@ -125,13 +126,18 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
         // Marketo sends an option set's label; Dynamics takes its value: the options are read once.
         const optionSets = Object.fromEntries(await Promise.all(SYNC_TABLES.map(async (table) =>
           [table, await readTableOptionSets(deps.dataverse, table)] as const)))
+        // …and how its states and statuses pair, so one written alone from Marketo gets its partner.
+        const stateStatus: Partial<Record<SyncTable, StateStatusOptions>> = {}
+        for (const [table, options] of await Promise.all(SYNC_TABLES.map(async (table) => [table, await readTableStateStatus(deps.dataverse, table)] as const))) {
+          if (options !== undefined) stateStatus[table] = options
+        }
         // The sync filter is a column an org may not have: a table without it syncs every record (§5).
         const syncFilterTables = new Set(await readSyncFilterTables(deps.dataverse))
         log.info({ syncFilterTables: [...syncFilterTables] }, 'tables with the sync filter new_synctomkto')
-        return closing ? undefined : startPasses(mapping, optionSets, syncFilterTables)
+        return closing ? undefined : startPasses(mapping, optionSets, syncFilterTables, stateStatus)
       })()
 
-      function startPasses (mapping: FieldMapping, optionSets: Partial<Record<SyncTable, OptionSets>>, syncFilterTables: ReadonlySet<SyncTable>) {
+      function startPasses (mapping: FieldMapping, optionSets: Partial<Record<SyncTable, OptionSets>>, syncFilterTables: ReadonlySet<SyncTable>, stateStatus: Partial<Record<SyncTable, StateStatusOptions>>) {
         const queue = new Queue<DynamicsChangePassJobData>(QUEUE.syncDynamicsChanges, {
           connection: commands,
           prefix: queuePrefix(prefix, QUEUE.syncDynamicsChanges),
@@ -156,7 +162,7 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
           stalledInterval: config.worker.stalledIntervalMs
         })
         logJobEvents(worker, logger, onQueueError)
-        const marketoPasses = startMarketoChangePasses({ config, logger, connect, onQueueError }, { marketo: deps.marketo, dataverse: deps.dataverse, checkpoints, leases, links, pairs, mapping, optionSets, fingerprinter: (pairId) => fieldFingerprinter(fingerprintKey, pairId), parked, failureLog })
+        const marketoPasses = startMarketoChangePasses({ config, logger, connect, onQueueError }, { marketo: deps.marketo, dataverse: deps.dataverse, checkpoints, leases, links, pairs, mapping, optionSets, stateStatus, fingerprinter: (pairId) => fieldFingerprinter(fingerprintKey, pairId), parked, failureLog })
         return { scheduled, worker, queue, marketoPasses }
       }
 

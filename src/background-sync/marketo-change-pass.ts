@@ -7,6 +7,7 @@ import { writesToDynamics, type FieldMapping, type MarketoDataType, type SyncTab
 import { mergeFieldChanges, type LastSyncedState } from '../sync/field-merge.ts'
 import type { FieldFingerprinter, FieldValue } from '../sync/field-fingerprint.ts'
 import { labelOf, optionValueOf, UNKNOWN_OPTION_LABEL, type OptionSets } from '../sync/option-labels.ts'
+import { pairStateAndStatus, STATE_COLUMN, STATE_STATUS_MISMATCH, STATUS_COLUMN, type StateStatusOptions } from '../sync/state-status.ts'
 import type { CheckpointStore } from './checkpoints.ts'
 import type { FeedLeases } from './feed-lease.ts'
 import { pairIdOf } from './dynamics-to-marketo-delivery.ts'
@@ -63,6 +64,12 @@ export interface MarketoChangePassDeps {
    * goes to Dynamics as text, and Dynamics refuses it.
    */
   readonly optionSets?: Readonly<Partial<Record<SyncTable, OptionSets>>>
+  /**
+   * How each table's states and statuses go together, read at start-up with the option sets
+   * (attribute-metadata.ts `readTableStateStatus`): a state or status is written as a pair
+   * Dataverse accepts (state-status.ts). Without them each column is written as the merge decided.
+   */
+  readonly stateStatus?: Readonly<Partial<Record<SyncTable, StateStatusOptions>>>
   /** Where refused records are parked (issue 12 §9). */
   readonly parked: Pick<ParkedChangeStore, 'park' | 'settle'>
   /** The persons' Marketo activity log, where each refusal is written with Dynamics' message. */
@@ -103,6 +110,13 @@ export interface MarketoChangePassAdvanced {
   readonly caughtUp: boolean
   /** Persons with a mapped change in the page. */
   readonly persons: number
+  /**
+   * Persons with a change the sync did not make itself (issue 12 §6): one not made through the API,
+   * or a value other than the pair's last-synced state; an unlinked person's changes always count.
+   * Our own Dynamics → Marketo writes coming back through the feed are not counted, so they do not
+   * speed polling up (marketo-change-scheduler.ts).
+   */
+  readonly changedOutsideSync: number
   readonly unlinked: number
   /** Linked persons whose record Dynamics no longer has (deleted there): nothing to write. */
   readonly recordMissing: number
@@ -166,6 +180,8 @@ export interface PersonMergeInput {
   readonly fingerprint: FieldFingerprinter
   /** The table's option-set columns: their values are compared and written as labels (option-labels.ts). */
   readonly optionSets?: OptionSets
+  /** The table's states and statuses: a state or status is written as a valid pair (state-status.ts). */
+  readonly stateStatus?: StateStatusOptions
 }
 
 export interface PersonMergeDecision {
@@ -174,11 +190,13 @@ export interface PersonMergeDecision {
   /** The pair's state to save once the write is applied. */
   readonly state: Record<string, string>
   /**
-   * Fields that cannot be written: a Marketo label with no option in their column. Only these are left
-   * out (and parked by the caller), their state kept so they stay changes; the person's other changed
-   * fields are written. Refusing the whole record would lose them: the feed moves on past this page.
+   * Fields that cannot be written, each group with its code: a Marketo label with no option in its
+   * column (UNKNOWN_OPTION_LABEL), or a state and a status that do not go together
+   * (STATE_STATUS_MISMATCH: both columns). Only these are left out (and parked by the caller), their
+   * state kept so they stay changes; the person's other changed fields are written. Refusing the whole
+   * record would lose them: the feed moves on past this page.
    */
-  readonly refused?: { readonly fields: readonly string[], readonly columns: readonly string[], readonly code: typeof UNKNOWN_OPTION_LABEL }
+  readonly refused?: ReadonlyArray<{ readonly fields: readonly string[], readonly columns: readonly string[], readonly code: typeof UNKNOWN_OPTION_LABEL | typeof STATE_STATUS_MISMATCH }>
 }
 
 /**
@@ -236,9 +254,40 @@ export function decidePersonChanges (input: PersonMergeInput): PersonMergeDecisi
     }
     columns[mapped.column] = options !== undefined && typeof value === 'string' ? null : dataverseValue(value, mapped.dataType)
   }
-  return refusedFields.length === 0
-    ? { columns, state }
-    : { columns, state, refused: { fields: refusedFields, columns: refusedColumns, code: UNKNOWN_OPTION_LABEL } }
+  const refused: Array<{ fields: string[], columns: string[], code: typeof UNKNOWN_OPTION_LABEL | typeof STATE_STATUS_MISMATCH }> = []
+  if (refusedFields.length > 0) refused.push({ fields: refusedFields, columns: refusedColumns, code: UNKNOWN_OPTION_LABEL })
+  let written = columns
+  if (input.stateStatus !== undefined) {
+    // A status added here to pair a state (or the reverse) is not in the saved state: Dynamics →
+    // Marketo sees it as a Dynamics change and brings Marketo's other field in step.
+    const paired = pairStateAndStatus({ columns, record: input.record, options: input.stateStatus })
+    if ('refused' in paired) {
+      // Both columns are left out, and both fields keep their state; the rest of the person's changes go.
+      const pairColumns = [STATE_COLUMN, STATUS_COLUMN]
+      const pairFields = fields.filter((field) => pairColumns.includes(input.columns.get(field)!.column))
+      written = Object.fromEntries(Object.entries(columns).filter(([column]) => !pairColumns.includes(column)))
+      for (const field of pairFields) {
+        if (Object.hasOwn(input.lastSynced, field)) state[field] = input.lastSynced[field]!
+        else delete state[field]
+      }
+      refused.push({ fields: pairFields, columns: pairColumns, code: paired.refused.code })
+    } else {
+      written = paired.columns
+    }
+  }
+  return refused.length === 0 ? { columns: written, state } : { columns: written, state, refused }
+}
+
+/**
+ * Pure: whether a person's changes in the page are the sync's own writes coming back (issue 12 §6):
+ * every change made through the API, to the value the pair's last-synced state holds. A field
+ * never synced has no state, so its change is not an echo.
+ */
+export function isOwnEcho (person: PersonChanges, fields: readonly string[], lastSynced: LastSyncedState, fingerprint: FieldFingerprinter): boolean {
+  return fields.every((field) => {
+    const change = person.fields[field]!
+    return change.madeThroughApi && Object.hasOwn(lastSynced, field) && fingerprint(field, change.value) === lastSynced[field]
+  })
 }
 
 export async function runMarketoChangePass (deps: MarketoChangePassDeps): Promise<MarketoChangePassOutcome> {
@@ -269,6 +318,7 @@ async function runLeasedPass (deps: MarketoChangePassDeps, leaseLost: AbortSigna
   let recordMissing = 0
   let written = 0
   let unchanged = 0
+  let changedOutsideSync = 0
   const refused: RefusedWrite[] = []
   const settled: SettledRecord[] = []
   for (const table of ['lead', 'contact'] as const) {
@@ -280,15 +330,18 @@ async function runLeasedPass (deps: MarketoChangePassDeps, leaseLost: AbortSigna
     recordMissing += outcome.missingRecordIds.length
     written += outcome.written.length
     unchanged += outcome.unchanged
+    changedOutsideSync += outcome.changedOutsideSync
     refused.push(...outcome.refused)
     settled.push(...outcome.settled)
   }
   const unlinked = changed.filter((person) => !links.has(person.personId)).length
+  // An unlinked person has no last-synced state: its change cannot be an echo of ours.
+  changedOutsideSync += unlinked
   await reportRefusedWrites(deps, refused, (deps.now ?? (() => new Date()))())
   await deps.parked.settle(settled)
 
   const saved = await deps.checkpoints.save(MARKETO_CHECKPOINT, checkpoint.version, read.nextPageToken)
-  return { kind: 'advanced', version: saved.version, caughtUp: !read.moreResult, persons: changed.length, unlinked, recordMissing, written, unchanged, refused: refused.map(withoutMessage) }
+  return { kind: 'advanced', version: saved.version, caughtUp: !read.moreResult, persons: changed.length, changedOutsideSync, unlinked, recordMissing, written, unchanged, refused: refused.map(withoutMessage) }
 }
 
 function withoutMessage ({ message: _message, ...record }: RefusedWrite): RefusedRecord {
@@ -301,13 +354,15 @@ export interface LinkedPersonChanges {
   readonly recordId: string
 }
 
-export type PersonChangeWriteDeps = Pick<MarketoChangePassDeps, 'dataverse' | 'pairs' | 'mapping' | 'fingerprinter' | 'logger' | 'optionSets'>
+export type PersonChangeWriteDeps = Pick<MarketoChangePassDeps, 'dataverse' | 'pairs' | 'mapping' | 'fingerprinter' | 'logger' | 'optionSets' | 'stateStatus'>
 
 export interface PersonChangeWriteOutcome {
   /** Ids written. */
   readonly written: readonly string[]
   /** Records whose changes needed no write (echoes, converged, left to the other direction). */
   readonly unchanged: number
+  /** Persons whose changes were not the sync's own writes coming back (isOwnEcho). */
+  readonly changedOutsideSync: number
   /** Linked records Dynamics no longer has (deleted there): nothing to write. */
   readonly missingRecordIds: readonly string[]
   readonly refused: readonly RefusedWrite[]
@@ -323,7 +378,7 @@ export interface PersonChangeWriteOutcome {
  * Dynamics took. Refusals are returned, not reported: the caller parks them.
  */
 export async function writePersonChanges (deps: PersonChangeWriteDeps, table: SyncTable, persons: readonly LinkedPersonChanges[]): Promise<PersonChangeWriteOutcome> {
-  if (persons.length === 0) return { written: [], unchanged: 0, missingRecordIds: [], refused: [], settled: [] }
+  if (persons.length === 0) return { written: [], unchanged: 0, changedOutsideSync: 0, missingRecordIds: [], refused: [], settled: [] }
   const columns = dynamicsColumnsByField(deps.mapping, table)
   const records = await readRecords(deps.dataverse, BULK_TABLES[table], [...new Set(persons.map((p) => p.recordId))], [...columns.values()].map((c) => c.column))
   const states = await deps.pairs.load(table, persons.map((p) => p.recordId))
@@ -332,7 +387,10 @@ export async function writePersonChanges (deps: PersonChangeWriteDeps, table: Sy
   // linked to one record (not made by our links) would be two targets: the later one wins.
   const decisions = new Map<string, { decision: PersonMergeDecision, person: PersonChanges }>()
   const missingRecordIds: string[] = []
+  let changedOutsideSync = 0
   for (const { person, recordId } of persons) {
+    const fields = Object.keys(person.fields).filter((field) => columns.has(field))
+    if (!isOwnEcho(person, fields, states.get(recordId) ?? {}, deps.fingerprinter(pairIdOf(table, recordId)))) changedOutsideSync++
     const record = records.get(recordId)
     if (record === undefined) { missingRecordIds.push(recordId); continue }
     decisions.set(recordId, {
@@ -344,7 +402,8 @@ export async function writePersonChanges (deps: PersonChangeWriteDeps, table: Sy
         lastSynced: states.get(recordId) ?? {},
         record,
         fingerprint: deps.fingerprinter(pairIdOf(table, recordId)),
-        ...(deps.optionSets?.[table] === undefined ? {} : { optionSets: deps.optionSets[table] })
+        ...(deps.optionSets?.[table] === undefined ? {} : { optionSets: deps.optionSets[table] }),
+        ...(deps.stateStatus?.[table] === undefined ? {} : { stateStatus: deps.stateStatus[table] })
       })
     })
   }
@@ -352,20 +411,26 @@ export async function writePersonChanges (deps: PersonChangeWriteDeps, table: Sy
   const refused: RefusedWrite[] = []
   for (const [recordId, { decision, person }] of decisions) {
     if (decision.refused === undefined) continue
-    const refusedColumns = decision.refused.columns
-    // The columns and the code only: the label Marketo holds is the person's data. The record's other
-    // changed fields are still written below; only these are parked.
-    deps.logger.warn({ table, recordId, columns: refusedColumns, code: decision.refused.code }, 'a Marketo value has no option in its Dynamics option set')
-    refused.push({
+    for (const refusal of decision.refused) {
+      const pairRefused = refusal.code === STATE_STATUS_MISMATCH
+      // The columns and the code only: the label Marketo holds is the person's data. The record's other
+      // changed fields are still written below; only these are parked.
+      deps.logger.warn({ table, recordId, columns: refusal.columns, code: refusal.code }, pairRefused
+        ? 'a Marketo status reason does not belong to its status in Dynamics'
+        : 'a Marketo value has no option in its Dynamics option set')
+      refused.push({
       table,
       recordId,
       personId: person.personId,
-      code: decision.refused.code,
-      fields: [...decision.refused.fields],
-      columns: [...refusedColumns],
-      // Ours, not Dynamics': it names the columns and never the label.
-      message: `The value has no matching option in the Dynamics option set of the column${refusedColumns.length > 1 ? 's' : ''} ${refusedColumns.map((column) => `'${column}'`).join(', ')}.`
-    })
+      code: refusal.code,
+      fields: [...refusal.fields],
+      columns: [...refusal.columns],
+      // Ours, not Dynamics': it names the columns and never the labels.
+      message: pairRefused
+        ? `The status reason ('${STATUS_COLUMN}') does not belong to the status ('${STATE_COLUMN}') in Dynamics: Dynamics accepts only a status reason of the record's status.`
+        : `The value has no matching option in the Dynamics option set of the column${refusal.columns.length > 1 ? 's' : ''} ${refusal.columns.map((column) => `'${column}'`).join(', ')}.`
+      })
+    }
   }
 
   const updates: RecordUpdate[] = [...decisions].filter(([, d]) => Object.keys(d.decision.columns).length > 0).map(([id, d]) => ({ id, columns: d.decision.columns }))
@@ -392,10 +457,11 @@ export async function writePersonChanges (deps: PersonChangeWriteDeps, table: Sy
   return {
     written: outcome.written,
     unchanged: decisions.size - updates.length,
+    changedOutsideSync,
     missingRecordIds,
     refused,
     // A field left out for want of an option is not settled: its parked entry stays.
-    settled: accepted.map(([recordId, d]) => ({ direction: 'marketo-to-dynamics', table, recordId, fields: mergedFields(d.person).filter((field) => !(d.decision.refused?.fields.includes(field) ?? false)) }))
+    settled: accepted.map(([recordId, d]) => ({ direction: 'marketo-to-dynamics', table, recordId, fields: mergedFields(d.person).filter((field) => !(d.decision.refused?.some((refusal) => refusal.fields.includes(field)) ?? false)) }))
   }
 }
 

@@ -97,7 +97,10 @@ export function startMarketoChangePasses (
     const quotaSpent = failure instanceof MarketoQuotaExhaustedError || failure instanceof MarketoBudgetSpentError
     const lastPass: LastMarketoPass = quotaSpent
       ? { kind: 'quota-spent' }
-      : pages.some((page) => page.persons > 0 || !page.caughtUp) ? { kind: 'changes', pages: pages.length } : { kind: 'idle' }
+      // Only changes the sync did not make itself speed polling up: each of our Dynamics → Marketo
+      // writes comes back through the feed as a change made through the API (issue 12 §6), and
+      // counting those would spend a burst of fast polls on every edit made in Dynamics.
+      : pages.some((page) => page.changedOutsideSync > 0 || !page.caughtUp) ? { kind: 'changes', pages: pages.length } : { kind: 'idle' }
     // A pass that failed otherwise is paced as idle (a Dynamics outage is not retried at the floor,
     // each try costing a feed read) and counted as the one read it may have made; a refused call
     // (607, our budget) was not charged.

@@ -3,6 +3,7 @@ import { SYNC_TABLES, type SyncTable } from '../sync/field-mapping.ts'
 import type { DataverseAttributeMetadata, DataverseSchema } from '../sync/field-mapping-check.ts'
 import type { OptionSetOption, OptionSets } from '../sync/option-labels.ts'
 import { hasSyncFilterColumn } from '../sync/sync-filter.ts'
+import { STATE_COLUMN, STATUS_COLUMN, type StateStatusOptions } from '../sync/state-status.ts'
 
 /**
  * The columns of the lead and contact tables as Dataverse's metadata describes them, for the
@@ -79,4 +80,35 @@ export async function readSyncFilterTables (client: Pick<DataverseClient, 'retri
   const answers = await Promise.all(SYNC_TABLES.map(async (table) =>
     await client.retrieveMultiple<{ LogicalName: string }>(attributesPath(table, 'BooleanAttributeMetadata'), { select: ['LogicalName'] })))
   return SYNC_TABLES.filter((_table, index) => hasSyncFilterColumn(answers[index] ?? []))
+}
+
+interface StateOptionAttribute {
+  readonly LogicalName: string
+  readonly OptionSet?: { readonly Options?: ReadonlyArray<{ readonly Value: number, readonly DefaultStatus?: number | null }> } | null
+}
+
+interface StatusOptionAttribute {
+  readonly LogicalName: string
+  readonly OptionSet?: { readonly Options?: ReadonlyArray<{ readonly Value: number, readonly State?: number | null }> } | null
+}
+
+/**
+ * How a table's states and statuses go together, read once at start-up with the option sets so a
+ * Marketo Status or Status Reason is written as a pair Dataverse accepts (state-status.ts): each
+ * option of `StateAttributeMetadata`'s `OptionSet` carries its `DefaultStatus`, each option of
+ * `StatusAttributeMetadata`'s its `State` (learn.microsoft.com, "StateOptionMetadata ComplexType",
+ * "StatusOptionMetadata ComplexType"). Two requests per table; undefined for a table without a state.
+ */
+export async function readTableStateStatus (client: Pick<DataverseClient, 'retrieveMultiple'>, table: SyncTable): Promise<StateStatusOptions | undefined> {
+  const [states, statuses] = await Promise.all([
+    client.retrieveMultiple<StateOptionAttribute>(`${attributesPath(table, 'StateAttributeMetadata')}?$select=LogicalName&$expand=OptionSet`),
+    client.retrieveMultiple<StatusOptionAttribute>(`${attributesPath(table, 'StatusAttributeMetadata')}?$select=LogicalName&$expand=OptionSet`)
+  ])
+  const stateOptions = (states ?? []).find((attribute) => attribute.LogicalName === STATE_COLUMN)?.OptionSet?.Options
+  const statusOptions = (statuses ?? []).find((attribute) => attribute.LogicalName === STATUS_COLUMN)?.OptionSet?.Options
+  if (stateOptions === undefined || statusOptions === undefined) return undefined
+  return {
+    states: stateOptions.flatMap((option) => typeof option.DefaultStatus === 'number' ? [{ value: option.Value, defaultStatus: option.DefaultStatus }] : []),
+    statuses: statusOptions.flatMap((option) => typeof option.State === 'number' ? [{ value: option.Value, state: option.State }] : [])
+  }
 }

@@ -50,7 +50,7 @@ t.test('a label edited in Marketo is written as its option value; the record\'s 
 t.test('a label with no option refuses that field only: the person\'s other changes are written, its state kept', async (t) => {
   const state = { leadSource: fingerprint('leadSource', 'Web'), title: fingerprint('title', 'CEO') }
   const decision = decidePersonChanges({ table: 'lead', person: person({ leadSource: 'Webinar', title: 'CTO' }), columns, lastSynced: state, record: { leadsourcecode: 8, jobtitle: 'CEO' }, fingerprint, optionSets })
-  t.same(decision.refused, { fields: ['leadSource'], columns: ['leadsourcecode'], code: UNKNOWN_OPTION_LABEL })
+  t.same(decision.refused, [{ fields: ['leadSource'], columns: ['leadsourcecode'], code: UNKNOWN_OPTION_LABEL }])
   t.same(decision.columns, { jobtitle: 'CTO' }, 'the title edited beside it is written')
   t.equal(decision.state.leadSource, state.leadSource, 'the refused field keeps its state, so it is still a change')
   t.equal(decision.state.title, fingerprint('title', 'CTO'), 'the written field moves on')
