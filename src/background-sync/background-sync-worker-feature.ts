@@ -112,7 +112,7 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
           // Noted at once, not at the job's end: a worker killed during the full read must not lose it.
           if (isExpiredDeltaReset(outcome)) await deletedSweep.awaitFullRead(table)
           if (outcome.kind === 'skipped') log.debug({ table }, 'another change pass of this table is running: skipped')
-          if (outcome.kind === 'reset' && outcome.reason === 'change-tracking-off') log.warn({ table }, 'change tracking is off for this table: its changes are read by modifiedon from now on, and its deletes are not seen')
+          if (outcome.kind === 'reset' && outcome.reason === 'change-tracking-off') log.warn({ table }, 'change tracking is off for this table: its changes are read by modifiedon from now on, and its deletes found only by the periodic deleted-record sweep')
           // An expired delta token (Dataverse keeps them 7 days, §2) means a full read of the table: ops should know why it runs.
           if (outcome.kind === 'reset' && outcome.reason !== 'change-tracking-off') log.warn({ table, reason: outcome.reason }, 'the change cursor was dropped: the table is read in full again')
           if (outcome.kind !== 'reset' && (outcome.kind !== 'advanced' || outcome.caughtUp)) break
