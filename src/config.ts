@@ -127,6 +127,13 @@ export interface Config {
      * even this makes polling slower still.
      */
     readonly marketoPollMaxIntervalMs: number
+    /**
+     * SYNC_DELETED_RECORD_SWEEP_INTERVAL_MS: how often a table read by `modifiedon` (change tracking
+     * off) has its linked records asked for by id, so a delete it cannot see still flags the person
+     * (src/background-sync/deleted-record-sweep.ts). Each sweep costs one Dataverse request per 50
+     * linked records of the table: 2,000 for 100,000 links.
+     */
+    readonly deletedRecordSweepIntervalMs: number
   }
   readonly logLevel: string
 }
@@ -352,7 +359,10 @@ export function loadConfig (environment: Env): Config {
       dynamicsPageSize: env.optional('SYNC_DYNAMICS_PAGE_SIZE') === undefined ? undefined : env.integer('SYNC_DYNAMICS_PAGE_SIZE', 5_000, { min: 1, max: 5_000 }),
       // Five minutes: the native sync "waits 5 minutes and then syncs again" (marketo-native-dynamics-
       // sync.md §1, Cycle); an idle Marketo → Dynamics direction falls behind it only when the budget forces it.
-      marketoPollMaxIntervalMs: env.integer('SYNC_MARKETO_POLL_MAX_INTERVAL_MS', 300_000, { min: 200, max: 86_400_000 })
+      marketoPollMaxIntervalMs: env.integer('SYNC_MARKETO_POLL_MAX_INTERVAL_MS', 300_000, { min: 200, max: 86_400_000 }),
+      // Once a day: a delete there is flagged within a day, for 2,000 Dataverse requests a day per
+      // 100,000 links (Dataverse allows 6,000 per 5 minutes per user, dataverse-web-api-and-msal.md §5).
+      deletedRecordSweepIntervalMs: env.integer('SYNC_DELETED_RECORD_SWEEP_INTERVAL_MS', 86_400_000, { min: 1_000, max: 30 * 86_400_000 })
     },
     logLevel
   }

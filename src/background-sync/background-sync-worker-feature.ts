@@ -21,6 +21,7 @@ import { PairStateStore } from './pair-state-store.ts'
 import type { MarketoChangeFeed } from './marketo-change-pass.ts'
 import { startMarketoChangePasses } from './marketo-change-scheduler.ts'
 import { ParkedChangeStore } from './parked-changes.ts'
+import { DeletedRecordSweep, isExpiredDeltaReset } from './deleted-record-sweep.ts'
 import { SyncFailureActivityLog, type CustomActivityWriter } from '../marketo/sync-failure-activity.ts'
 
 export interface BackgroundSyncWorkerDeps {
@@ -73,6 +74,7 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
       // Its own key, derived from the key-hash secret: fingerprints and key digests never share one.
       const fingerprintKey = new Uint8Array(hkdfSync('sha256', config.redis.keyHashSecret, 'marketo-dynamics-sync', 'field-fingerprint', 32))
       const log = logger.child({ feature: 'background-sync' })
+      const deletedSweep = new DeletedRecordSweep({ redis: commands, prefix, dataverse: deps.dataverse, checkpoints, leases, intervalMs: config.sync.deletedRecordSweepIntervalMs, logger: log })
       let serviceUser: Promise<string> | undefined
 
       async function serviceUserId (): Promise<string | undefined> {
@@ -108,12 +110,22 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
             }
           })
           outcomes.push(outcome)
+          // Noted at once, not at the job's end: a worker killed during the full read must not lose it.
+          if (isExpiredDeltaReset(outcome)) await deletedSweep.awaitFullRead(table)
           if (outcome.kind === 'skipped') log.debug({ table }, 'another change pass of this table is running: skipped')
-          if (outcome.kind === 'reset' && outcome.reason === 'change-tracking-off') log.warn({ table }, 'change tracking is off for this table: its changes are read by modifiedon from now on, and its deletes are not seen')
+          if (outcome.kind === 'reset' && outcome.reason === 'change-tracking-off') log.warn({ table }, 'change tracking is off for this table: its changes are read by modifiedon from now on, and its deletes found only by the periodic deleted-record sweep')
           // An expired delta token (Dataverse keeps them 7 days, §2) means a full read of the table: ops should know why it runs.
           if (outcome.kind === 'reset' && outcome.reason !== 'change-tracking-off') log.warn({ table, reason: outcome.reason }, 'the change cursor was dropped: the table is read in full again')
           if (outcome.kind !== 'reset' && (outcome.kind !== 'advanced' || outcome.caughtUp)) break
         }
+        // Deletes change tracking cannot show (deleted-record-sweep.ts): one bounded step after the
+        // full read that followed an expired delta link, or periodically on a modifiedon table. A
+        // missing record goes through the delivery as a $deletedEntity would. A failed step is
+        // logged and taken again by the next job; the pass's own outcome stands.
+        await deletedSweep.afterPasses(table, outcomes.at(-1), async (sweptTable, deletedIds) => await deliverDynamicsPage(
+          { kind: 'page', upserted: [], deletedIds, cursor: '', caughtUp: true },
+          { table: sweptTable, mapping, marketo: deps.marketo, pairs, links, fingerprinter: (pairId) => fieldFingerprinter(fingerprintKey, pairId), serviceUserId: userId, logger: log }
+        )).catch((error: unknown) => { log.warn({ table, code: (error as { code?: unknown }).code, name: (error as Error).name }, 'a deleted-record sweep step failed: the next pass takes it again') })
         return outcomes
       }
 

@@ -34,6 +34,10 @@ import type { QueueName } from './names.ts'
  *   <p>:{checkpoint:<direction>:<table>}:poll-pace  when a feed is read next and what its polls
  *                                             spent today (a hash of times and counts, src/background-
  *                                             sync/marketo-poll-schedule.ts); the checkpoint's tag
+ *   <p>:{checkpoint:<direction>:<table>}:deleted-sweep  a table's sweep of its linked records for
+ *                                             deletes change tracking cannot show: a SCAN cursor and
+ *                                             times (src/background-sync/deleted-record-sweep.ts);
+ *                                             used alone, the checkpoint's tag
  *   <p>:{pair:<lead|contact>:<id>}             a linked pair's last-synced state: a keyed hash per
  *                                             mapped field, never a value (src/background-sync/
  *                                             pair-state-store.ts); used alone, its own tag
@@ -122,6 +126,15 @@ export function syncFeedLeaseKey (prefix: string, direction: string, table: stri
  */
 export function syncFeedPollPaceKey (prefix: string, direction: string, table: string): string {
   return `${syncCheckpointKey(prefix, direction, table)}:poll-pace`
+}
+
+/**
+ * A Dynamics table's sweep for deleted linked records (src/background-sync/deleted-record-sweep.ts):
+ * whether one is due or running, its SCAN cursor over the table's record links, and when the last
+ * one started and ended. Ids, cursors and times only. Its feed's checkpoint tag, like the lease.
+ */
+export function syncDeletedRecordSweepKey (prefix: string, table: string): string {
+  return `${syncCheckpointKey(prefix, 'dynamics-to-marketo', table)}:deleted-sweep`
 }
 
 /**

@@ -33,3 +33,10 @@ t.test('a slowest pace below the fastest is refused, naming both variables', asy
   t.throws(() => loadConfig({ ...REQUIRED_ENVIRONMENT, SYNC_MARKETO_POLL_MAX_INTERVAL_MS: '4000' }), { name: 'ConfigError', message: /SYNC_MARKETO_POLL_MAX_INTERVAL_MS \(4000\) must not be below SYNC_MARKETO_POLL_INTERVAL_MS \(5000\)/ })
   t.throws(() => loadConfig({ ...REQUIRED_ENVIRONMENT, SYNC_MARKETO_POLL_MAX_INTERVAL_MS: 'soon' }), { name: 'ConfigError', message: /SYNC_MARKETO_POLL_MAX_INTERVAL_MS must be an integer/ })
 })
+
+t.test('a modifiedon table\'s linked records are swept for deletes once a day unless SYNC_DELETED_RECORD_SWEEP_INTERVAL_MS says, from 1 s to 30 days', async (t) => {
+  t.equal(loadConfig({ ...REQUIRED_ENVIRONMENT }).sync.deletedRecordSweepIntervalMs, 86_400_000)
+  t.equal(loadConfig({ ...REQUIRED_ENVIRONMENT, SYNC_DELETED_RECORD_SWEEP_INTERVAL_MS: '3600000' }).sync.deletedRecordSweepIntervalMs, 3_600_000)
+  t.throws(() => loadConfig({ ...REQUIRED_ENVIRONMENT, SYNC_DELETED_RECORD_SWEEP_INTERVAL_MS: '999' }), { name: 'ConfigError', message: /SYNC_DELETED_RECORD_SWEEP_INTERVAL_MS must be an integer from 1000 to 2592000000/ })
+  t.throws(() => loadConfig({ ...REQUIRED_ENVIRONMENT, SYNC_DELETED_RECORD_SWEEP_INTERVAL_MS: 'daily' }), ConfigError)
+})

@@ -49,3 +49,9 @@ t.test('a polled feed\'s pace shares its checkpoint\'s tag, like its lease', asy
   t.equal(hashTag(syncFeedPollPaceKey('mds', 'marketo-to-dynamics', 'person')), hashTag(syncCheckpointKey('mds', 'marketo-to-dynamics', 'person')))
   t.ok(syncFeedPollPaceKey('tenant-a', 'marketo-to-dynamics', 'person').startsWith('tenant-a:'))
 })
+
+t.test('a table\'s deleted-record sweep shares its feed checkpoint\'s tag, and holds no record id in its name', async (t) => {
+  const { syncCheckpointKey, syncDeletedRecordSweepKey } = await import('../../src/queue/redis-keys.ts')
+  t.equal(hashTag(syncDeletedRecordSweepKey('mds', 'lead')), hashTag(syncCheckpointKey('mds', 'dynamics-to-marketo', 'lead')))
+  t.equal(syncDeletedRecordSweepKey('mds', 'contact'), 'mds:{checkpoint:dynamics-to-marketo:contact}:deleted-sweep')
+})
