@@ -104,6 +104,7 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
                 links,
                 fingerprinter: (pairId) => fieldFingerprinter(fingerprintKey, pairId),
                 serviceUserId: userId,
+                parked,
                 logger: log
               })
               if (changes.upserted.length + changes.deletedIds.length > 0) log.info({ table, ...delivered }, 'Dynamics changes delivered to Marketo')

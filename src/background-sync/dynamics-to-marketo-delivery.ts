@@ -12,6 +12,7 @@ import { emailMatchKey, matchUnlinkedRecord, type UnlinkedRecordReason } from '.
 import type { PairStateStore } from './pair-state-store.ts'
 import { syncFilterDecision } from '../sync/sync-filter.ts'
 import { originatingLeadOf, unlinkedContactRoute } from '../sync/lead-conversion.ts'
+import type { DynamicsParkedRefusal, ParkedChangeStore } from './parked-changes.ts'
 
 /**
  * Delivers one page of Dynamics lead or contact changes to Marketo (issue 12 §1, §6, §7): the
@@ -36,6 +37,11 @@ import { originatingLeadOf, unlinkedContactRoute } from '../sync/lead-conversion
  * - An unlinked contact qualified from a lead linked to a person (lead-conversion.ts, issue 12 §7):
  *   that person is linked to the contact instead (the lead loses the link in the same Redis step),
  *   merged as a new contact pair (Dynamics wins collisions); no person is created.
+ * - A record Marketo refuses (a `skipped` result and its reason code), one without an email, and one
+ *   the duplicate rule reports are parked with the reason (parked-changes.ts, direction
+ *   `dynamics-to-marketo`; issue 12 §9: reported, retried or parked, never dropped silently) while
+ *   the rest of the page goes on; a record delivered later (or found unchanged, or deleted) clears
+ *   its entry. dynamics-parked-change-retry.ts retries an entry through this very function.
  */
 
 export interface MarketoPersonWriter {
@@ -60,6 +66,8 @@ export interface DynamicsToMarketoDeliveryDeps {
   readonly fingerprinter: (pairId: string) => FieldFingerprinter
   /** The service's own Dataverse user (WhoAmI): rows it last modified are labelled echoes. */
   readonly serviceUserId: string | undefined
+  /** Where refused and reported records are parked, and cleared once delivered (issue 12 §9). */
+  readonly parked: Pick<ParkedChangeStore, 'park' | 'settle'>
   readonly logger: Logger
 }
 
@@ -115,6 +123,40 @@ export function matchesLastSynced (values: Readonly<Record<string, FieldValue>>,
     : canonicalFieldValue(value) === null)
 }
 
+/** Marketo's reason for skipping a record (marketo-rest-and-ssfs.md §2.3): its first code, the message left out. */
+export function skipReasonCode (result: Extract<SyncLeadResult, { status: 'skipped' }>): string {
+  return result.reasons?.[0]?.code ?? 'SKIPPED'
+}
+
+/**
+ * Pure: the parked entry of a Dynamics record that did not reach Marketo: ids, the Marketo fields
+ * involved and the columns they are read from, the reason code. Never a value.
+ */
+export function dynamicsRefusal (table: SyncTable, recordId: string, personIds: readonly number[], fields: readonly string[], code: string, fieldsByColumn: ReadonlyMap<string, string>): DynamicsParkedRefusal {
+  const wanted = new Set(fields)
+  return {
+    direction: 'dynamics-to-marketo',
+    table,
+    recordId,
+    personIds,
+    fields: [...wanted],
+    columns: [...fieldsByColumn].flatMap(([column, field]) => wanted.has(field) ? [column] : []),
+    code
+  }
+}
+
+/** The fields a Sync Leads input writes: everything but the lookup `id`. */
+function writtenFields (input: Readonly<Record<string, unknown>>): string[] {
+  return Object.keys(input).filter((field) => field !== 'id')
+}
+
+/** What became of the page's records for the parked-change store: parked with a reason, or delivered. */
+interface RecordOutcomes {
+  readonly parked: DynamicsParkedRefusal[]
+  /** Records delivered, found unchanged or deleted: nothing of theirs is left to deliver. */
+  readonly settled: string[]
+}
+
 /** The pair id inside each fingerprint: the Dynamics record, by table. */
 export function pairIdOf (table: SyncTable, recordId: string): string {
   return `${table}:${recordId}`
@@ -132,6 +174,7 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
 
   let unchanged = 0
   let filtered = 0
+  const outcomes: RecordOutcomes = { parked: [], settled: [...page.deletedIds] }
   const changedLinked: Array<{ row: ChangedRow, marketoId: number, values: Record<string, FieldValue> }> = []
   const unlinked: Array<{ row: ChangedRow, values: Record<string, FieldValue> }> = []
   for (const row of page.upserted) {
@@ -146,6 +189,7 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
     if (marketoId === undefined) { unlinked.push({ row, values }); continue }
     if (matchesLastSynced(values, states.get(row.id) ?? {}, deps.fingerprinter(pairIdOf(table, row.id)))) {
       unchanged++
+      outcomes.settled.push(row.id)
       continue
     }
     changedLinked.push({ row, marketoId, values })
@@ -231,19 +275,26 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
     // A refused write is not synced: the record keeps its last-synced state, so its change is still a
     // change next time instead of being taken for done (parking it with the reason is issue 12 §9).
     const recordId = updatedRows[index]
-    if (recordId !== undefined) newStates.delete(recordId)
+    if (recordId !== undefined) {
+      newStates.delete(recordId)
+      outcomes.parked.push(dynamicsRefusal(table, recordId, [Number(updates[index]!.id)], writtenFields(updates[index]!), skipReasonCode(result), fieldsByColumn))
+    }
     // Which record and Marketo's reason code only: values are personal data.
     deps.logger.warn({ table, marketoId: updates[index]?.id, reasons: result.reasons?.map((r) => r.code) }, 'Marketo refused a background-sync update')
   })
   await pairs.save(table, newStates, states)
+  // Merged and either written or needing no write: delivered.
+  outcomes.settled.push(...newStates.keys())
 
   // Contacts qualified from a linked lead take over its person; the other unlinked rows go on below.
-  const conversion = table === 'contact' ? await deliverConvertedContacts(unlinked, { ...deps, fields, recordType }) : { rest: unlinked, converted: 0, refused: 0 }
+  const conversion = table === 'contact' ? await deliverConvertedContacts(unlinked, { ...deps, fields, recordType, fieldsByColumn, outcomes }) : { rest: unlinked, converted: 0, refused: 0 }
   refused += conversion.refused
 
   // Unlinked rows: the duplicate rule (issue 12 §3), with the persons read by email first.
-  const identity = await deliverUnlinkedRows(conversion.rest, { ...deps, fields, recordType })
+  const identity = await deliverUnlinkedRows(conversion.rest, { ...deps, fields, recordType, fieldsByColumn, outcomes })
   refused += identity.refused
+
+  await parkRecordOutcomes(outcomes, { ...deps, fields })
 
   return { created: identity.created, linked: identity.linked, reported: identity.reported, updated: updateResults.filter((result, index) => index < updatedRows.length && result.status !== 'skipped').length, unchanged, flaggedDeleted, refused, filtered, converted: conversion.converted }
 }
@@ -314,10 +365,12 @@ async function deliverConvertedContacts (unlinked: readonly UnlinkedRow[], deps:
     const { row, marketoId, state } = updates[index]!
     if (result.status === 'skipped') {
       refused++
+      deps.outcomes.parked.push(dynamicsRefusal(deps.table, row.id, [marketoId], writtenFields(updates[index]!.update), skipReasonCode(result), deps.fieldsByColumn))
       deps.logger.warn({ table: deps.table, recordId: row.id, marketoId, reasons: result.reasons?.map((r) => r.code) }, 'Marketo refused a background-sync update')
       continue
     }
     states.set(row.id, state)
+    deps.outcomes.settled.push(row.id)
     converted++
     deps.logger.info({ table: deps.table, recordId: row.id, marketoId }, 'a contact qualified from a lead follows the lead\'s Marketo person')
   }
@@ -328,6 +381,9 @@ async function deliverConvertedContacts (unlinked: readonly UnlinkedRow[], deps:
 interface UnlinkedDeliveryDeps extends DynamicsToMarketoDeliveryDeps {
   readonly fields: readonly string[]
   readonly recordType: RecordType
+  readonly fieldsByColumn: ReadonlyMap<string, string>
+  /** Collects the records parked and delivered, for one store call per page. */
+  readonly outcomes: RecordOutcomes
 }
 
 interface UnlinkedOutcome { readonly created: number, readonly linked: number, readonly reported: number, readonly refused: number }
@@ -349,6 +405,7 @@ async function deliverUnlinkedRows (unlinked: ReadonlyArray<{ row: ChangedRow, v
     if (typeof email === 'string' && email.trim() !== '') withEmail.push({ row, values, email: emailMatchKey(email) })
     else {
       refused++
+      deps.outcomes.parked.push(dynamicsRefusal(table, row.id, [], ['email'], 'NO_EMAIL', deps.fieldsByColumn))
       deps.logger.warn({ table, recordId: row.id }, 'a Dynamics record without an email is not created in Marketo')
     }
   }
@@ -364,6 +421,7 @@ async function deliverUnlinkedRows (unlinked: ReadonlyArray<{ row: ChangedRow, v
 
   const report = (row: ChangedRow, reason: UnlinkedRecordReason, marketoIds: readonly number[]): void => {
     reported++
+    deps.outcomes.parked.push(dynamicsRefusal(table, row.id, marketoIds, ['email'], reason, deps.fieldsByColumn))
     // Ids and the reason only: the email is personal data.
     deps.logger.warn({ table, recordId: row.id, marketoIds, reason }, 'a Dynamics record is not synced: its email matches Marketo persons ambiguously')
   }
@@ -412,12 +470,14 @@ async function deliverUnlinkedRows (unlinked: ReadonlyArray<{ row: ChangedRow, v
       const { row, marketoId, state } = relinks[index]!
       if (result.status === 'skipped') {
         refused++
+        deps.outcomes.parked.push(dynamicsRefusal(table, row.id, [marketoId], writtenFields(relinks[index]!.update), skipReasonCode(result), deps.fieldsByColumn))
         deps.logger.warn({ table, recordId: row.id, marketoId, reasons: result.reasons?.map((r) => r.code) }, 'Marketo refused a background-sync update')
         continue
       }
       // Linked only once Marketo took the write: a retried page finds the row unlinked and decides again.
       await deps.links.set(marketoId, { type: recordType, id: row.id })
       states.set(row.id, state)
+      deps.outcomes.settled.push(row.id)
       linked++
     }
   }
@@ -430,10 +490,12 @@ async function deliverUnlinkedRows (unlinked: ReadonlyArray<{ row: ChangedRow, v
       const { row, input } = creates[index]!
       if (result.status === 'skipped') {
         refused++
+        deps.outcomes.parked.push(dynamicsRefusal(table, row.id, [], writtenFields(input), skipReasonCode(result), deps.fieldsByColumn))
         deps.logger.warn({ table, recordId: row.id, reasons: result.reasons?.map((r) => r.code) }, 'Marketo refused a background-sync create')
         continue
       }
       created++
+      deps.outcomes.settled.push(row.id)
       await deps.links.set(result.id, { type: recordType, id: row.id })
       // Only the fields sent are known equal on both sides; the others get their state on the next change.
       const fingerprint = deps.fingerprinter(pairIdOf(table, row.id))
@@ -442,6 +504,22 @@ async function deliverUnlinkedRows (unlinked: ReadonlyArray<{ row: ChangedRow, v
   }
   await deps.pairs.save(table, states)
   return { created, linked, reported, refused }
+}
+
+/**
+ * Parks the page's refused and reported records and clears the entries of those delivered, after the
+ * pair states are saved: a crash before this leaves the page to be read again, which decides each
+ * record afresh (a refused one is parked then, with one more attempt). A delivered record's merge
+ * decided every mapped field, so it settles whatever fields its entry was parked for.
+ */
+async function parkRecordOutcomes (outcomes: RecordOutcomes, deps: DynamicsToMarketoDeliveryDeps & { readonly fields: readonly string[] }): Promise<void> {
+  const allFields = [...deps.fields, deps.mapping.deletedFlag.marketoField, 'email']
+  if (outcomes.settled.length > 0) {
+    await deps.parked.settle(outcomes.settled.map((recordId) => ({ direction: 'dynamics-to-marketo', table: deps.table, recordId, fields: allFields })))
+  }
+  if (outcomes.parked.length === 0) return
+  const { dropped } = await deps.parked.park(outcomes.parked)
+  if (dropped > 0) deps.logger.warn({ dropped }, 'parked changes over the cap: the oldest were dropped')
 }
 
 /** A new person gets the record's non-empty values only: an empty Dynamics column must not blank a person Marketo matched by email. */

@@ -2,7 +2,7 @@ import type { RecordLink } from '../domain/record-link.ts'
 import type { PersonChanges } from '../marketo/lead-change-feed.ts'
 import type { SyncTable } from '../sync/field-mapping.ts'
 import { reportRefusedWrites, writePersonChanges, type LinkedPersonChanges, type MarketoChangePassDeps, type RefusedWrite } from './marketo-change-pass.ts'
-import { ParkedChangeError, type ParkedChange, type ParkedChangeFilter, type ParkedChangeStore } from './parked-changes.ts'
+import { ParkedChangeError, type MarketoParkedChange, type ParkedChangeFilter, type ParkedChangeStore } from './parked-changes.ts'
 
 /**
  * Retrying parked changes (issue 12 §9: "a parked change can be retried once the data is fixed"),
@@ -17,6 +17,9 @@ import { ParkedChangeError, type ParkedChange, type ParkedChangeFilter, type Par
  *   person's activity log, as a pass does.
  * - The record deleted in Dynamics, the person deleted in Marketo, or the person now linked to
  *   another record: nothing can be written for this pair any more, so the entry is cleared too.
+ *
+ * These are the Marketo → Dynamics entries; the Dynamics → Marketo ones are retried by
+ * dynamics-parked-change-retry.ts, which reads the record from Dataverse instead.
  *
  * Not under the Marketo feed's lease: a retry may run beside a pass. Both write absolute values and
  * save the pair's state after Dynamics took them; the state saves are not guarded against each other
@@ -41,15 +44,17 @@ export interface ParkedChangeRetryDeps extends Pick<MarketoChangePassDeps, 'data
 export async function retryParkedChange (deps: ParkedChangeRetryDeps, id: string): Promise<ParkedChangeRetryResult> {
   const entry = await deps.parked.get(id)
   if (entry === undefined) throw new ParkedChangeError('PARKED_CHANGE_NOT_FOUND', 'no parked change with this id')
+  if (entry.direction !== 'marketo-to-dynamics') throw new ParkedChangeError('PARKED_CHANGE_OTHER_DIRECTION', 'a Dynamics → Marketo change: retryDynamicsParkedChange retries it')
   return (await retryEntries(deps, [entry])).get(entry.id)!
 }
 
-/** Retries every parked change the filter selects (all by default, at most the store's list limit); results by entry id. */
+/** Retries every Marketo → Dynamics parked change the filter selects (all by default, at most the store's list limit); results by entry id. */
 export async function retryParkedChanges (deps: ParkedChangeRetryDeps, filter: ParkedChangeFilter = {}): Promise<Map<string, ParkedChangeRetryResult>> {
-  return await retryEntries(deps, await deps.parked.list(filter))
+  if (filter.direction !== undefined && filter.direction !== 'marketo-to-dynamics') return new Map()
+  return await retryEntries(deps, await deps.parked.list({ ...filter, direction: 'marketo-to-dynamics' }))
 }
 
-async function retryEntries (deps: ParkedChangeRetryDeps, entries: readonly ParkedChange[]): Promise<Map<string, ParkedChangeRetryResult>> {
+async function retryEntries (deps: ParkedChangeRetryDeps, entries: readonly MarketoParkedChange[]): Promise<Map<string, ParkedChangeRetryResult>> {
   const results = new Map<string, ParkedChangeRetryResult>()
   if (entries.length === 0) return results
   const personIds = [...new Set(entries.map((entry) => entry.personId))]
@@ -61,7 +66,7 @@ async function retryEntries (deps: ParkedChangeRetryDeps, entries: readonly Park
   const refused: RefusedWrite[] = []
   for (const table of ['lead', 'contact'] as const satisfies readonly SyncTable[]) {
     const linked: LinkedPersonChanges[] = []
-    const entryOf = new Map<string, ParkedChange>()
+    const entryOf = new Map<string, MarketoParkedChange>()
     for (const entry of entries.filter((candidate) => candidate.table === table)) {
       const link = links.get(entry.personId)
       const lead = persons.get(entry.personId)
@@ -96,7 +101,7 @@ async function retryEntries (deps: ParkedChangeRetryDeps, entries: readonly Park
  * (not through the API): the merge then writes them where they differ from the last-synced state,
  * and leaves a field to the collision rule where Dynamics changed it too.
  */
-function currentValues (entry: ParkedChange, lead: Record<string, unknown>, at: Date): PersonChanges {
+function currentValues (entry: MarketoParkedChange, lead: Record<string, unknown>, at: Date): PersonChanges {
   const changedAt = at.toISOString().replace(/\.\d{3}Z$/, 'Z')
   const fields: Record<string, PersonChanges['fields'][string]> = {}
   for (const field of entry.fields) {

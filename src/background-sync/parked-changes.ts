@@ -25,21 +25,35 @@ import type { SyncTable } from '../sync/field-mapping.ts'
  *
  * Bounded like the intake's parked entries: about the newest `maxEntries` (10,000 by default) are
  * kept; parking past the cap drops the oldest first, and `park` says how many it dropped.
+ *
+ * Dynamics → Marketo entries (direction `dynamics-to-marketo`) are records Marketo refused (a Sync
+ * Leads result `skipped`, its reason code: 1003, 1004, 1005, 1007, …) or that we did not send
+ * (`NO_EMAIL`, and the duplicate rule's `SEVERAL_UNLINKED_PERSONS` / `PERSON_LINKED_ELSEWHERE`,
+ * unlinked-record-match.ts). Same hash, same key layout: the `personId` field holds the persons
+ * involved as a comma list (none for a record never created, several for an ambiguous email), and
+ * Marketo's reason message is not kept either. Marketo documents its record-level messages as fixed
+ * texts ("Invalid data", "Lead not found", "Field '%s' not found", marketo-rest-and-ssfs.md §2.3),
+ * but a message is its to change and the code alone names the reason; there is no status (a skip is
+ * inside a 200) and no activity (the person is ours to write, not the one at fault).
  */
 
-export type ParkedDirection = 'marketo-to-dynamics'
+export type ParkedDirection = 'marketo-to-dynamics' | 'dynamics-to-marketo'
 
-export interface ParkedRefusal {
-  readonly direction: ParkedDirection
+interface ParkedRefusalOfEitherDirection {
   readonly table: SyncTable
   /** The Dynamics record's GUID, lower case. */
   readonly recordId: string
-  /** The Marketo person linked to it. */
-  readonly personId: number
   /** Marketo fields whose change was refused, by REST name. */
   readonly fields: readonly string[]
-  /** The Dataverse columns written (or, for an option label, the column with no such option). */
+  /** The Dataverse columns written (or, for an option label, the column with no such option); read, for Dynamics → Marketo. */
   readonly columns: readonly string[]
+}
+
+/** A Marketo → Dynamics write Dynamics refused. */
+export interface ParkedRefusal extends ParkedRefusalOfEitherDirection {
+  readonly direction: 'marketo-to-dynamics'
+  /** The Marketo person linked to it. */
+  readonly personId: number
   /** The reason: Dynamics' error code (`0x80044331`), or ours when we refused before writing (`OPTION_LABEL_UNKNOWN`). */
   readonly code: string
   /** Dynamics' HTTP status, when Dynamics answered. */
@@ -48,7 +62,18 @@ export interface ParkedRefusal {
   readonly activityLogged: boolean
 }
 
-export interface ParkedChange extends ParkedRefusal {
+/** A Dynamics → Marketo record Marketo refused, or that the sync could not send. */
+export interface DynamicsParkedRefusal extends ParkedRefusalOfEitherDirection {
+  readonly direction: 'dynamics-to-marketo'
+  /** The persons involved: the linked one, those its email matched ambiguously, none for a record never created. */
+  readonly personIds: readonly number[]
+  /** Marketo's reason code (`1003`, `1004`, …) or ours (`NO_EMAIL`, `SEVERAL_UNLINKED_PERSONS`, `PERSON_LINKED_ELSEWHERE`). */
+  readonly code: string
+}
+
+export type AnyParkedRefusal = ParkedRefusal | DynamicsParkedRefusal
+
+interface ParkedEntryDates {
   readonly id: string
   /** When this pair was first parked (kept across refusals: an entry's age). */
   readonly parkedAt: Date
@@ -56,6 +81,12 @@ export interface ParkedChange extends ParkedRefusal {
   /** Writes refused so far: the first refusal is 1, each refused retry adds one. */
   readonly attempts: number
 }
+
+export type MarketoParkedChange = ParkedRefusal & ParkedEntryDates
+export type DynamicsParkedChange = DynamicsParkedRefusal & ParkedEntryDates
+export type ParkedChange = MarketoParkedChange | DynamicsParkedChange
+/** The entries of one direction. */
+export type ParkedChangeOf<D extends ParkedDirection> = Extract<ParkedChange, { readonly direction: D }>
 
 export interface ParkedChangeFilter {
   readonly direction?: ParkedDirection
@@ -80,7 +111,7 @@ export const DEFAULT_MAX_PARKED_CHANGES = 10_000
 const DEFAULT_LIST_LIMIT = 1_000
 
 export class ParkedChangeError extends Error {
-  constructor (readonly code: 'PARKED_CHANGE_NOT_FOUND' | 'PARKED_CHANGE_INVALID_ID', message: string) {
+  constructor (readonly code: 'PARKED_CHANGE_NOT_FOUND' | 'PARKED_CHANGE_INVALID_ID' | 'PARKED_CHANGE_OTHER_DIRECTION', message: string) {
     super(message)
     this.name = 'ParkedChangeError'
   }
@@ -104,7 +135,7 @@ export function settlesParkedFields (parkedFields: readonly string[], settledFie
 /**
  * KEYS[1] the index, KEYS[2..] the entries; ARGV[1] the cap, ARGV[2] now (ms), ARGV[3] the entry
  * key prefix (for the trimmed ones, same tag), then per entry: id, direction, table, recordId,
- * personId, fields (comma list), columns (comma list), code, status ('' none), activityLogged.
+ * personId (a comma list of ids for dynamics-to-marketo), fields (comma list), columns (comma list), code, status ('' none), activityLogged.
  * An entry parked again keeps its first date, adds an attempt, takes the newest code and status,
  * and holds the union of the fields refused. Returns how many oldest entries the cap dropped.
  */
@@ -174,13 +205,15 @@ export class ParkedChangeStore {
   }
 
   /** Parks each refusal (or updates its pair's entry); returns how many of the oldest entries the cap dropped. */
-  async park (refusals: readonly ParkedRefusal[], at: Date = new Date()): Promise<{ readonly dropped: number }> {
+  async park (refusals: readonly AnyParkedRefusal[], at: Date = new Date()): Promise<{ readonly dropped: number }> {
     if (refusals.length === 0) return { dropped: 0 }
     const ids = refusals.map((refusal) => parkedChangeId(refusal.direction, refusal.table, refusal.recordId))
     const args = refusals.flatMap((refusal, index) => [
-      ids[index]!, refusal.direction, refusal.table, refusal.recordId.toLowerCase(), String(refusal.personId),
-      listOf(refusal.fields), listOf(refusal.columns), refusal.code, refusal.status === undefined ? '' : String(refusal.status),
-      refusal.activityLogged ? '1' : '0'
+      ids[index]!, refusal.direction, refusal.table, refusal.recordId.toLowerCase(),
+      refusal.direction === 'marketo-to-dynamics' ? String(refusal.personId) : refusal.personIds.map(String).join(','),
+      listOf(refusal.fields), listOf(refusal.columns), refusal.code,
+      refusal.direction === 'marketo-to-dynamics' && refusal.status !== undefined ? String(refusal.status) : '',
+      refusal.direction === 'marketo-to-dynamics' && refusal.activityLogged ? '1' : '0'
     ])
     const dropped = await this.redis.eval(PARK, 1 + ids.length, this.#keys.index, ...ids.map(this.#keys.entry),
       this.#maxEntries, at.getTime(), this.#keys.entry(''), ...args) as number
@@ -200,13 +233,13 @@ export class ParkedChangeStore {
   }
 
   /** Oldest first. Reads the index, then each entry (one slot: one pipeline, on a cluster too). */
-  async list (filter: ParkedChangeFilter = {}): Promise<ParkedChange[]> {
+  async list<D extends ParkedDirection = ParkedDirection> (filter: ParkedChangeFilter & { readonly direction?: D } = {}): Promise<Array<ParkedChangeOf<D>>> {
     const limit = filter.limit ?? DEFAULT_LIST_LIMIT
     const ids = await this.redis.zrangebyscore(this.#keys.index, '-inf', filter.parkedBefore === undefined ? '+inf' : `(${filter.parkedBefore.getTime()}`)
     const pipeline = this.redis.pipeline()
     for (const id of ids) pipeline.hgetall(this.#keys.entry(id))
     const replies = ids.length === 0 ? [] : (await pipeline.exec()) ?? []
-    const entries: ParkedChange[] = []
+    const entries: Array<ParkedChangeOf<D>> = []
     for (const [error, reply] of replies) {
       if (error !== null) throw error
       const entry = parseEntry(reply as Record<string, string>)
@@ -214,7 +247,7 @@ export class ParkedChangeStore {
       if (filter.direction !== undefined && entry.direction !== filter.direction) continue
       if (filter.code !== undefined && entry.code !== filter.code) continue
       if (filter.table !== undefined && entry.table !== filter.table) continue
-      entries.push(entry)
+      entries.push(entry as ParkedChangeOf<D>)
       if (entries.length >= limit) break
     }
     return entries
@@ -228,7 +261,7 @@ export class ParkedChangeStore {
   }
 }
 
-const ID = /^marketo-to-dynamics:(lead|contact):[0-9a-f-]{36}$/
+const ID = /^(marketo-to-dynamics|dynamics-to-marketo):(lead|contact):[0-9a-f-]{36}$/
 
 /** An id from outside (the admin API to come) names an entry, nothing else: no other key can be reached. */
 function checkedId (id: string): string {
@@ -242,21 +275,28 @@ function listOf (names: readonly string[]): string {
 }
 
 function parseEntry (hash: Record<string, string>): ParkedChange | undefined {
-  if (hash.id === undefined || hash.direction !== 'marketo-to-dynamics' || (hash.table !== 'lead' && hash.table !== 'contact')) return undefined
-  const status = hash.status === undefined || hash.status === '' ? undefined : Number(hash.status)
-  return {
+  if (hash.id === undefined || (hash.table !== 'lead' && hash.table !== 'contact')) return undefined
+  const common = {
     id: hash.id,
-    direction: hash.direction,
     table: hash.table,
     recordId: hash.recordId ?? '',
-    personId: Number(hash.personId),
     fields: (hash.fields ?? '').split(',').filter((name) => name !== ''),
     columns: (hash.columns ?? '').split(',').filter((name) => name !== ''),
     code: hash.code ?? '',
-    ...(status === undefined ? {} : { status }),
-    activityLogged: hash.activityLogged === '1',
     parkedAt: new Date(Number(hash.parkedAt)),
     lastRefusedAt: new Date(Number(hash.lastRefusedAt)),
     attempts: Number(hash.attempts)
+  } as const
+  if (hash.direction === 'dynamics-to-marketo') {
+    return { ...common, direction: hash.direction, personIds: (hash.personId ?? '').split(',').filter((id) => id !== '').map(Number) }
+  }
+  if (hash.direction !== 'marketo-to-dynamics') return undefined
+  const status = hash.status === undefined || hash.status === '' ? undefined : Number(hash.status)
+  return {
+    ...common,
+    direction: hash.direction,
+    personId: Number(hash.personId),
+    ...(status === undefined ? {} : { status }),
+    activityLogged: hash.activityLogged === '1'
   }
 }

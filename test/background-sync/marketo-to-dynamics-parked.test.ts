@@ -155,7 +155,7 @@ t.test('after fixing the value in Marketo, a retry writes it and clears the entr
 })
 
 t.test('a parked change that a later Marketo edit delivers is cleared by that pass', async (t) => {
-  const lovelace = (await parked.list())[0]!
+  const lovelace = (await parked.list({ direction: 'marketo-to-dynamics' }))[0]!
   await editInMarketo(lovelace.personId, { title: 'Countess' })
   await eventually(async () => await parked.get(lovelace.id) === undefined ? true : undefined, { timeoutMs: 5_000, what: 'the entry cleared' })
   t.equal(sandbox.dataverse.store.get('leads', lovelace.recordId)?.jobtitle, 'Countess')

@@ -111,3 +111,32 @@ t.test('no value or message is stored: only ids, names, codes, dates and counts'
   const hash = await redis.hgetall(parkedChangeKeys('p6').entry(parkedChangeId('marketo-to-dynamics', 'lead', ADA)))
   t.same(Object.keys(hash).sort(), ['activityLogged', 'attempts', 'code', 'columns', 'direction', 'fields', 'id', 'lastRefusedAt', 'parkedAt', 'personId', 'recordId', 'status', 'table'])
 })
+
+t.test('a Dynamics → Marketo record is parked in the same store: its persons (none, one or several), fields, columns and reason code', async (t) => {
+  const store = new ParkedChangeStore(redis, 'p7')
+  const at = new Date('2026-12-04T10:00:00Z')
+  await store.park([
+    { direction: 'dynamics-to-marketo', table: 'lead', recordId: ADA, personIds: [], fields: ['email'], columns: ['emailaddress1'], code: 'NO_EMAIL' },
+    { direction: 'dynamics-to-marketo', table: 'contact', recordId: BOB, personIds: [7, 8], fields: ['email'], columns: ['emailaddress1'], code: 'SEVERAL_UNLINKED_PERSONS' },
+    { direction: 'dynamics-to-marketo', table: 'lead', recordId: CYD, personIds: [9], fields: ['email', 'title'], columns: ['emailaddress1', 'jobtitle'], code: '1003' }
+  ], at)
+  const ada = parkedChangeId('dynamics-to-marketo', 'lead', ADA)
+  t.same(await store.get(ada), { id: ada, direction: 'dynamics-to-marketo', table: 'lead', recordId: ADA, personIds: [], fields: ['email'], columns: ['emailaddress1'], code: 'NO_EMAIL', parkedAt: at, lastRefusedAt: at, attempts: 1 })
+  t.match(await store.get(parkedChangeId('dynamics-to-marketo', 'contact', BOB)), { personIds: [7, 8], code: 'SEVERAL_UNLINKED_PERSONS' })
+  t.match(await store.get(parkedChangeId('dynamics-to-marketo', 'lead', CYD)), { personIds: [9], fields: ['email', 'title'], code: '1003' })
+
+  await store.park([refusal(ADA)], at)
+  t.same((await store.list({ direction: 'dynamics-to-marketo' })).map((entry) => entry.recordId).sort(), [ADA, BOB, CYD], 'one direction listed (parked at one moment)')
+  t.same((await store.list({ direction: 'marketo-to-dynamics' })).map((entry) => entry.recordId), [ADA], 'the other direction\'s entry of the same record is its own')
+
+  const later = new Date('2026-12-04T11:00:00Z')
+  await store.park([{ direction: 'dynamics-to-marketo', table: 'lead', recordId: CYD, personIds: [9], fields: ['title'], columns: ['jobtitle'], code: '1004' }], later)
+  t.match(await store.get(parkedChangeId('dynamics-to-marketo', 'lead', CYD)), { code: '1004', attempts: 2, parkedAt: at, lastRefusedAt: later })
+
+  t.same(await store.settle([{ direction: 'dynamics-to-marketo', table: 'lead', recordId: ADA, fields: ['email', 'title'] }]), [ada], 'a delivery clears the Dynamics → Marketo entry')
+  t.ok(await store.get(parkedChangeId('marketo-to-dynamics', 'lead', ADA)), 'and not the other direction\'s')
+
+  const hash = await redis.hgetall(parkedChangeKeys('p7').entry(parkedChangeId('dynamics-to-marketo', 'contact', BOB)))
+  t.same(Object.keys(hash).sort(), ['activityLogged', 'attempts', 'code', 'columns', 'direction', 'fields', 'id', 'lastRefusedAt', 'parkedAt', 'personId', 'recordId', 'status', 'table'], 'the same hash layout')
+  t.equal(hash.personId, '7,8')
+})
