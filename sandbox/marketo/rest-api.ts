@@ -8,7 +8,7 @@ import type { AccessTokenIssuer } from './identity.ts'
 import type { LeadFieldCatalog } from './lead-fields.ts'
 import type { PersonStore } from './person-store.ts'
 import { getActivityTypes, getLeadActivities, getLeadChanges, getPagingToken } from './rest-activities.ts'
-import { addCustomActivities, approveCustomActivityType, createCustomActivityType, getCustomActivityTypes } from './rest-custom-activities.ts'
+import { addCustomActivities, approveCustomActivityType, createCustomActivityType, createCustomActivityTypeAttributes, describeCustomActivityType, getCustomActivityTypes } from './rest-custom-activities.ts'
 import { MarketoRestError, newRequestId, restErrors, sendRestError, sendRestSuccess, type RestSuccess } from './rest-envelope.ts'
 import type { RestFaults } from './rest-faults.ts'
 import type { RestCallLimits } from './rest-limits.ts'
@@ -131,6 +131,8 @@ function authenticate (req: IncomingMessage, call: RestCall, issuer: AccessToken
 
 const LEAD_BY_ID = /^\/rest\/v1\/lead\/(\d+)\.json$/
 const APPROVE_ACTIVITY_TYPE = /^\/rest\/v1\/activities\/external\/type\/([^/]+)\/approve\.json$/
+const DESCRIBE_ACTIVITY_TYPE = /^\/rest\/v1\/activities\/external\/type\/([^/]+)\/describe\.json$/
+const CREATE_ACTIVITY_TYPE_ATTRIBUTES = /^\/rest\/v1\/activities\/external\/type\/([^/]+)\/attributes\/create\.json$/
 
 const BULK_IMPORT_BATCH = /^\/bulk\/v1\/leads\/batch\/(\d+)(\/failures|\/warnings)?\.json$/
 
@@ -148,6 +150,10 @@ function route (call: RestCall, deps: RestApiDependencies): RestSuccess | RestFi
   if (leadById !== null) return onlyGet(call, () => getLeadById(Number(leadById[1]), call.params, deps))
   const approveType = APPROVE_ACTIVITY_TYPE.exec(call.path)
   if (approveType !== null) return onlyPost(call, () => approveCustomActivityType(decodeURIComponent(approveType[1]!), deps))
+  const describeType = DESCRIBE_ACTIVITY_TYPE.exec(call.path)
+  if (describeType !== null) return onlyGet(call, () => describeCustomActivityType(decodeURIComponent(describeType[1]!), call.params, deps))
+  const createAttributes = CREATE_ACTIVITY_TYPE_ATTRIBUTES.exec(call.path)
+  if (createAttributes !== null) return onlyPost(call, () => createCustomActivityTypeAttributes(decodeURIComponent(createAttributes[1]!), parseJsonBody(call), deps))
   switch (call.path) {
     case '/rest/v1/leads.json':
       if (call.method === 'GET') return getLeadsByFilterType(call.params, deps)

@@ -1,5 +1,5 @@
 import type { ActivityAttribute, ActivityLog } from './activity-log.ts'
-import { asRecord, type CustomActivityType, type CustomActivityTypes } from './custom-activity-types.ts'
+import { asListing, asRecord, type CustomActivityType, type CustomActivityTypes } from './custom-activity-types.ts'
 import { toMarketoDateTime } from './marketo-datetime.ts'
 import type { PersonStore } from './person-store.ts'
 import { restErrors, type RestSuccess } from './rest-envelope.ts'
@@ -21,14 +21,26 @@ const MAX_ACTIVITIES_PER_CALL = 300
 /** "attributes array > 65536 bytes" fails the record with 1049 (reference §2.3). */
 const MAX_ATTRIBUTES_BYTES = 65_536
 
-/** `GET /rest/v1/activities/external/types.json` — every status, drafts included. */
+/** `GET /rest/v1/activities/external/types.json` — every status, drafts included, without attributes (Describe shows those). */
 export function getCustomActivityTypes (deps: CustomActivitiesDependencies): RestSuccess {
-  return { result: deps.customActivityTypes.list() }
+  return { result: deps.customActivityTypes.list().map(asListing) }
+}
+
+/** `GET /rest/v1/activities/external/type/{apiName}/describe.json[?draft=true]` — the approved version, or the draft. */
+export function describeCustomActivityType (apiName: string, params: URLSearchParams, deps: CustomActivitiesDependencies): RestSuccess {
+  const type = deps.customActivityTypes.byApiName(apiName, { draft: params.get('draft') === 'true' })
+  if (type === undefined) throw restErrors.objectNotFound(`Activity type '${apiName}'`)
+  return { result: [type] }
 }
 
 /** `POST /rest/v1/activities/external/type.json` */
 export function createCustomActivityType (body: unknown, deps: CustomActivitiesDependencies): RestSuccess {
   return { result: [deps.customActivityTypes.create(body)] }
+}
+
+/** `POST /rest/v1/activities/external/type/{apiName}/attributes/create.json` — added to the draft. */
+export function createCustomActivityTypeAttributes (apiName: string, body: unknown, deps: CustomActivitiesDependencies): RestSuccess {
+  return { result: [deps.customActivityTypes.createAttributes(apiName, body)] }
 }
 
 /** `POST /rest/v1/activities/external/type/{apiName}/approve.json` */
@@ -56,7 +68,8 @@ function addOneActivity (value: unknown, deps: CustomActivitiesDependencies): Ad
   }
   const activityDateMs = typeof record.activityDate === 'string' ? Date.parse(record.activityDate) : Number.NaN
   if (Number.isNaN(activityDateMs)) return skipped('1001', `Invalid value '${String(record.activityDate)}'. Required of type 'datetime'`)
-  // Only an approved type carries activities (reference §2.7); a draft is as unknown as a missing one (inferred code).
+  // Only an approved type carries activities (reference §2.7), with its approved version's attributes
+  // (a draft's are not live until approved); a draft-only type is as unknown as a missing one (inferred code).
   const type = deps.customActivityTypes.approvedById(Number(record.activityTypeId))
   if (type === undefined) return skipped('1013', `Activity type '${String(record.activityTypeId)}' not found`)
   const leadId = Number(record.leadId)

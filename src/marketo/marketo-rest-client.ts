@@ -67,7 +67,7 @@ export const MARKETO_LEADS_PER_CALL = 300
 /** A POST with no body (Approve Custom Activity Type takes none). */
 const EMPTY_POST = Symbol('empty POST')
 
-/** A custom activity attribute as Create Custom Activity Type takes it (reference §2.7). */
+/** A custom activity attribute as Create Custom Activity Type (primary) and Create Attributes (secondary) take it (reference §2.7). */
 export interface CustomActivityAttributeDefinition {
   readonly apiName: string
   readonly name: string
@@ -82,7 +82,6 @@ export interface CustomActivityTypeDefinition {
   readonly triggerName: string
   readonly filterName: string
   readonly primaryAttribute: CustomActivityAttributeDefinition
-  readonly attributes?: readonly CustomActivityAttributeDefinition[]
 }
 
 /** What the custom activity type endpoints answer, as far as this service reads it. */
@@ -91,6 +90,11 @@ export interface CustomActivityTypeSummary {
   readonly apiName: string
   /** `draft`, `approved`, `approved with draft` or `deleted` (reference §2.7). */
   readonly status: string
+}
+
+/** Describe Custom Activity Type's answer (reference §2.7): one version of the type, with its secondary attributes. */
+export interface CustomActivityTypeDescription extends CustomActivityTypeSummary {
+  readonly attributes?: ReadonlyArray<{ readonly apiName: string, readonly name?: string, readonly dataType?: string }>
 }
 
 /** One record of Add Custom Activities (reference §2.7). */
@@ -238,7 +242,24 @@ export class MarketoRestClient {
 
   /** Create Custom Activity Type (reference §2.7): the type is a draft until approved. */
   async createCustomActivityType (definition: CustomActivityTypeDefinition): Promise<CustomActivityTypeSummary> {
-    return await this.#one<CustomActivityTypeSummary>('/rest/v1/activities/external/type.json', definition)
+    const { apiName, name, description, triggerName, filterName, primaryAttribute } = definition
+    // The documented body only (§2.7): whatever else a caller's object holds is not sent.
+    return await this.#one<CustomActivityTypeSummary>('/rest/v1/activities/external/type.json', { apiName, name, description, triggerName, filterName, primaryAttribute })
+  }
+
+  /**
+   * Create Custom Activity Type Attributes (`POST …/type/{apiName}/attributes/create.json`, reference
+   * §2.7): secondary attributes are added to the type's draft, never through Create Custom Activity
+   * Type (whose body has none); an approved type becomes "approved with draft" until approved again.
+   */
+  async createCustomActivityTypeAttributes (apiName: string, attributes: readonly CustomActivityAttributeDefinition[]): Promise<CustomActivityTypeDescription> {
+    return await this.#one<CustomActivityTypeDescription>(`/rest/v1/activities/external/type/${encodeURIComponent(apiName)}/attributes/create.json`, { attributes })
+  }
+
+  /** Describe Custom Activity Type (reference §2.7): the approved version, or with `draft` the draft. */
+  async describeCustomActivityType (apiName: string, options: { draft?: boolean } = {}): Promise<CustomActivityTypeDescription> {
+    const query = options.draft === true ? '?draft=true' : ''
+    return await this.#one<CustomActivityTypeDescription>(`/rest/v1/activities/external/type/${encodeURIComponent(apiName)}/describe.json${query}`, undefined)
   }
 
   /** Approve Custom Activity Type (a POST with no body, reference §2.7): only an approved type carries activities. */

@@ -313,10 +313,10 @@ t.test('a custom activity type and its activities, read back by the client\'s ge
     name: 'Dynamics sync failed',
     triggerName: 'Dynamics sync fails',
     filterName: 'Dynamics sync failed',
-    primaryAttribute: { apiName: 'dynamicsEntity', name: 'Dynamics Entity' },
-    attributes: [{ apiName: 'dynamicsMessage', name: 'Dynamics Message', dataType: 'text' }]
+    primaryAttribute: { apiName: 'dynamicsEntity', name: 'Dynamics Entity' }
   })
   const typeId = created.result[0]?.id as number
+  await post('/v1/activities/external/type/syncFailed/attributes/create.json', { attributes: [{ apiName: 'dynamicsMessage', name: 'Dynamics Message', dataType: 'text' }] })
   const beforeApproval = await marketo.activities.getActivityTypes()
   t.notOk(beforeApproval.result?.some((type) => type.id === typeId), 'a draft type is not listed')
   await post('/v1/activities/external/type/syncFailed/approve.json')
