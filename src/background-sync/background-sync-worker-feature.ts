@@ -16,7 +16,7 @@ import { fieldFingerprinter } from '../sync/field-fingerprint.ts'
 import { CheckpointStore } from './checkpoints.ts'
 import { FeedLeases } from './feed-lease.ts'
 import { runDynamicsChangePass, type DynamicsChangePassOutcome } from './dynamics-change-pass.ts'
-import { deliverDynamicsPage, type MarketoPersonWriter } from './dynamics-to-marketo-delivery.ts'
+import { deliverDynamicsPage, type DynamicsToMarketoDeliveryDeps, type MarketoPersonWriter } from './dynamics-to-marketo-delivery.ts'
 import { PairStateStore } from './pair-state-store.ts'
 import type { MarketoChangeFeed } from './marketo-change-pass.ts'
 import { startMarketoChangePasses } from './marketo-change-scheduler.ts'
@@ -86,6 +86,18 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
       async function runPasses (job: Job<DynamicsChangePassJobData>, mapping: FieldMapping, syncFilterTables: ReadonlySet<SyncTable>): Promise<DynamicsChangePassOutcome[]> {
         const table = job.data.table
         const userId = await serviceUserId()
+        // One set of delivery dependencies for a table's pages and its deleted-record sweep: one behaviour.
+        const deliveryDeps = (forTable: SyncTable): DynamicsToMarketoDeliveryDeps => ({
+          table: forTable,
+          mapping,
+          marketo: deps.marketo,
+          pairs,
+          links,
+          fingerprinter: (pairId) => fieldFingerprinter(fingerprintKey, pairId),
+          serviceUserId: userId,
+          parked,
+          logger: log
+        })
         const outcomes: DynamicsChangePassOutcome[] = []
         for (let page = 0; page < MAX_PAGES_PER_JOB; page++) {
           const outcome = await runDynamicsChangePass({
@@ -96,17 +108,7 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
             columns: changeReadColumns(mapping, table, { syncFilter: syncFilterTables.has(table) }),
             ...(deps.pageSize === undefined ? {} : { pageSize: deps.pageSize }),
             deliver: async (changes) => {
-              const delivered = await deliverDynamicsPage(changes, {
-                table,
-                mapping,
-                marketo: deps.marketo,
-                pairs,
-                links,
-                fingerprinter: (pairId) => fieldFingerprinter(fingerprintKey, pairId),
-                serviceUserId: userId,
-                parked,
-                logger: log
-              })
+              const delivered = await deliverDynamicsPage(changes, deliveryDeps(table))
               if (changes.upserted.length + changes.deletedIds.length > 0) log.info({ table, ...delivered }, 'Dynamics changes delivered to Marketo')
             }
           })
@@ -125,7 +127,7 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
         // logged and taken again by the next job; the pass's own outcome stands.
         await deletedSweep.afterPasses(table, outcomes.at(-1), async (sweptTable, deletedIds) => await deliverDynamicsPage(
           { kind: 'page', upserted: [], deletedIds, cursor: '', caughtUp: true },
-          { table: sweptTable, mapping, marketo: deps.marketo, pairs, links, fingerprinter: (pairId) => fieldFingerprinter(fingerprintKey, pairId), serviceUserId: userId, logger: log }
+          deliveryDeps(sweptTable)
         )).catch((error: unknown) => { log.warn({ table, code: (error as { code?: unknown }).code, name: (error as Error).name }, 'a deleted-record sweep step failed: the next pass takes it again') })
         return outcomes
       }
