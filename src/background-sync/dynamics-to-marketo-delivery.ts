@@ -124,6 +124,9 @@ export function matchesLastSynced (values: Readonly<Record<string, FieldValue>>,
 }
 
 /** Marketo's reason for skipping a record (marketo-rest-and-ssfs.md §2.3): its first code, the message left out. */
+/** Marketo's "Lead not found" (marketo-rest-and-ssfs.md §2.3): the person was deleted in Marketo. */
+const LEAD_NOT_FOUND = '1004'
+
 export function skipReasonCode (result: Extract<SyncLeadResult, { status: 'skipped' }>): string {
   return result.reasons?.[0]?.code ?? 'SKIPPED'
 }
@@ -260,9 +263,11 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
 
   // Deleted rows: the person stays, flagged (marketo-native-dynamics-sync.md §7).
   let flaggedDeleted = 0
+  const flagged: Array<{ readonly recordId: string, readonly marketoId: number, readonly index: number }> = []
   for (const id of page.deletedIds) {
     const marketoId = linked.get(id)
     if (marketoId === undefined) continue
+    flagged.push({ recordId: id, marketoId, index: updates.length })
     updates.push({ id: marketoId, [deletedFlag]: true })
     flaggedDeleted++
   }
@@ -285,6 +290,17 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
   await pairs.save(table, newStates, states)
   // Merged and either written or needing no write: delivered.
   outcomes.settled.push(...newStates.keys())
+
+  // A deleted record whose person now carries the flag (or is gone from Marketo too) is no pair any
+  // more: its link and state go, so Redis holds live pairs only, a deleted-record sweep does not find it
+  // again, and the flow step run for the person again creates a new lead, as §7 documents. A flag
+  // Marketo refused for another reason keeps the link, so a later sweep flags it again.
+  const unpaired = flagged.filter(({ index }) => {
+    const result = updateResults[index]
+    return result !== undefined && (result.status !== 'skipped' || skipReasonCode(result) === LEAD_NOT_FOUND)
+  })
+  for (const { recordId, marketoId } of unpaired) await deps.links.remove(marketoId, { type: recordType, id: recordId })
+  await pairs.forget(table, unpaired.map(({ recordId }) => recordId))
 
   // Contacts qualified from a linked lead take over its person; the other unlinked rows go on below.
   const conversion = table === 'contact' ? await deliverConvertedContacts(unlinked, { ...deps, fields, recordType, fieldsByColumn, outcomes }) : { rest: unlinked, converted: 0, refused: 0 }
@@ -371,6 +387,9 @@ async function deliverConvertedContacts (unlinked: readonly UnlinkedRow[], deps:
     }
     states.set(row.id, state)
     deps.outcomes.settled.push(row.id)
+    // The lead is no pair any more: its person follows the contact.
+    const leadId = originatingLeadOf(row.columns)
+    if (leadId !== undefined) await deps.pairs.forget('lead', [leadId])
     converted++
     deps.logger.info({ table: deps.table, recordId: row.id, marketoId }, 'a contact qualified from a lead follows the lead\'s Marketo person')
   }

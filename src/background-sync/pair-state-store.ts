@@ -48,6 +48,12 @@ export class PairStateStore {
     return states
   }
 
+  /** Drops the records' states: a deleted record, or a lead whose person now follows its contact, is no pair any more. */
+  async forget (table: SyncTable, recordIds: readonly string[]): Promise<void> {
+    // One DEL per key: each pair is its own tag.
+    await Promise.all(recordIds.map(async (id) => await this.redis.del(syncPairStateKey(this.prefix, table, id))))
+  }
+
   /**
    * Saves records' new states. A record with an entry in `loaded` (the state this pass loaded and
    * merged from) is patched: only the fields whose fingerprint this pass changed are set, and only the

@@ -32,6 +32,14 @@ redis.call('SET', KEYS[2], ARGV[6])
 return 1
 `
 
+/** KEYS: person hash, record key. ARGV: the record's type and id, the person's marketoId. */
+const UNLINK = `
+local current = redis.call('HMGET', KEYS[1], 'type', 'id')
+if current[1] == ARGV[1] and current[2] == ARGV[2] then redis.call('DEL', KEYS[1]) end
+if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
+return 1
+`
+
 /** The person's link kept changing under `set`; the caller's job fails and is retried. */
 export class RecordLinkContendedError extends Error {
   readonly code = 'RECORD_LINK_CONTENDED'
@@ -86,7 +94,12 @@ export class RecordLinkStore {
     throw new RecordLinkContendedError(marketoId)
   }
 
+  /**
+   * Unlinks the person from the record: each end is removed only while it still names the other, so
+   * a person relinked meanwhile (the flow step made it a new lead) or a record linked to someone else
+   * keeps its new link. One script: both ends share the {links} tag.
+   */
   async remove (marketoId: number, link: RecordLink): Promise<void> {
-    await this.redis.multi().del(this.#personKey(marketoId)).del(this.#recordKey(link)).exec()
+    await this.redis.eval(UNLINK, 2, this.#personKey(marketoId), this.#recordKey(link), link.type, link.id, String(marketoId))
   }
 }

@@ -3,7 +3,7 @@ import { eventually } from '../helpers/flow-step-harness.ts'
 import { startBackgroundSyncHarness } from '../helpers/background-sync-harness.ts'
 import { SANDBOX_USERS } from '../../sandbox/start-sandbox.ts'
 import { CheckpointStore } from '../../src/background-sync/checkpoints.ts'
-import { recordLinkKey, syncPairStateKey } from '../../src/queue/redis-keys.ts'
+import { personLinkKey, recordLinkKey, syncPairStateKey } from '../../src/queue/redis-keys.ts'
 
 /**
  * The first running slice of the background sync (issue 12 §1, §6, §7, §10): a worker built by the
@@ -76,6 +76,10 @@ t.test('a lead deleted in Dynamics sets the person\'s deleted flag and keeps the
   sandbox.dataverse.store.delete('leads', leadId)
   const person = await eventually(() => sandbox.marketo.persons.get(marketoId)?.microsoftIsDeleted === true ? sandbox.marketo.persons.get(marketoId) : undefined, { timeoutMs: 5_000, what: 'the deleted flag' })
   t.match(person, { email: 'ada.lovelace@example.com', title: 'Chief Engineer' }, 'the person is still there, as it was')
+  // No pair any more: Redis keeps live pairs only (and the flow step run again makes a new lead).
+  await eventually(async () => await redis.exists(recordLinkKey(prefix, 'lead', leadId), personLinkKey(prefix, marketoId), syncPairStateKey(prefix, 'lead', leadId)) === 0 ? true : undefined,
+    { timeoutMs: 5_000, what: 'the link and the pair state removed' })
+  t.pass('the link and the pair state are gone')
 })
 
 t.test('while Marketo refuses the writes the checkpoint stays, and the change arrives once Marketo answers again', async (t) => {
