@@ -38,7 +38,7 @@ export type DynamicsParkedChangeRetryResult =
 
 export interface DynamicsParkedChangeRetryDeps extends Omit<DynamicsToMarketoDeliveryDeps, 'table' | 'parked'> {
   readonly dataverse: Pick<DataverseClient, 'retrieveQueryPage'>
-  readonly parked: Pick<ParkedChangeStore, 'get' | 'list' | 'park' | 'settle' | 'discard'>
+  readonly parked: Pick<ParkedChangeStore, 'get' | 'list' | 'park' | 'settle' | 'discard' | 'discardIfUnchanged'>
   /** The tables that have the sync filter column, as start-up found them (a read selecting a missing column is refused). */
   readonly syncFilterTables: ReadonlySet<SyncTable>
 }
@@ -81,7 +81,8 @@ async function retryEntry (deps: DynamicsParkedChangeRetryDeps, entry: DynamicsP
     result = retryResultOf(outcome)
   }
   // Delivered and unchanged records were cleared by the delivery; a missing or filtered one has nothing left to deliver.
-  if (result !== 'refused') await deps.parked.discard(entry.id)
+  // Unless a pass parked a new refusal of the record meanwhile, which stays.
+  if (result !== 'refused') await deps.parked.discardIfUnchanged(entry)
   deps.logger.info({ parkedChangeId: entry.id, result }, 'parked change retried')
   return result
 }

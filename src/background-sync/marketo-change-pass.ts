@@ -474,7 +474,8 @@ export async function writePersonChanges (deps: PersonChangeWriteDeps, table: Sy
 export async function reportRefusedWrites (
   deps: Pick<MarketoChangePassDeps, 'failureLog' | 'logger'> & { readonly parked: Pick<ParkedChangeStore, 'park'> },
   refused: readonly RefusedWrite[],
-  at: Date
+  at: Date,
+  options: { readonly retried?: boolean } = {}
 ): Promise<void> {
   if (refused.length === 0) return
   let logged: ReadonlySet<number> = new Set()
@@ -496,7 +497,7 @@ export async function reportRefusedWrites (
     code: r.code,
     ...(r.status === undefined ? {} : { status: r.status }),
     activityLogged: logged.has(r.personId)
-  })), at)
+  })), at, { replaceFields: options.retried === true })
   if (dropped > 0) deps.logger.warn({ dropped }, 'parked changes over the cap: the oldest were dropped')
 }
 

@@ -35,7 +35,7 @@ export type ParkedChangeRetryResult =
   | 'relinked'
 
 export interface ParkedChangeRetryDeps extends Pick<MarketoChangePassDeps, 'dataverse' | 'pairs' | 'mapping' | 'fingerprinter' | 'logger' | 'optionSets' | 'failureLog' | 'now'> {
-  readonly parked: Pick<ParkedChangeStore, 'get' | 'list' | 'park' | 'discard'>
+  readonly parked: Pick<ParkedChangeStore, 'get' | 'list' | 'park' | 'discard' | 'discardIfUnchanged'>
   readonly marketo: { getLeadsByIds: (ids: readonly number[], fields: readonly string[]) => Promise<Array<Record<string, unknown>>> }
   readonly links: { getMany: (marketoIds: readonly number[]) => Promise<Map<number, RecordLink>> }
 }
@@ -87,10 +87,13 @@ async function retryEntries (deps: ParkedChangeRetryDeps, entries: readonly Mark
     for (const refusal of outcome.refused) results.set(entryOf.get(refusal.recordId.toLowerCase())!.id, 'refused')
     refused.push(...outcome.refused)
   }
-  await reportRefusedWrites(deps, refused, at)
-  // Every entry that was not refused again is done with: delivered, moot, or impossible now.
+  // A retry read every parked field: an entry refused again names just the fields still refused.
+  await reportRefusedWrites(deps, refused, at, { retried: true })
+  // Every entry that was not refused again is done with: delivered, moot, or impossible now — unless
+  // a pass parked a new refusal of the record meanwhile, which stays.
+  const entryById = new Map(entries.map((entry) => [entry.id, entry]))
   for (const [id, result] of results) {
-    if (result !== 'refused') await deps.parked.discard(id)
+    if (result !== 'refused') await deps.parked.discardIfUnchanged(entryById.get(id)!)
   }
   for (const [id, result] of results) deps.logger.info({ parkedChangeId: id, result }, 'parked change retried')
   return results

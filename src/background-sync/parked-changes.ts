@@ -135,9 +135,14 @@ export function settlesParkedFields (parkedFields: readonly string[], settledFie
 /**
  * KEYS[1] the index, KEYS[2..] the entries; ARGV[1] the cap, ARGV[2] now (ms), ARGV[3] the entry
  * key prefix (for the trimmed ones, same tag), then per entry: id, direction, table, recordId,
- * personId (a comma list of ids for dynamics-to-marketo), fields (comma list), columns (comma list), code, status ('' none), activityLogged.
+ * personId (a comma list of ids for dynamics-to-marketo), fields (comma list), columns (comma list), code, status ('' none), activityLogged,
+ * replace ('1': a retry refused again).
  * An entry parked again keeps its first date, adds an attempt, takes the newest code and status,
- * and holds the union of the fields refused. Returns how many oldest entries the cap dropped.
+ * and holds the union of the fields refused — except after a retry, which read every parked field
+ * and names exactly those still refused: a field the retry settled must not keep the entry alive.
+ * Returns how many oldest entries the cap dropped. The trimmed entries' keys are built here from
+ * the index (ARGV[3] is their prefix, same {parked-changes} tag): the one exception to "a script
+ * touches only KEYS", kept so parking and trimming stay one atomic step; redis-keys.ts says so.
  */
 const PARK = `
 local function union (held, added)
@@ -149,11 +154,12 @@ local function union (held, added)
 end
 local cap, now, entryPrefix = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 for i = 2, #KEYS do
-  local a = 4 + (i - 2) * 10
+  local a = 4 + (i - 2) * 11
   local key = KEYS[i]
   redis.call('HSETNX', key, 'parkedAt', now)
-  local fields = union(redis.call('HGET', key, 'fields'), ARGV[a + 5])
-  local columns = union(redis.call('HGET', key, 'columns'), ARGV[a + 6])
+  local replace = ARGV[a + 10] == '1'
+  local fields = union(replace and '' or redis.call('HGET', key, 'fields'), ARGV[a + 5])
+  local columns = union(replace and '' or redis.call('HGET', key, 'columns'), ARGV[a + 6])
   redis.call('HINCRBY', key, 'attempts', 1)
   redis.call('HSET', key, 'id', ARGV[a], 'direction', ARGV[a + 1], 'table', ARGV[a + 2], 'recordId', ARGV[a + 3],
     'personId', ARGV[a + 4], 'fields', fields, 'columns', columns, 'code', ARGV[a + 7], 'status', ARGV[a + 8],
@@ -194,6 +200,14 @@ end
 return removed
 `
 
+/** KEYS[1] the index, KEYS[2] the entry; ARGV[1] the id, ARGV[2] its lastRefusedAt (ms) as the retry read it. */
+const DISCARD_IF_UNCHANGED = `
+if redis.call('HGET', KEYS[2], 'lastRefusedAt') ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[1], ARGV[1])
+return 1
+`
+
 export class ParkedChangeStore {
   readonly #keys: ReturnType<typeof parkedChangeKeys>
   readonly #maxEntries: number
@@ -205,7 +219,7 @@ export class ParkedChangeStore {
   }
 
   /** Parks each refusal (or updates its pair's entry); returns how many of the oldest entries the cap dropped. */
-  async park (refusals: readonly AnyParkedRefusal[], at: Date = new Date()): Promise<{ readonly dropped: number }> {
+  async park (refusals: readonly AnyParkedRefusal[], at: Date = new Date(), options: { readonly replaceFields?: boolean } = {}): Promise<{ readonly dropped: number }> {
     if (refusals.length === 0) return { dropped: 0 }
     const ids = refusals.map((refusal) => parkedChangeId(refusal.direction, refusal.table, refusal.recordId))
     const args = refusals.flatMap((refusal, index) => [
@@ -213,7 +227,8 @@ export class ParkedChangeStore {
       refusal.direction === 'marketo-to-dynamics' ? String(refusal.personId) : refusal.personIds.map(String).join(','),
       listOf(refusal.fields), listOf(refusal.columns), refusal.code,
       refusal.direction === 'marketo-to-dynamics' && refusal.status !== undefined ? String(refusal.status) : '',
-      refusal.direction === 'marketo-to-dynamics' && refusal.activityLogged ? '1' : '0'
+      refusal.direction === 'marketo-to-dynamics' && refusal.activityLogged ? '1' : '0',
+      options.replaceFields === true ? '1' : '0'
     ])
     const dropped = await this.redis.eval(PARK, 1 + ids.length, this.#keys.index, ...ids.map(this.#keys.entry),
       this.#maxEntries, at.getTime(), this.#keys.entry(''), ...args) as number
@@ -251,6 +266,16 @@ export class ParkedChangeStore {
       if (entries.length >= limit) break
     }
     return entries
+  }
+
+  /**
+   * Removes an entry a retry settled, unless it was parked again since the retry read it (a pass
+   * running beside the retry found a new refusal of the same record): that newer refusal must stay.
+   * True when removed.
+   */
+  async discardIfUnchanged (entry: Pick<ParkedChange, 'id' | 'lastRefusedAt'>): Promise<boolean> {
+    const checked = checkedId(entry.id)
+    return await this.redis.eval(DISCARD_IF_UNCHANGED, 2, this.#keys.index, this.#keys.entry(checked), checked, String(entry.lastRefusedAt.getTime())) === 1
   }
 
   /** Removes an entry (an operator gave up on it, or a retry delivered it); false when there was none. */

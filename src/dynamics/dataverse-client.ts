@@ -237,7 +237,9 @@ export class DataverseClient {
           attempt-- // throttling does not use up the transient-failure budget
         } else if (isTransient(error)) {
           if (!options.idempotent || attempt >= this.#retry.maxAttempts) {
-            throw new DataverseUnavailableError(`Dynamics did not complete ${method} ${entitySet}: ${(error as Error).message}`, { cause: error })
+            // Dynamics' code and status only: a 5xx message can quote the record's values (a SQL error
+            // text), and this message reaches failed jobs in Redis and the logs.
+            throw new DataverseUnavailableError(`Dynamics did not complete ${method} ${entitySet}: ${transientReason(error)}`, { cause: error })
           }
           // Full jitter: spreads the retries of many workers hitting the same outage.
           waitMs = Math.random() * Math.min(this.#retry.maxDelayMs, this.#retry.baseDelayMs * 2 ** (attempt - 1))
@@ -316,4 +318,11 @@ export function preferenceApplied (header: string | null | undefined, name: stri
 /** OData string literal: single quotes doubled (reference §1.10). */
 export function odataString (value: string): string {
   return `'${value.replaceAll("'", "''")}'`
+}
+
+/** What a transient failure was, without its message: Dataverse's code and HTTP status, or the network error's code. */
+function transientReason (error: unknown): string {
+  if (error instanceof DataverseError) return `HTTP ${error.status} ${error.code}`
+  const code = (error as { code?: unknown, cause?: { code?: unknown } }).code ?? (error as { cause?: { code?: unknown } }).cause?.code
+  return typeof code === 'string' ? code : (error as Error).name
 }

@@ -48,7 +48,9 @@ import type { QueueName } from './names.ts'
  *   <p>:{parked-changes}:index                 changes a side refused, parked for ops: an index
  *   <p>:{parked-changes}:entry:<id>            by when parked and one hash per entry (ids, field
  *                                             names, codes; never a value), taken together by
- *                                             one script (src/background-sync/parked-changes.ts)
+ *                                             one script (src/background-sync/parked-changes.ts),
+ *                                             which also deletes the entries its cap trims: the one
+ *                                             script that builds keys it was not given (same tag)
  *   <p>:{dataverse-concurrency}:leases        Dataverse requests in flight across every worker:
  *                                             one lease per request (zset id → expiry), used
  *                                             alone by one script (src/dynamics/shared-concurrency-limit.ts)

@@ -140,3 +140,25 @@ t.test('a Dynamics → Marketo record is parked in the same store: its persons (
   t.same(Object.keys(hash).sort(), ['activityLogged', 'attempts', 'code', 'columns', 'direction', 'fields', 'id', 'lastRefusedAt', 'parkedAt', 'personId', 'recordId', 'status', 'table'], 'the same hash layout')
   t.equal(hash.personId, '7,8')
 })
+
+t.test('a retry discards an entry only while it is unchanged: a refusal parked meanwhile stays', async (t) => {
+  const store = new ParkedChangeStore(redis, 'race')
+  await store.park([refusal(ADA, { fields: ['title'], columns: ['jobtitle'] })], new Date(1_000))
+  const read = (await store.list())[0]!
+  // A pass running beside the retry parks a new refusal of the same record.
+  await store.park([refusal(ADA, { fields: ['phone'], columns: ['telephone1'] })], new Date(2_000))
+  t.equal(await store.discardIfUnchanged(read), false, 'not discarded: it changed since the retry read it')
+  t.match(await store.get(read.id), { fields: ['title', 'phone'] }, 'the newer refusal is still parked')
+  const current = (await store.get(read.id))!
+  t.equal(await store.discardIfUnchanged(current), true, 'discarded once read as it is')
+  t.equal(await store.get(read.id), undefined)
+})
+
+t.test('a retry refused again names exactly the fields still refused: the ones it settled go', async (t) => {
+  const store = new ParkedChangeStore(redis, 'replace')
+  await store.park([refusal(ADA, { fields: ['title', 'phone'], columns: ['jobtitle', 'telephone1'] })], new Date(1_000))
+  await store.park([refusal(ADA, { fields: ['phone'], columns: ['telephone1'] })], new Date(2_000), { replaceFields: true })
+  t.match((await store.list())[0], { fields: ['phone'], columns: ['telephone1'], attempts: 2 })
+  await store.park([refusal(ADA, { fields: ['title'], columns: ['jobtitle'] })], new Date(3_000))
+  t.match((await store.list())[0], { fields: ['phone', 'title'], attempts: 3 }, 'a pass still adds to what is parked')
+})
