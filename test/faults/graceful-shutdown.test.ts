@@ -30,14 +30,14 @@ const h = await startProcessHarness(t, {
 })
 const { marketo, dataverse } = h.sandbox
 
-interface LogLine { readonly worker: string, readonly time: number, readonly jobId?: string, readonly msg: string }
+interface LogLine { readonly worker: string, readonly time: number, readonly jobId?: string, readonly msg: string, readonly fields: Record<string, unknown> }
 function logLines (): LogLine[] {
   return h.logText().split('\n').flatMap((text) => {
     const match = /^\[([\w-]+)\] (\{.*\})$/.exec(text)
     if (match === null) return []
     try {
       const line = JSON.parse(match[2]!) as { time: number, jobId?: string, msg: string }
-      return [{ worker: match[1]!, time: line.time, ...(line.jobId === undefined ? {} : { jobId: line.jobId }), msg: line.msg }]
+      return [{ worker: match[1]!, time: line.time, ...(line.jobId === undefined ? {} : { jobId: line.jobId }), msg: line.msg, fields: line }]
     } catch { return [] }
   })
 }
@@ -86,6 +86,24 @@ t.test('SIGTERM a worker mid-batch: its running jobs are handed back and taken b
     t.equal(job?.attemptsMade, 1, `job ${back.jobId} completed on its first try: the hand-back spent none`)
   }
   t.ok(invocations.every((i) => marketo.callbacks.some((c) => c.token === i.token && c.status === 202)), 'both callbacks delivered')
+})
+
+t.test('a person Dynamics refuses is logged with the Marketo id, the code and the reason, no value (issue 13 §7)', async (t) => {
+  // The sandbox's Dynamics requires a lead's last name; this person has none.
+  const refused = marketo.persons.create({ email: 'no.last.name@example.com', firstName: 'Nameless' })
+  const [invocation] = await h.runCampaign([refused], 'trigger')
+  await eventually(() => marketo.callbacks.some((c) => c.token === invocation!.token && c.status === 202) || undefined, { timeoutMs: 30_000, what: 'the callback' })
+  const line = logLines().find((l) => l.msg === 'person not synced' && l.fields.marketoId === refused)
+  t.ok(line !== undefined, 'the failure has its own line')
+  t.match(line?.fields, {
+    level: 40,
+    queue: QUEUE.flowStep,
+    jobId: /^flow-step-/,
+    errorCode: 'DYNAMICS_0x80040203',
+    reason: "A validation error occurred. The value of the 'lastname' attribute of the 'lead' entity is required and cannot be null or empty.",
+    retrying: false
+  }, 'with the job, the code and Dynamics\' reason')
+  t.notOk(h.logText().includes('Nameless'), 'and none of the person\'s values')
 })
 
 t.test('SIGTERM the API with requests in flight: they are answered, new connections are refused', async (t) => {
