@@ -4,6 +4,7 @@ import type { Config } from './config.ts'
 import type { WorkerFeature } from './feature-module.ts'
 import { closeInOrder } from './feature-module.ts'
 import { RedisReachability } from './queue/redis-reachability.ts'
+import { handBackDelayMs } from './runtime/process-lifecycle.ts'
 
 export interface WorkerDeps {
   readonly config: Config
@@ -25,7 +26,10 @@ export interface RunningWorker {
    * `src/worker.ts` awaits it, so a start-up check that fails ends the process as a config error does.
    */
   readonly ready: Promise<void>
-  /** Idempotent: closes every feature (each waits for its active jobs), then the connections. */
+  /**
+   * Idempotent: closes every feature (each waits for its active jobs; those still running near
+   * `SHUTDOWN_DEADLINE_MS` are handed back), then the connections.
+   */
   close (): Promise<void>
 }
 
@@ -59,15 +63,25 @@ export function buildWorker (deps: WorkerDeps): RunningWorker {
   return {
     ready,
     close () {
-      closing ??= closeInOrder([
-        // Features are independent of each other: they close side by side, each on its own.
-        async () => {
-          await Promise.all(running.map(async ({ name, running }) => {
-            try { await running.close() } catch (error) { logger.error({ err: error, feature: name }, 'error while closing the worker') }
-          }))
-        },
-        () => { for (const connection of connections) connection.disconnect() }
-      ], (error) => { logger.error({ err: error }, 'error while closing the worker') })
+      closing ??= (async () => {
+        // Near the deadline, jobs still running are handed back rather than cut off by the exit.
+        const handBack = setTimeout(() => {
+          logger.info('shutdown deadline near: handing back the work still running')
+          for (const { name, running: feature } of running) {
+            try { feature.handBack?.() } catch (error) { logger.error({ err: error, feature: name }, 'error while handing work back') }
+          }
+        }, handBackDelayMs(config.shutdown.deadlineMs)).unref()
+        await closeInOrder([
+          // Features are independent of each other: they close side by side, each on its own.
+          async () => {
+            await Promise.all(running.map(async ({ name, running }) => {
+              try { await running.close() } catch (error) { logger.error({ err: error, feature: name }, 'error while closing the worker') }
+            }))
+          },
+          () => { clearTimeout(handBack) },
+          () => { for (const connection of connections) connection.disconnect() }
+        ], (error) => { logger.error({ err: error }, 'error while closing the worker') })
+      })()
       return closing
     }
   }

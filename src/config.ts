@@ -79,6 +79,14 @@ export interface Config {
     readonly lockDurationMs: number
     readonly stalledIntervalMs: number
   }
+  /**
+   * SIGTERM/SIGINT: how long a process may take to close. The API drains its requests within it; a
+   * worker lets its jobs finish until the last part of it (process-lifecycle.ts), then hands the
+   * ones still running back to the queue, so another worker takes them at once.
+   */
+  readonly shutdown: {
+    readonly deadlineMs: number
+  }
   /** Tries of a flow-step job while Dynamics or Marketo is unavailable; undecided persons are then reported failed. */
   readonly flowStep: {
     readonly attempts: number
@@ -341,6 +349,9 @@ export function loadConfig (environment: Env): Config {
       lockDurationMs: env.integer('WORKER_LOCK_DURATION_MS', 30_000, { min: 1_000, max: 600_000 }),
       stalledIntervalMs: env.integer('WORKER_STALLED_INTERVAL_MS', 30_000, { min: 500, max: 600_000 })
     },
+    // The deadline the processes always had. A process manager must wait longer before its SIGKILL
+    // (Kubernetes waits 30 s by default, `docker stop` 10 s: compose's stop_grace_period).
+    shutdown: { deadlineMs: env.integer('SHUTDOWN_DEADLINE_MS', 30_000, { min: 1_000, max: 600_000 }) },
     flowStep: {
       attempts: env.integer('FLOW_STEP_ATTEMPTS', 10, { min: 1, max: 50 }),
       backoffMs: env.integer('FLOW_STEP_BACKOFF_MS', 2_000, { min: 10, max: 600_000 }),

@@ -42,6 +42,12 @@ export interface RunningFeature {
   readonly ready?: Promise<void>
   /** Stops taking work and waits for the work in hand; must not throw for an already-closed part. */
   close (): Promise<void>
+  /**
+   * Called once while `close` waits, when the shutdown deadline is near: the work still running is
+   * stopped at its next safe point and handed back (a job to its queue, a feed's lease released),
+   * so another worker takes it at once. Absent: the feature's work always ends in time.
+   */
+  handBack? (): void
 }
 
 export interface WorkerFeature {

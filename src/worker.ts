@@ -9,7 +9,7 @@ async function main (): Promise<void> {
   const config = loadConfig(process.env)
   const logger = pino(loggerOptions(config.logLevel, 'worker'))
   const worker = buildWorkerRuntime(config, logger)
-  exitOnSignals(logger, async () => { await worker.close() })
+  exitOnSignals(logger, async () => { await worker.close() }, config.shutdown.deadlineMs)
   // A start-up check that fails (the background sync's field mapping) ends the process here.
   await worker.ready
   logger.info({ concurrency: config.worker.concurrency }, 'worker started')

@@ -54,6 +54,7 @@ t.test('malformed values are refused with the variable and the bad value', async
   t.match(problemsOf({ ...valid, MARKETO_CALLBACK_HOSTS: 'ftp://x.example' }), [/MARKETO_CALLBACK_HOSTS: "ftp:\/\/x.example" must use http or https/])
   t.match(problemsOf({ ...valid, LOG_LEVEL: 'loud' }), [/LOG_LEVEL must be one of/])
   t.match(problemsOf({ ...valid, WORKER_LOCK_DURATION_MS: '10' }), [/WORKER_LOCK_DURATION_MS must be an integer from 1000/])
+  t.match(problemsOf({ ...valid, SHUTDOWN_DEADLINE_MS: '500' }), [/SHUTDOWN_DEADLINE_MS must be an integer from 1000/])
   t.match(problemsOf({ ...valid, WORKER_STALLED_INTERVAL_MS: 'soon' }), [/WORKER_STALLED_INTERVAL_MS must be an integer/])
   t.match(problemsOf({ ...valid, FLOW_STEP_ATTEMPTS: '0' }), [/FLOW_STEP_ATTEMPTS must be an integer from 1 to 50/])
   t.match(problemsOf({ ...valid, EMAIL_CLAIM_TTL_MS: '500' }), [/EMAIL_CLAIM_TTL_MS must be an integer from 1000/])

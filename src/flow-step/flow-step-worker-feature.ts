@@ -100,6 +100,9 @@ export function flowStepWorkerFeature (deps: FlowStepWorkerDeps): WorkerFeature 
       intakeMover.start()
 
       return {
+        // The sync jobs still running stop before their next create and move back to wait
+        // (jobs/sync-person-batch.ts). A callback is one POST bounded by CALLBACK_TIMEOUT_MS: it ends in time.
+        handBack () { flowStepWorker.cancelAllJobs('the worker is shutting down') },
         async close () {
           // Intake first (no new jobs), then the workers (waiting for active jobs), then the queues
           // those jobs add callbacks to.

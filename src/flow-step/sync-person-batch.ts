@@ -55,7 +55,9 @@ interface Candidate { readonly person: FlowStepPerson, readonly fields: PersonFi
 export async function syncPersonBatch (
   invocationId: string,
   persons: readonly FlowStepPerson[],
-  deps: SyncPersonBatchDeps
+  deps: SyncPersonBatchDeps,
+  /** Aborted when the worker shuts down: no further create starts, and the rest are left retryable. */
+  shuttingDown?: AbortSignal
 ): Promise<BatchOutcome[]> {
   const outcomes = new Map<number, BatchOutcome>()
   const decide = (marketoId: number, verdict: PersonVerdict) => { outcomes.set(marketoId, toOutcome(marketoId, verdict)) }
@@ -135,7 +137,9 @@ export async function syncPersonBatch (
   const createOne = async () => {
     for (let next = groups.shift(); next !== undefined; next = groups.shift()) {
       const [email, group] = next
-      const verdicts = await createForEmail(invocationId, email, generations.get(email) ?? 0, group, deps)
+      const verdicts = shuttingDown?.aborted === true
+        ? group.map(() => failure('HANDED_BACK', 'the worker shut down before this person was created; another worker takes it', true))
+        : await createForEmail(invocationId, email, generations.get(email) ?? 0, group, deps)
       for (const [index, { person }] of group.entries()) decide(person.marketoId, verdicts[index]!)
     }
   }
