@@ -4,6 +4,7 @@ import type { Config } from './config.ts'
 import type { WorkerFeature } from './feature-module.ts'
 import { closeInOrder } from './feature-module.ts'
 import { RedisReachability } from './queue/redis-reachability.ts'
+import type { JobObserver } from './metrics/job-metrics.ts'
 
 export interface WorkerDeps {
   readonly config: Config
@@ -17,6 +18,8 @@ export interface WorkerDeps {
   readonly sharedConnections?: readonly RedisClient[]
   /** What this worker process runs (src/runtime/worker-runtime.ts lists them). */
   readonly features: readonly WorkerFeature[]
+  /** Job durations and outcomes of every feature's workers (src/metrics/job-metrics.ts); none: not counted. */
+  readonly jobObserver?: JobObserver
 }
 
 export interface RunningWorker {
@@ -48,7 +51,7 @@ export function buildWorker (deps: WorkerDeps): RunningWorker {
   }
   const running = deps.features.map((feature) => ({
     name: feature.name,
-    running: feature.start({ config, logger: logger.child({ feature: feature.name }), connect, onQueueError })
+    running: feature.start({ config, logger: logger.child({ feature: feature.name }), connect, onQueueError, ...(deps.jobObserver === undefined ? {} : { jobObserver: deps.jobObserver }) })
   }))
 
   const ready = Promise.all(running.map(async ({ running }) => { await running.ready })).then(() => undefined)

@@ -15,12 +15,13 @@ import { fieldFingerprinter } from '../sync/field-fingerprint.ts'
 import { CheckpointStore } from './checkpoints.ts'
 import { FeedLeases } from './feed-lease.ts'
 import { runDynamicsChangePass, type DynamicsChangePassOutcome } from './dynamics-change-pass.ts'
-import { deliverDynamicsPage, type MarketoPersonWriter } from './dynamics-to-marketo-delivery.ts'
+import { deliverDynamicsPage, type DeliveryOutcome, type MarketoPersonWriter } from './dynamics-to-marketo-delivery.ts'
 import { PairStateStore } from './pair-state-store.ts'
 import type { MarketoChangeFeed } from './marketo-change-pass.ts'
 import { startMarketoChangePasses } from './marketo-change-scheduler.ts'
 import { ParkedChangeStore } from './parked-changes.ts'
 import { SyncFailureActivityLog, type CustomActivityWriter } from '../marketo/sync-failure-activity.ts'
+import type { SyncPassObserver } from '../metrics/sync-progress.ts'
 
 export interface BackgroundSyncWorkerDeps {
   readonly dataverse: DataverseClient
@@ -36,6 +37,8 @@ export interface BackgroundSyncWorkerDeps {
   readonly whoAmI: () => Promise<string>
   /** Page size of a change read; Dataverse's default is 5,000. */
   readonly pageSize?: number
+  /** Told of every pass's outcome, both directions (src/metrics/sync-progress.ts): records synced and the sync lag. */
+  readonly passObserver?: SyncPassObserver
 }
 
 /**
@@ -57,7 +60,7 @@ const MAX_PAGES_PER_JOB = 20
 export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): WorkerFeature {
   return {
     name: 'background-sync',
-    start ({ config, logger, connect, onQueueError }) {
+    start ({ config, logger, connect, onQueueError, jobObserver }) {
       const prefix = config.redis.keyPrefix
       const commands = connect('mds-worker-sync-commands')
       const checkpoints = new CheckpointStore(commands, prefix)
@@ -85,6 +88,8 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
         const userId = await serviceUserId()
         const outcomes: DynamicsChangePassOutcome[] = []
         for (let page = 0; page < MAX_PAGES_PER_JOB; page++) {
+          const startedAt = Date.now()
+          let delivered: DeliveryOutcome | undefined
           const outcome = await runDynamicsChangePass({
             client: deps.dataverse,
             checkpoints,
@@ -93,7 +98,7 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
             columns: changeReadColumns(mapping, table, { syncFilter: syncFilterTables.has(table) }),
             ...(deps.pageSize === undefined ? {} : { pageSize: deps.pageSize }),
             deliver: async (changes) => {
-              const delivered = await deliverDynamicsPage(changes, {
+              delivered = await deliverDynamicsPage(changes, {
                 table,
                 mapping,
                 marketo: deps.marketo,
@@ -107,6 +112,8 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
             }
           })
           outcomes.push(outcome)
+          // Metrics must never fail a pass whose changes are already delivered.
+          await deps.passObserver?.dynamicsPass(table, startedAt, outcome, delivered).catch((error: unknown) => { log.debug({ err: error }, 'pass metrics not recorded') })
           if (outcome.kind === 'skipped') log.debug({ table }, 'another change pass of this table is running: skipped')
           if (outcome.kind === 'reset' && outcome.reason === 'change-tracking-off') log.warn({ table }, 'change tracking is off for this table: its changes are read by modifiedon from now on, and its deletes are not seen')
           // An expired delta token (Dataverse keeps them 7 days, §2) means a full read of the table: ops should know why it runs.
@@ -155,8 +162,8 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
           lockDuration: config.worker.lockDurationMs,
           stalledInterval: config.worker.stalledIntervalMs
         })
-        logJobEvents(worker, logger, onQueueError)
-        const marketoPasses = startMarketoChangePasses({ config, logger, connect, onQueueError }, { marketo: deps.marketo, dataverse: deps.dataverse, checkpoints, leases, links, pairs, mapping, optionSets, fingerprinter: (pairId) => fieldFingerprinter(fingerprintKey, pairId), parked, failureLog })
+        logJobEvents(worker, logger, onQueueError, jobObserver)
+        const marketoPasses = startMarketoChangePasses({ config, logger, connect, onQueueError, ...(jobObserver === undefined ? {} : { jobObserver }) }, { ...(deps.passObserver === undefined ? {} : { passObserver: deps.passObserver }), marketo: deps.marketo, dataverse: deps.dataverse, checkpoints, leases, links, pairs, mapping, optionSets, fingerprinter: (pairId) => fieldFingerprinter(fingerprintKey, pairId), parked, failureLog })
         return { scheduled, worker, queue, marketoPasses }
       }
 
