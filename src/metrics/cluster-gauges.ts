@@ -28,6 +28,7 @@ export interface ClusterGaugesOptions {
   readonly readTimeoutMs?: number
 }
 
+const QUEUE_NAMES: readonly QueueName[] = Object.values(QUEUE)
 const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed'] as const
 const DYNAMICS_FEEDS = SYNC_TABLES.map((table) => ({ direction: 'dynamics-to-marketo' as FeedDirection, table }))
 const FEEDS = [...DYNAMICS_FEEDS, { direction: MARKETO_CHECKPOINT.direction as FeedDirection, table: MARKETO_CHECKPOINT.table }]
@@ -35,7 +36,8 @@ const FEEDS = [...DYNAMICS_FEEDS, { direction: MARKETO_CHECKPOINT.direction as F
 export class ClusterGauges {
   readonly registry = new Registry()
   readonly #options: ClusterGaugesOptions
-  readonly #queues: ReadonlyArray<Queue>
+  /** Made on first use: BullMQ writes a queue's `meta` key when a Queue object starts, and a process that is never scraped should leave Redis as it found it. */
+  readonly #queues = new Map<QueueName, Queue>()
   readonly #budget: MarketoCallBudget
   readonly #queueDepth = new Gauge({ name: 'mds_queue_jobs', help: 'Jobs in each queue by state (waiting includes prioritized); exported by one process.', labelNames: ['queue', 'state'], registers: [this.registry] })
   readonly #intake = new Gauge({ name: 'mds_intake_entries', help: 'Flow-step invocations in the intake stream: `length` (XLEN, moved or not) and `pending` (read by a mover, not yet acknowledged); exported by one process.', labelNames: ['kind'], registers: [this.registry] })
@@ -46,10 +48,6 @@ export class ClusterGauges {
 
   constructor (options: ClusterGaugesOptions) {
     this.#options = options
-    const queueNames: QueueName[] = Object.values(QUEUE)
-    this.#queues = queueNames.map((name) => new Queue(name, { connection: options.redis, prefix: queuePrefix(options.keyPrefix, name) }))
-    // Reading counts needs no listener of its own, but a Queue without an `error` listener throws on one.
-    for (const queue of this.#queues) queue.on('error', () => undefined)
     this.#budget = new MarketoCallBudget(options.redis, { keyPrefix: options.keyPrefix, dailyBudget: options.dailyCallBudget })
   }
 
@@ -72,7 +70,7 @@ export class ClusterGauges {
   async #read (): Promise<void> {
     const { redis, keyPrefix } = this.#options
     await Promise.all([
-      ...this.#queues.map(async (queue) => {
+      ...QUEUE_NAMES.map((name) => this.queue(name)).map(async (queue) => {
         const counts = await queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed')
         const value: Record<typeof QUEUE_STATES[number], number> = {
           waiting: (counts.waiting ?? 0) + (counts.prioritized ?? 0),
@@ -115,12 +113,17 @@ export class ClusterGauges {
 
   /** This process's reader of one queue (the readiness check of the sync's schedulers uses it too). */
   queue (name: QueueName): Queue {
-    const queue = this.#queues.find((candidate) => candidate.name === name)
-    if (queue === undefined) throw new Error(`no queue ${name}`)
+    let queue = this.#queues.get(name)
+    if (queue === undefined) {
+      queue = new Queue(name, { connection: this.#options.redis, prefix: queuePrefix(this.#options.keyPrefix, name) })
+      // Reading needs no listener of its own, but a Queue without an `error` listener throws on one.
+      queue.on('error', () => undefined)
+      this.#queues.set(name, queue)
+    }
     return queue
   }
 
   async close (): Promise<void> {
-    await Promise.all(this.#queues.map(async (queue) => { await queue.close() }))
+    await Promise.all([...this.#queues.values()].map(async (queue) => { await queue.close() }))
   }
 }
