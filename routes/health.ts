@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { RedisClient } from '../src/queue/connections.ts'
 import { Health, Live } from '../src/schemas/health.ts'
-import { checkDependencies, type DependencyCheck } from '../src/metrics/readiness.ts'
+import { checkDependencies, readinessStatus, type DependencyCheck } from '../src/metrics/readiness.ts'
 
 export interface HealthRoutesOptions {
   readonly redis: Pick<RedisClient, 'ping'>
@@ -22,9 +22,9 @@ const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (fastify, op
   app.get('/health/live', { schema: { tags: ['operations'], response: { 200: Live } } }, async () => ({ status: 'ok' as const }))
   app.get('/health/ready', { schema: { tags: ['operations'], response: { 200: Health, 503: Health } } }, async (_request, reply) => {
     const states = await checkDependencies(checks)
-    const ready = states.every((state) => state.ok)
+    const status = readinessStatus(states)
     const redis = states.find((state) => state.name === 'redis')?.ok ?? false
-    return await reply.code(ready ? 200 : 503).send({ status: ready ? 'ok' : 'unavailable', redis, checks: states })
+    return await reply.code(status === 'unavailable' ? 503 : 200).send({ status, redis, checks: states })
   })
 }
 

@@ -9,12 +9,19 @@ export type DependencyName = 'redis' | 'dynamics-token' | 'marketo-token' | 'syn
 
 export interface DependencyCheck {
   readonly name: DependencyName
+  /**
+   * The process still does its essential work without it: reported (status `degraded`), not a 503.
+   * The API takes invocations with Redis alone; a Dynamics token serves only `/getPicklist` there,
+   * and an Azure AD outage must not take the API out of a load balancer's rotation.
+   */
+  readonly optional?: boolean
   check (): Promise<void>
 }
 
 export interface DependencyState {
   readonly name: DependencyName
   readonly ok: boolean
+  readonly optional?: boolean
   /** Why it failed: an error code, never a message. */
   readonly code?: string
 }
@@ -41,6 +48,7 @@ export function cachedCheck (inner: DependencyCheck, { cacheMs = 5_000, now = Da
   }
   return {
     name: inner.name,
+    ...(inner.optional === true ? { optional: true } : {}),
     state,
     async check () {
       const answer = await state()
@@ -52,9 +60,17 @@ export function cachedCheck (inner: DependencyCheck, { cacheMs = 5_000, now = Da
 /** Runs every check (each cached), side by side. */
 export async function checkDependencies (checks: readonly DependencyCheck[]): Promise<DependencyState[]> {
   return await Promise.all(checks.map(async (check) => {
-    if ('state' in check && typeof check.state === 'function') return await (check.state as () => Promise<DependencyState>)()
-    return await check.check().then(() => ({ name: check.name, ok: true }), (error: unknown) => ({ name: check.name, ok: false, code: errorCode(error) }))
+    const state: DependencyState = 'state' in check && typeof check.state === 'function'
+      ? await (check.state as () => Promise<DependencyState>)()
+      : await check.check().then(() => ({ name: check.name, ok: true }), (error: unknown) => ({ name: check.name, ok: false, code: errorCode(error) }))
+    return check.optional === true ? { ...state, optional: true } : state
   }))
+}
+
+/** Pure: `unavailable` when a required dependency failed (503), `degraded` when only an optional one did. */
+export function readinessStatus (states: readonly DependencyState[]): 'ok' | 'degraded' | 'unavailable' {
+  if (states.some((state) => !state.ok && state.optional !== true)) return 'unavailable'
+  return states.some((state) => !state.ok) ? 'degraded' : 'ok'
 }
 
 function errorCode (error: unknown): string {

@@ -40,7 +40,8 @@ export async function buildApiRuntime (config: Config, logger: Logger): Promise<
   const registry = new Registry()
   const metrics = createServiceMetrics(registry, 'api')
   const dataverse = createDataverseClient(config, logger, undefined, outsideCallMetrics(metrics))
-  const readinessChecks = [cachedCheck({ name: 'dynamics-token', check: async () => { await dataverse.checkAccessToken() } })]
+  // Optional on the API: invocations are taken with Redis alone; only /getPicklist needs Dynamics.
+  const readinessChecks = [cachedCheck({ name: 'dynamics-token', optional: true, check: async () => { await dataverse.checkAccessToken() } })]
   const app = await buildApp({
     config,
     logger,
