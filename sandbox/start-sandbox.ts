@@ -111,6 +111,10 @@ export async function startSandbox (options: SandboxOptions = {}): Promise<Sandb
     const env: Record<string, string> = {
       PORT: String(apiPort),
       HOST: '127.0.0.1',
+      // Any free port for each process's ops server (metrics, health): the API and a worker, or
+      // several workers, share this machine; each logs its `opsUrl` when it listens.
+      OPS_HOST: '127.0.0.1',
+      OPS_PORT: '0',
       PUBLIC_URL: publicUrl,
       REDIS_URL: redisUrl,
       SSFS_API_KEY: SANDBOX_CREDENTIALS.ssfsApiKey,

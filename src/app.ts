@@ -11,6 +11,8 @@ import { registerAccessLog } from './http/access-log.ts'
 import { ErrorResponse } from './schemas/common.ts'
 import packageJson from '../package.json' with { type: 'json' }
 import healthRoutes from '../routes/health.ts'
+import type { ServiceMetrics } from './metrics/service-metrics.ts'
+import type { DependencyCheck } from './metrics/readiness.ts'
 
 export interface AppDeps {
   readonly config: Config
@@ -19,6 +21,10 @@ export interface AppDeps {
   readonly redis: RedisClient
   /** What this API serves besides its shared core (src/runtime/api-runtime.ts lists them). */
   readonly features: readonly ApiFeature[]
+  /** Request durations by route template and status (src/metrics/); none: not measured. */
+  readonly metrics?: Pick<ServiceMetrics, 'httpRequestDuration'>
+  /** What `/health/ready` checks besides Redis (src/metrics/readiness.ts). */
+  readonly readinessChecks?: readonly DependencyCheck[]
 }
 
 /** 1000 persons × the mapped fields fit in well under a megabyte; leave room, refuse the absurd. */
@@ -43,6 +49,14 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
     disableRequestLogging: true // one line per request instead, from src/http/access-log.ts
   })
   registerAccessLog(app)
+  const metrics = deps.metrics
+  if (metrics !== undefined) {
+    // The route's template (`/submitAsyncAction`, `/getPicklist`), never the URL: a URL's query or
+    // an unknown path would make a label per request. Unmatched requests share one label.
+    app.addHook('onResponse', async (request, reply) => {
+      metrics.httpRequestDuration.observe({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) }, reply.elapsedTime / 1000)
+    })
+  }
   // Marketo speaks JSON only; any other media type is a 415, not a string body that fails later.
   app.removeContentTypeParser('text/plain')
   registerJsonBodyParser(app)
@@ -66,7 +80,7 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
 
-  await app.register(healthRoutes, { redis: deps.redis })
+  await app.register(healthRoutes, { redis: deps.redis, ...(deps.readinessChecks === undefined ? {} : { checks: deps.readinessChecks }) })
   const { config, logger, redis } = deps
   for (const feature of deps.features) await feature.register(app, { config, logger, redis })
   return app

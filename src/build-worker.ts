@@ -5,6 +5,7 @@ import type { WorkerFeature } from './feature-module.ts'
 import { closeInOrder } from './feature-module.ts'
 import { RedisReachability } from './queue/redis-reachability.ts'
 import { handBackDelayMs } from './runtime/process-lifecycle.ts'
+import type { JobObserver } from './metrics/job-metrics.ts'
 
 export interface WorkerDeps {
   readonly config: Config
@@ -18,6 +19,8 @@ export interface WorkerDeps {
   readonly sharedConnections?: readonly RedisClient[]
   /** What this worker process runs (src/runtime/worker-runtime.ts lists them). */
   readonly features: readonly WorkerFeature[]
+  /** Job durations and outcomes of every feature's workers (src/metrics/job-metrics.ts); none: not counted. */
+  readonly jobObserver?: JobObserver
 }
 
 export interface RunningWorker {
@@ -52,7 +55,7 @@ export function buildWorker (deps: WorkerDeps): RunningWorker {
   }
   const running = deps.features.map((feature) => ({
     name: feature.name,
-    running: feature.start({ config, logger: logger.child({ feature: feature.name }), connect, onQueueError })
+    running: feature.start({ config, logger: logger.child({ feature: feature.name }), connect, onQueueError, ...(deps.jobObserver === undefined ? {} : { jobObserver: deps.jobObserver }) })
   }))
 
   const ready = Promise.all(running.map(async ({ running }) => { await running.ready })).then(() => undefined)

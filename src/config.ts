@@ -20,6 +20,15 @@ export interface Config {
     /** Where Marketo reaches this service; becomes `servers[0]` of the SSFS OpenAPI document. */
     readonly publicUrl: string
   }
+  /**
+   * Every process's ops server (src/runtime/ops-server.ts): `/metrics`, `/health/live`,
+   * `/health/ready`. Apart from the public port, so metrics never face Marketo.
+   */
+  readonly ops: {
+    readonly host: string
+    /** 0: any free port, logged at start (several processes on one machine, tests). */
+    readonly port: number
+  }
   readonly redis: {
     readonly url: string
     readonly keyPrefix: string
@@ -299,6 +308,11 @@ export function loadConfig (environment: Env): Config {
         fallback: `http://localhost:${port}`,
         protocols: ['https:', 'http:']
       })
+    },
+    ops: {
+      host: env.optional('OPS_HOST') ?? '0.0.0.0',
+      // 9464: the port OpenTelemetry's Prometheus exporter made common for a process's metrics.
+      port: env.integer('OPS_PORT', 9464, { min: 0, max: 65535 })
     },
     redis: {
       url: env.url('REDIS_URL', 'Redis connection', { fallback: 'redis://127.0.0.1:6379', protocols: ['redis:', 'rediss:'] }),

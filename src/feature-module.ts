@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import type { Worker } from 'bullmq'
 import type { RedisClient } from './queue/connections.ts'
 import type { Logger } from 'pino'
 import type { Config } from './config.ts'
@@ -30,6 +31,8 @@ export interface WorkerContext {
   readonly connect: (name: string) => RedisClient
   /** Every Queue and Worker needs an `error` listener; this one says a lost Redis once per outage. */
   readonly onQueueError: (error: Error, queue: string) => void
+  /** Counts each job's end and duration (src/metrics/job-metrics.ts); passed to logJobEvents with each Worker. */
+  readonly jobObserver?: { observe (worker: Worker): void }
 }
 
 export interface RunningFeature {

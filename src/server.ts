@@ -8,8 +8,10 @@ import { exitOnSignals, reportStartFailure } from './runtime/process-lifecycle.t
 async function main (): Promise<void> {
   const config = loadConfig(process.env)
   const logger = pino(loggerOptions(config.logLevel, 'api'))
-  const { app } = await buildApiRuntime(config, logger)
+  const { app, ops } = await buildApiRuntime(config, logger)
   await app.listen({ host: config.http.host, port: config.http.port })
+  const opsUrl = await ops.listen({ host: config.ops.host, port: config.ops.port })
+  logger.info({ opsUrl }, 'ops server listening (metrics, health)')
   // Fastify's close stops accepting at once and answers the requests in flight before it resolves
   // (test/faults/graceful-shutdown.test.ts). It closes the connections idle when it starts; one whose
   // request was in flight turns idle only once answered, and would otherwise hold the close until

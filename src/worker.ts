@@ -11,6 +11,8 @@ async function main (): Promise<void> {
   const worker = buildWorkerRuntime(config, logger)
   exitOnSignals(logger, async () => { await worker.close() }, config.shutdown.deadlineMs)
   // A start-up check that fails (the background sync's field mapping) ends the process here.
+  const opsUrl = await (await worker.ops).listen({ host: config.ops.host, port: config.ops.port })
+  logger.info({ opsUrl }, 'ops server listening (metrics, health)')
   await worker.ready
   logger.info({ concurrency: config.worker.concurrency }, 'worker started')
 }

@@ -16,13 +16,14 @@ import { fieldFingerprinter } from '../sync/field-fingerprint.ts'
 import { CheckpointStore } from './checkpoints.ts'
 import { FeedLeases } from './feed-lease.ts'
 import { runDynamicsChangePass, type DynamicsChangePassOutcome } from './dynamics-change-pass.ts'
-import { deliverDynamicsPage, type DynamicsToMarketoDeliveryDeps, type MarketoPersonWriter } from './dynamics-to-marketo-delivery.ts'
+import { deliverDynamicsPage, type DeliveryOutcome, type DynamicsToMarketoDeliveryDeps, type MarketoPersonWriter } from './dynamics-to-marketo-delivery.ts'
 import { PairStateStore } from './pair-state-store.ts'
 import type { MarketoChangeFeed } from './marketo-change-pass.ts'
 import { startMarketoChangePasses } from './marketo-change-scheduler.ts'
 import { ParkedChangeStore } from './parked-changes.ts'
 import { DeletedRecordSweep, isExpiredDeltaReset } from './deleted-record-sweep.ts'
 import { SyncFailureActivityLog, type CustomActivityWriter } from '../marketo/sync-failure-activity.ts'
+import type { SyncPassObserver } from '../metrics/sync-progress.ts'
 
 export interface BackgroundSyncWorkerDeps {
   readonly dataverse: DataverseClient
@@ -38,6 +39,8 @@ export interface BackgroundSyncWorkerDeps {
   readonly whoAmI: () => Promise<string>
   /** Page size of a change read; Dataverse's default is 5,000. */
   readonly pageSize?: number
+  /** Told of every pass's outcome, both directions (src/metrics/sync-progress.ts): records synced and the sync lag. */
+  readonly passObserver?: SyncPassObserver
 }
 
 /**
@@ -59,7 +62,7 @@ const MAX_PAGES_PER_JOB = 20
 export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): WorkerFeature {
   return {
     name: 'background-sync',
-    start ({ config, logger, connect, onQueueError }) {
+    start ({ config, logger, connect, onQueueError, jobObserver }) {
       const prefix = config.redis.keyPrefix
       const commands = connect('mds-worker-sync-commands')
       const checkpoints = new CheckpointStore(commands, prefix)
@@ -100,6 +103,8 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
         })
         const outcomes: DynamicsChangePassOutcome[] = []
         for (let page = 0; page < MAX_PAGES_PER_JOB; page++) {
+          const startedAt = Date.now()
+          let delivered: DeliveryOutcome | undefined
           const outcome = await runDynamicsChangePass({
             client: deps.dataverse,
             checkpoints,
@@ -108,13 +113,15 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
             columns: changeReadColumns(mapping, table, { syncFilter: syncFilterTables.has(table) }),
             ...(deps.pageSize === undefined ? {} : { pageSize: deps.pageSize }),
             deliver: async (changes) => {
-              const delivered = await deliverDynamicsPage(changes, deliveryDeps(table))
+              delivered = await deliverDynamicsPage(changes, deliveryDeps(table))
               if (changes.upserted.length + changes.deletedIds.length > 0) log.info({ table, ...delivered }, 'Dynamics changes delivered to Marketo')
             }
           })
           outcomes.push(outcome)
           // Noted at once, not at the job's end: a worker killed during the full read must not lose it.
           if (isExpiredDeltaReset(outcome)) await deletedSweep.awaitFullRead(table)
+          // Metrics must never fail a pass whose changes are already delivered.
+          await deps.passObserver?.dynamicsPass(table, startedAt, outcome, delivered).catch((error: unknown) => { log.debug({ err: error }, 'pass metrics not recorded') })
           if (outcome.kind === 'skipped') log.debug({ table }, 'another change pass of this table is running: skipped')
           if (outcome.kind === 'reset' && outcome.reason === 'change-tracking-off') log.warn({ table }, 'change tracking is off for this table: its changes are read by modifiedon from now on, and its deletes found only by the periodic deleted-record sweep')
           // An expired delta token (Dataverse keeps them 7 days, §2) means a full read of the table: ops should know why it runs.
@@ -176,8 +183,8 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
           lockDuration: config.worker.lockDurationMs,
           stalledInterval: config.worker.stalledIntervalMs
         })
-        logJobEvents(worker, logger, onQueueError)
-        const marketoPasses = startMarketoChangePasses({ config, logger, connect, onQueueError }, { marketo: deps.marketo, dataverse: deps.dataverse, checkpoints, leases, links, pairs, mapping, optionSets, stateStatus, fingerprinter: (pairId) => fieldFingerprinter(fingerprintKey, pairId), parked, failureLog })
+        logJobEvents(worker, logger, onQueueError, jobObserver)
+        const marketoPasses = startMarketoChangePasses({ config, logger, connect, onQueueError, ...(jobObserver === undefined ? {} : { jobObserver }) }, { ...(deps.passObserver === undefined ? {} : { passObserver: deps.passObserver }), marketo: deps.marketo, dataverse: deps.dataverse, checkpoints, leases, links, pairs, mapping, optionSets, stateStatus, fingerprinter: (pairId) => fieldFingerprinter(fingerprintKey, pairId), parked, failureLog })
         return { scheduled, worker, queue, marketoPasses }
       }
 

@@ -9,6 +9,7 @@ import { MarketoBudgetSpentError, MarketoQuotaExhaustedError } from '../marketo/
 import { MARKETO_CHECKPOINT, runMarketoChangePass, type MarketoChangePassDeps, type MarketoChangePassOutcome } from './marketo-change-pass.ts'
 import { decideNextMarketoPoll, type LastMarketoPass } from './marketo-poll-pace.ts'
 import { MarketoPollSchedule } from './marketo-poll-schedule.ts'
+import type { SyncPassObserver } from '../metrics/sync-progress.ts'
 
 /**
  * A pass reads one page (up to 300 activities); one job reads on while Marketo says more is ready,
@@ -48,17 +49,20 @@ const CALLS_PER_FEED_PAGE = 1
  */
 export function startMarketoChangePasses (
   context: WorkerContext,
-  deps: Omit<MarketoChangePassDeps, 'logger'>
+  deps: Omit<MarketoChangePassDeps, 'logger'> & { readonly passObserver?: SyncPassObserver }
 ): RunningFeature {
-  const { config, logger, connect, onQueueError } = context
+  const { config, logger, connect, onQueueError, jobObserver } = context
   const prefix = config.redis.keyPrefix
   const log = logger.child({ feature: 'background-sync', direction: 'marketo-to-dynamics' })
 
   /** `outcomes` is filled as pages are read, so a job that fails after some still counts their calls. */
   async function runPasses (outcomes: MarketoChangePassOutcome[]): Promise<MarketoChangePassOutcome[]> {
     for (let page = 0; page < MAX_PAGES_PER_JOB; page++) {
+      const startedAt = Date.now()
       const outcome = await runMarketoChangePass({ ...deps, logger: log })
       outcomes.push(outcome)
+      // Metrics must never fail a pass whose changes are already written.
+      await deps.passObserver?.marketoPass(startedAt, outcome).catch((error: unknown) => { log.debug({ err: error }, 'pass metrics not recorded') })
       if (outcome.kind === 'skipped') { log.debug('another Marketo change pass is running: skipped'); break }
       if (outcome.persons > 0) {
         const { refused, ...counts } = outcome
@@ -144,7 +148,7 @@ export function startMarketoChangePasses (
     lockDuration: config.worker.lockDurationMs,
     stalledInterval: config.worker.stalledIntervalMs
   })
-  logJobEvents(worker, logger, onQueueError)
+  logJobEvents(worker, logger, onQueueError, jobObserver)
 
   return {
     async close () {

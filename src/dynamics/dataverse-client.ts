@@ -4,6 +4,7 @@ import { DataverseError, DataverseUnavailableError } from './dataverse-errors.ts
 import { ConcurrencyLimit } from './concurrency-limit.ts'
 import type { AccessTokenProvider } from './access-token-provider.ts'
 import type { ConcurrencyGate } from './shared-concurrency-limit.ts'
+import { fetchFailureCode, type OutsideCallObserver } from '../metrics/outside-calls.ts'
 
 /**
  * A small Dataverse Web API client: JSON with OData headers (reference §1.2), one retry policy,
@@ -25,6 +26,8 @@ export interface DataverseClientOptions {
   readonly sharedLimit?: ConcurrencyGate
   readonly requestTimeoutMs: number
   readonly retry?: Partial<RetryPolicy>
+  /** Told of every request's answer (src/metrics/outside-calls.ts): status codes only. */
+  readonly observer?: OutsideCallObserver
 }
 
 export interface RetryPolicy {
@@ -178,6 +181,14 @@ export class DataverseClient {
    * The caller's own systemuser id (the `WhoAmI` function): the application user the service writes
    * as, which Dataverse records in `_modifiedby_value` of every row it writes (issue 12 §6).
    */
+  /**
+   * Whether a token for Dataverse can be had (the readiness check): MSAL answers from its cache
+   * until the token nears expiry, so this asks Azure AD about once an hour.
+   */
+  async checkAccessToken (): Promise<void> {
+    await this.#options.tokens.getAccessToken()
+  }
+
   async whoAmI (): Promise<string> {
     const page = await this.#request('GET', 'WhoAmI', { idempotent: true })
     const userId = (page.json as { UserId?: unknown } | undefined)?.UserId
@@ -261,13 +272,21 @@ export class DataverseClient {
       ...options.headers
     }
     if (options.body !== undefined) headers['Content-Type'] = 'application/json; charset=utf-8'
-    const response = await fetch(new URL(path, this.#apiBase), {
-      method,
-      headers,
-      body: options.body === undefined ? undefined : JSON.stringify(options.body),
-      signal: AbortSignal.timeout(this.#options.requestTimeoutMs),
-      redirect: 'error'
-    })
+    const observer = this.#options.observer
+    let response: Response
+    try {
+      response = await fetch(new URL(path, this.#apiBase), {
+        method,
+        headers,
+        body: options.body === undefined ? undefined : JSON.stringify(options.body),
+        signal: AbortSignal.timeout(this.#options.requestTimeoutMs),
+        redirect: 'error'
+      })
+    } catch (error) {
+      observer?.observeCall('dynamics', { outcome: 'error', code: fetchFailureCode(error) })
+      throw error
+    }
+    observer?.observeCall('dynamics', response.ok ? { outcome: 'ok' } : { outcome: 'error', code: response.status === 429 ? '429' : `http_${response.status}` })
     const text = await response.text()
     const isJson = (response.headers.get('content-type') ?? '').startsWith('application/json')
     const json = isJson && text !== '' ? JSON.parse(text) as unknown : undefined

@@ -33,7 +33,7 @@ export interface FlowStepWorkerDeps {
 export function flowStepWorkerFeature (deps: FlowStepWorkerDeps): WorkerFeature {
   return {
     name: 'flow-step',
-    start ({ config, logger, connect, onQueueError }) {
+    start ({ config, logger, connect, onQueueError, jobObserver }) {
       const prefix = config.redis.keyPrefix
       const commands = connect('mds-worker-commands')
       const queues = createFlowStepQueues(commands, {
@@ -73,7 +73,7 @@ export function flowStepWorkerFeature (deps: FlowStepWorkerDeps): WorkerFeature 
         connection: connect('mds-worker-callback'), prefix: queuePrefix(prefix, QUEUE.flowStepCallback), concurrency: config.worker.concurrency, ...lock, maxStalledCount: config.callback.attempts
       })
       const workers = [flowStepWorker, callbackWorker]
-      for (const worker of workers) logJobEvents(worker, logger, onQueueError)
+      for (const worker of workers) logJobEvents(worker, logger, onQueueError, jobObserver)
       // A job failed for good still owes Marketo its callback. The `failed` event is only the fast
       // path: the reporter also sweeps the failed set, so a process dying right after BullMQ
       // recorded the failure loses nothing (abandoned-job-reporter.ts).

@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import { nextMarketoQuotaReset, type MarketoCallGate } from './marketo-call-budget.ts'
 import { MarketoApiError, MarketoAuthError, MarketoQuotaExhaustedError, MarketoRedirectError } from './marketo-errors.ts'
 import type { MarketoFieldDescription } from '../sync/field-mapping-check.ts'
+import { fetchFailureCode, type OutsideCallObserver } from '../metrics/outside-calls.ts'
 
 /**
  * The Marketo REST calls this service makes, and nothing more: every call is charged to the
@@ -30,6 +31,8 @@ export interface MarketoRestClientOptions {
   readonly rateLimitBackoffMs?: number
   /** Where a wait for a 606/615 is logged (code, retry, wait; never the call's data), so ops see why calls were slow. */
   readonly logger?: Pick<Logger, 'warn'>
+  /** Told of every REST call's answer (src/metrics/outside-calls.ts): Marketo's error code only, never its message. */
+  readonly observer?: OutsideCallObserver
 }
 
 interface Envelope<T> {
@@ -129,6 +132,11 @@ export class MarketoRestClient {
 
   constructor (options: MarketoRestClientOptions) {
     this.#options = { ...options, baseUrl: options.baseUrl.replace(/\/+$/, '') }
+  }
+
+  /** Whether Marketo's identity endpoint gives us a token (the readiness check): cached, and identity calls cost no budget (§2.1). */
+  async checkAccessToken (): Promise<void> {
+    await this.#accessToken()
   }
 
   /** REST calls made (identity calls excluded: Marketo does not count those, §2.1). */
@@ -335,7 +343,24 @@ export class MarketoRestClient {
     }
   }
 
+  /**
+   * One REST call, reported to the observer once: Marketo answers most errors (606, 607, 615) with
+   * HTTP 200 and `success: false`, so the envelope's first error code is the call's outcome.
+   */
   async #send<T> (path: string, token: string, body?: unknown): Promise<Envelope<T>> {
+    const observer = this.#options.observer
+    let envelope: Envelope<T>
+    try {
+      envelope = await this.#sendUnobserved<T>(path, token, body)
+    } catch (error) {
+      observer?.observeCall('marketo', { outcome: 'error', code: error instanceof MarketoApiError ? error.code.replace('HTTP_', 'http_') : error instanceof MarketoRedirectError ? `http_${error.status}` : fetchFailureCode(error) })
+      throw error
+    }
+    observer?.observeCall('marketo', envelope.success ? { outcome: 'ok' } : { outcome: 'error', code: String(envelope.errors?.[0]?.code ?? 'unknown') })
+    return envelope
+  }
+
+  async #sendUnobserved<T> (path: string, token: string, body?: unknown): Promise<Envelope<T>> {
     const url = `${this.#options.baseUrl}${path}`
     const headers = { Authorization: `Bearer ${token}`, Accept: 'application/json' }
     const query = path.indexOf('?')

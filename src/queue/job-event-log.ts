@@ -7,7 +7,9 @@ export function isFinalFailure (job: Job, error: Error): boolean {
 }
 
 /** What every feature's workers log: errors, each failure (retried or final) and each completion, by job id. */
-export function logJobEvents (worker: Worker, logger: Logger, onError: (error: Error, queue: string) => void): void {
+export function logJobEvents (worker: Worker, logger: Logger, onError: (error: Error, queue: string) => void, jobs?: { observe (worker: Worker): void }): void {
+  // The job metrics (src/metrics/job-metrics.ts) ride on the one call every feature makes per worker.
+  jobs?.observe(worker)
   worker.on('error', (error) => { onError(error, worker.name) })
   worker.on('failed', (job, error) => {
     const final = job !== undefined && isFinalFailure(job, error)

@@ -38,6 +38,10 @@ import type { QueueName } from './names.ts'
  *                                             deletes change tracking cannot show: a SCAN cursor and
  *                                             times (src/background-sync/deleted-record-sweep.ts);
  *                                             used alone, the checkpoint's tag
+ *   <p>:{checkpoint:<direction>:<table>}:progress  when the feed was first read and last caught up
+ *                                             (two times; src/metrics/sync-progress.ts): the sync lag
+ *   <p>:{metrics}:leader                       the one process exporting the cluster-wide gauges
+ *                                             (a token with a TTL, src/metrics/cluster-gauges.ts)
  *   <p>:{pair:<lead|contact>:<id>}             a linked pair's last-synced state: a keyed hash per
  *                                             mapped field, never a value (src/background-sync/
  *                                             pair-state-store.ts); used alone, its own tag
@@ -170,4 +174,20 @@ export function syncPairStateKey (prefix: string, recordType: string, recordId: 
 export function parkedChangeKeys (prefix: string): { readonly index: string, readonly entry: (id: string) => string } {
   const parked = `${prefix}:{parked-changes}`
   return { index: `${parked}:index`, entry: (id) => `${parked}:entry:${id}` }
+}
+
+/**
+ * When a change feed was first read and when a pass last found it caught up (src/metrics/
+ * sync-progress.ts): two times, the source of the sync-lag metric. The feed's checkpoint tag.
+ */
+export function syncFeedProgressKey (prefix: string, direction: string, table: string): string {
+  return `${syncCheckpointKey(prefix, direction, table)}:progress`
+}
+
+/**
+ * The lease of the one process that exports the cluster-wide gauges (src/metrics/cluster-gauges.ts):
+ * a random token with a TTL, used alone.
+ */
+export function metricsLeaderLeaseKey (prefix: string): string {
+  return `${prefix}:{metrics}:leader`
 }

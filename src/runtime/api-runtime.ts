@@ -9,6 +9,12 @@ import { AssignToChoices } from '../flow-step/assign-to-choices.ts'
 import { flowStepApiFeature } from '../flow-step/flow-step-api-feature.ts'
 import { RedisReachability } from '../queue/redis-reachability.ts'
 import { createCallbackCredentialsBox, createDataverseClient } from './service-clients.ts'
+import { Registry } from 'prom-client'
+import { createServiceMetrics } from '../metrics/service-metrics.ts'
+import { outsideCallMetrics } from '../metrics/outside-calls.ts'
+import { metricsExposition } from '../metrics/metrics-exposition.ts'
+import { cachedCheck } from '../metrics/readiness.ts'
+import { buildOpsServer } from './ops-server.ts'
 
 /**
  * The API process's parts wired from config: its fail-fast Redis connection, the intake it
@@ -20,6 +26,8 @@ export interface ApiRuntime {
   /** Exposed for inspection (tests, tooling); owned and closed by the app. */
   readonly intake: FlowStepIntake
   readonly redis: RedisClient
+  /** The ops server (`/metrics`, health) for OPS_HOST:OPS_PORT; closed with the app. */
+  readonly ops: FastifyInstance
 }
 
 export async function buildApiRuntime (config: Config, logger: Logger): Promise<ApiRuntime> {
@@ -28,21 +36,32 @@ export async function buildApiRuntime (config: Config, logger: Logger): Promise<
   // Marketo must get an answer, never a hung request: past 2 s the invocation is refused (503)
   // and Marketo re-sends it.
   const intake = new FlowStepIntake({ redis, keys: flowStepIntakeKeys(config.redis.keyPrefix), timeoutMs: 2_000 })
+  // A registry per process, passed in: no global default registry (src/metrics/service-metrics.ts).
+  const registry = new Registry()
+  const metrics = createServiceMetrics(registry, 'api')
+  const dataverse = createDataverseClient(config, logger, undefined, outsideCallMetrics(metrics))
+  // Optional on the API: invocations are taken with Redis alone; only /getPicklist needs Dynamics.
+  const readinessChecks = [cachedCheck({ name: 'dynamics-token', optional: true, check: async () => { await dataverse.checkAccessToken() } })]
   const app = await buildApp({
     config,
     logger,
     redis,
+    metrics,
+    readinessChecks,
     // Every feature the API serves; a new one is one more line here.
     features: [
       flowStepApiFeature({
         intake,
-        assignToChoices: new AssignToChoices(createDataverseClient(config, logger), redis, assignToPicklistCacheKey(config.redis.keyPrefix), logger),
+        assignToChoices: new AssignToChoices(dataverse, redis, assignToPicklistCacheKey(config.redis.keyPrefix), logger),
         callbackCredentialsBox: createCallbackCredentialsBox(config)
       })
     ]
   })
+  // The API's ops server exports no cluster gauges: the workers' metrics lease does (README, Metrics).
+  const ops = await buildOpsServer({ logger, exposition: metricsExposition(registry), health: { redis, checks: readinessChecks } })
   app.addHook('onClose', async () => {
+    await ops.close()
     redis.disconnect()
   })
-  return { app, intake, redis }
+  return { app, intake, redis, ops }
 }

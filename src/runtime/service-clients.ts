@@ -7,6 +7,7 @@ import { MarketoRestClient, type MarketoRestClientOptions } from '../marketo/mar
 import { MarketoCallBudget } from '../marketo/marketo-call-budget.ts'
 import type { RedisClient } from '../queue/connections.ts'
 import { createSealedBox, type SealedBox } from '../crypto/sealed-box.ts'
+import type { OutsideCallObserver } from '../metrics/outside-calls.ts'
 
 /** The outside-world clients, built from config in one place for the API, the worker and tests. */
 
@@ -14,8 +15,9 @@ import { createSealedBox, type SealedBox } from '../crypto/sealed-box.ts'
  * `sharedLimitRedis` (the worker's): Dataverse requests in flight are bounded across every process
  * by DYNAMICS_TOTAL_CONCURRENCY in Redis, after this process's DYNAMICS_MAX_CONCURRENCY.
  */
-export function createDataverseClient (config: Config, logger: Logger, sharedLimitRedis?: RedisClient): DataverseClient {
+export function createDataverseClient (config: Config, logger: Logger, sharedLimitRedis?: RedisClient, observer?: OutsideCallObserver): DataverseClient {
   return new DataverseClient({
+    ...(observer === undefined ? {} : { observer }),
     ...(sharedLimitRedis === undefined
       ? {}
       : { sharedLimit: new SharedConcurrencyLimit(sharedLimitRedis, { keyPrefix: config.redis.keyPrefix, maxConcurrent: config.dynamics.sharedConcurrentRequests }) }),
@@ -33,7 +35,7 @@ export function createDataverseClient (config: Config, logger: Logger, sharedLim
   })
 }
 
-export function createMarketoRestClient (config: Config, limits: Pick<MarketoRestClientOptions, 'callBudget' | 'rateLimitRetries' | 'rateLimitBackoffMs' | 'logger'> = {}): MarketoRestClient {
+export function createMarketoRestClient (config: Config, limits: Pick<MarketoRestClientOptions, 'callBudget' | 'rateLimitRetries' | 'rateLimitBackoffMs' | 'logger' | 'observer'> = {}): MarketoRestClient {
   return new MarketoRestClient({
     baseUrl: config.marketo.baseUrl,
     clientId: config.marketo.clientId,

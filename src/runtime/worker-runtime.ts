@@ -11,6 +11,20 @@ import type { MarketoRestClient } from '../marketo/marketo-rest-client.ts'
 import { FieldMappingError, type FieldMapping } from '../sync/field-mapping.ts'
 import { FieldMappingMismatchError } from '../sync/field-mapping-check.ts'
 import { createCallbackCredentialsBox, createDataverseClient, createMarketoCallBudget, createMarketoRestClient } from './service-clients.ts'
+import type { FastifyInstance } from 'fastify'
+import { Queue } from 'bullmq'
+import { Registry } from 'prom-client'
+import { createServiceMetrics } from '../metrics/service-metrics.ts'
+import { outsideCallMetrics } from '../metrics/outside-calls.ts'
+import { jobMetrics } from '../metrics/job-metrics.ts'
+import { SyncProgress } from '../metrics/sync-progress.ts'
+import { MetricsLeader } from '../metrics/metrics-leader.ts'
+import { ClusterGauges } from '../metrics/cluster-gauges.ts'
+import { metricsExposition } from '../metrics/metrics-exposition.ts'
+import { cachedCheck, DependencyCheckFailedError, type DependencyCheck } from '../metrics/readiness.ts'
+import { MARKETO_CHANGE_SCHEDULER_ID, QUEUE, dynamicsChangeSchedulerId } from '../queue/names.ts'
+import { SYNC_TABLES } from '../sync/field-mapping.ts'
+import { buildOpsServer } from './ops-server.ts'
 
 /**
  * With the background sync on, a Marketo call refused with 606 (rate) or 615 (concurrency) — the
@@ -31,25 +45,47 @@ const MARKETO_RATE_LIMIT_BACKOFF_MS = 1_000
  * whoever spends them. The API process needs none: it calls Dataverse (the Assign To picklist),
  * never Marketo's REST API. With the sync off the worker is as it was.
  */
-export function buildWorkerRuntime (config: Config, logger: Logger): RunningWorker {
+export interface WorkerRuntime extends RunningWorker {
+  /** The ops server (`/metrics`, health) for OPS_HOST:OPS_PORT; `src/worker.ts` listens on it. Closed by `close`. */
+  readonly ops: Promise<FastifyInstance>
+}
+
+/** How long the metrics lease outlives its holder: a dead worker's gauges move to another within this. */
+const METRICS_LEASE_TTL_MS = 15_000
+
+export function buildWorkerRuntime (config: Config, logger: Logger): WorkerRuntime {
   const connect = (name: string) => createWorkerRedisConnection(config.redis.url, name, config.redis)
+  // A registry per process, passed in: no global default registry (src/metrics/service-metrics.ts).
+  const registry = new Registry()
+  const metrics = createServiceMetrics(registry, 'worker')
+  const observer = outsideCallMetrics(metrics)
+  const metricsConnection = connect('mds-worker-metrics')
   // Dataverse's concurrency limit is per user, and every worker is the same user (issue 12 §11).
   const dataverseLimitConnection = connect('mds-worker-dataverse-limit')
-  const dataverse = createDataverseClient(config, logger, dataverseLimitConnection)
+  const dataverse = createDataverseClient(config, logger, dataverseLimitConnection, observer)
   const budgetConnection = config.sync.enabled ? connect('mds-worker-marketo-budget') : undefined
   const marketo = budgetConnection === undefined
-    ? createMarketoRestClient(config)
+    ? createMarketoRestClient(config, { observer })
     : createMarketoRestClient(config, {
+      observer,
       callBudget: createMarketoCallBudget(config, budgetConnection),
       rateLimitRetries: MARKETO_RATE_LIMIT_RETRIES,
       rateLimitBackoffMs: MARKETO_RATE_LIMIT_BACKOFF_MS,
       logger
     })
-  return buildWorker({
+  const leader = new MetricsLeader(metricsConnection, config.redis.keyPrefix, { ttlMs: METRICS_LEASE_TTL_MS })
+  const clusterGauges = new ClusterGauges({ redis: metricsConnection, keyPrefix: config.redis.keyPrefix, leader, dailyCallBudget: config.marketo.callBudget.dailyCalls })
+  const readinessChecks: DependencyCheck[] = [
+    cachedCheck({ name: 'dynamics-token', check: async () => { await dataverse.checkAccessToken() } }),
+    cachedCheck({ name: 'marketo-token', check: async () => { await marketo.checkAccessToken() } }),
+    ...(config.sync.enabled ? [cachedCheck(syncSchedulersCheck(clusterGauges.queue.bind(clusterGauges)))] : [])
+  ]
+  const worker = buildWorker({
     config,
     logger,
     connect,
-    sharedConnections: budgetConnection === undefined ? [dataverseLimitConnection] : [dataverseLimitConnection, budgetConnection],
+    jobObserver: jobMetrics(metrics),
+    sharedConnections: budgetConnection === undefined ? [metricsConnection, dataverseLimitConnection] : [metricsConnection, dataverseLimitConnection, budgetConnection],
     // Every feature a worker process runs; a new one (the background sync) is one more line here.
     features: [
       flowStepWorkerFeature({
@@ -64,11 +100,50 @@ export function buildWorkerRuntime (config: Config, logger: Logger): RunningWork
             marketo,
             fieldMapping: async () => await checkedFieldMapping(config, logger, marketo, dataverse),
             whoAmI: async () => await dataverse.whoAmI(),
+            passObserver: new SyncProgress(metricsConnection, config.redis.keyPrefix, metrics),
             ...(config.sync.dynamicsPageSize === undefined ? {} : { pageSize: config.sync.dynamicsPageSize })
           })]
         : [])
     ]
   })
+  leader.start()
+  const ops = buildOpsServer({ logger, exposition: metricsExposition(registry, clusterGauges), health: { redis: metricsConnection, checks: readinessChecks } })
+  ops.catch(() => undefined)
+  let closing: Promise<void> | undefined
+  return {
+    ready: worker.ready,
+    ops,
+    close () {
+      // The lease first, so another worker exports the cluster gauges at once; the connections last (buildWorker's close).
+      closing ??= (async () => {
+        await leader.close()
+        await ops.then(async (server) => { await server.close() }, () => undefined)
+        await clusterGauges.close().catch(() => undefined)
+        await worker.close()
+      })()
+      return closing
+    }
+  }
+}
+
+/**
+ * The background sync's job schedulers, present in Redis: one per Dynamics table and Marketo's
+ * one. A scheduler is upserted by every worker at start; one missing means no pass of that feed
+ * is being added, whatever else is healthy.
+ */
+function syncSchedulersCheck (queue: (name: typeof QUEUE.syncDynamicsChanges | typeof QUEUE.syncMarketoChanges) => Queue): DependencyCheck {
+  return {
+    name: 'sync-schedulers',
+    async check () {
+      const expected = [
+        ...SYNC_TABLES.map((table) => [QUEUE.syncDynamicsChanges, dynamicsChangeSchedulerId(table)] as const),
+        [QUEUE.syncMarketoChanges, MARKETO_CHANGE_SCHEDULER_ID] as const
+      ]
+      const found = await Promise.all(expected.map(async ([name, id]) => await queue(name).getJobScheduler(id)))
+      const missing = expected.filter((_, index) => found[index] === undefined || found[index] === null).map(([, id]) => id)
+      if (missing.length > 0) throw new DependencyCheckFailedError('SCHEDULER_MISSING', `job schedulers missing: ${missing.join(', ')}`)
+    }
+  }
 }
 
 /**

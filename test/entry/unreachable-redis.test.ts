@@ -27,7 +27,7 @@ for (const entry of ['src/server.ts', 'src/worker.ts']) {
     const port = await freePort()
     const child = spawn(process.execPath, ['--import', 'tsx', entry], {
       cwd: root,
-      env: { PATH: process.env.PATH ?? '', ...validEnv, REDIS_URL: `redis://default:${PASSWORD}@127.0.0.1:${port}` },
+      env: { PATH: process.env.PATH ?? '', ...validEnv, OPS_PORT: '0', REDIS_URL: `redis://default:${PASSWORD}@127.0.0.1:${port}` },
       stdio: ['ignore', 'pipe', 'pipe']
     })
     let output = ''
