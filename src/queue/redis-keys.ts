@@ -45,6 +45,9 @@ import type { QueueName } from './names.ts'
  *   <p>:{parked-changes}:entry:<id>            by when parked and one hash per entry (ids, field
  *                                             names, codes; never a value), taken together by
  *                                             one script (src/background-sync/parked-changes.ts)
+ *   <p>:{sync-pauses}                         the background sync's paused directions (hash
+ *                                             direction → when paused), set by the admin API and
+ *                                             read where each pass starts (src/background-sync/sync-pauses.ts)
  *   <p>:{dataverse-concurrency}:leases        Dataverse requests in flight across every worker:
  *                                             one lease per request (zset id → expiry), used
  *                                             alone by one script (src/dynamics/shared-concurrency-limit.ts)
@@ -155,4 +158,12 @@ export function syncPairStateKey (prefix: string, recordType: string, recordId: 
 export function parkedChangeKeys (prefix: string): { readonly index: string, readonly entry: (id: string) => string } {
   const parked = `${prefix}:{parked-changes}`
   return { index: `${parked}:index`, entry: (id) => `${parked}:entry:${id}` }
+}
+
+/**
+ * The background sync's paused directions (src/background-sync/sync-pauses.ts): a hash of
+ * `dynamics-to-marketo` / `marketo-to-dynamics` → when paused (epoch ms). Used alone, its own tag.
+ */
+export function syncPausesKey (prefix: string): string {
+  return `${prefix}:{sync-pauses}`
 }

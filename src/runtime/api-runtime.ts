@@ -8,7 +8,8 @@ import { assignToPicklistCacheKey } from '../queue/redis-keys.ts'
 import { AssignToChoices } from '../flow-step/assign-to-choices.ts'
 import { flowStepApiFeature } from '../flow-step/flow-step-api-feature.ts'
 import { RedisReachability } from '../queue/redis-reachability.ts'
-import { createCallbackCredentialsBox, createDataverseClient } from './service-clients.ts'
+import { adminApiFeature } from '../admin/admin-api-feature.ts'
+import { createCallbackCredentialsBox, createDataverseClient, createMarketoCallBudget, createMarketoRestClient } from './service-clients.ts'
 
 /**
  * The API process's parts wired from config: its fail-fast Redis connection, the intake it
@@ -25,6 +26,7 @@ export interface ApiRuntime {
 export async function buildApiRuntime (config: Config, logger: Logger): Promise<ApiRuntime> {
   // A lost Redis is logged once per outage, at which address, while the connection keeps retrying.
   const redis = new RedisReachability({ url: config.redis.url, logger }).watch(createApiRedisConnection(config.redis.url, 'mds-api', config.redis))
+  const dataverse = createDataverseClient(config, logger)
   // Marketo must get an answer, never a hung request: past 2 s the invocation is refused (503)
   // and Marketo re-sends it.
   const intake = new FlowStepIntake({ redis, keys: flowStepIntakeKeys(config.redis.keyPrefix), timeoutMs: 2_000 })
@@ -36,8 +38,14 @@ export async function buildApiRuntime (config: Config, logger: Logger): Promise<
     features: [
       flowStepApiFeature({
         intake,
-        assignToChoices: new AssignToChoices(createDataverseClient(config, logger), redis, assignToPicklistCacheKey(config.redis.keyPrefix), logger),
+        assignToChoices: new AssignToChoices(dataverse, redis, assignToPicklistCacheKey(config.redis.keyPrefix), logger),
         callbackCredentialsBox: createCallbackCredentialsBox(config)
+      }),
+      // With ADMIN_API_KEY set. Its retries of parked changes are the API's only Marketo REST calls:
+      // with the background sync on they take their slots of the shared budget, as a worker's do.
+      adminApiFeature({
+        dataverse,
+        marketo: config.sync.enabled ? createMarketoRestClient(config, { callBudget: createMarketoCallBudget(config, redis), logger }) : createMarketoRestClient(config)
       })
     ]
   })
