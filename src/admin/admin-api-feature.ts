@@ -53,6 +53,11 @@ export function adminApiFeature (deps: AdminApiDeps): ApiFeature {
 
       await app.register(async (admin: FastifyInstance) => {
         admin.addHook('onRequest', createAdminAuth(adminApiKey))
+        // A 404 of its own, so the key is checked first there too: without it no admin path, served
+        // or not (a missing dashboard asset), tells which exist.
+        admin.setNotFoundHandler((request, reply) => {
+          void reply.code(404).send({ statusCode: 404, code: 'NOT_FOUND', error: 'Not Found', message: `no route ${request.method} ${request.url.split('?')[0]}` })
+        })
 
         const board = new FastifyAdapter()
         board.setBasePath(`${ADMIN_PREFIX}/queues`)

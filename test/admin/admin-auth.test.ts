@@ -81,6 +81,16 @@ t.test('with ADMIN_API_KEY', async (t) => {
     }
   })
 
+  t.test('a path under /admin that is not served asks for the key too, so none tells which exist; with the key it is a 404', async (t) => {
+    for (const path of ['/admin/nothing', '/admin/queues/static/no-such-asset.js', '/admin/queues/x/y']) {
+      const closed = await fetch(`${base}${path}`)
+      t.equal(closed.status, 401, `${path} without the key`)
+      const open = await fetch(`${base}${path}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })
+      t.equal(open.status, 404, `${path} with the key`)
+      t.match(await open.json(), { statusCode: 404, code: 'NOT_FOUND' })
+    }
+  })
+
   t.test('the queue dashboard answers behind the auth, its assets too, and lists every queue of the registry', async (t) => {
     const headers = { authorization: basic('ops', ADMIN_KEY) }
     const page = await fetch(`${base}/admin/queues`, { headers })
