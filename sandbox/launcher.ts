@@ -121,6 +121,7 @@ function guideFacts (sandbox: Sandbox, services: readonly ServiceProcess[], flow
   return {
     publicUrl: sandbox.publicUrl,
     apiKey: sandbox.env.SSFS_API_KEY ?? '',
+    ...(sandbox.env.ADMIN_API_KEY === undefined ? {} : { adminApiKey: sandbox.env.ADMIN_API_KEY }),
     marketoUrl: sandbox.marketo.url,
     dataverseUrl: sandbox.dataverse.url,
     azureAdUrl: sandbox.azureAd.authorityHost,

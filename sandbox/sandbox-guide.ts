@@ -25,6 +25,11 @@ export interface SandboxGuideFacts {
    * and `/getPicklist` need it. It opens nothing but this sandbox, so printing it is safe.
    */
   readonly apiKey: string
+  /**
+   * The admin key the launcher generated for this sandbox (ADMIN_API_KEY): the admin API and the
+   * queue dashboard at /admin/queues need it (a browser asks for it: any user name, the key as password).
+   */
+  readonly adminApiKey?: string
   readonly marketoUrl: string
   readonly dataverseUrl: string
   readonly azureAdUrl: string
@@ -147,6 +152,12 @@ export function buildSandboxGuide (facts: SandboxGuideFacts): string {
       ...facts.processes.map((p): TableRow => [`${p.label} (${p.command})`, [p.url, p.pid === undefined ? undefined : `pid ${p.pid}`].filter((part) => part !== undefined).join('  ')]),
       ['API key (x-api-key)', `${facts.apiKey}  (Swagger UI: Authorize; /status, /getPicklist and /submitAsyncAction need it)`],
       ['Swagger UI', `${facts.publicUrl}/docs`],
+      ...(facts.adminApiKey === undefined
+        ? []
+        : [
+            ['Admin key', `${facts.adminApiKey}  (Authorization: Bearer <key>; a browser asks: any user name, the key as password)`] as const,
+            ['Queue dashboard', `${facts.publicUrl}/admin/queues`] as const
+          ]),
       ['SSFS definition', `${facts.publicUrl}/openapi.json  (installed in Marketo as "${facts.flowStepName}")`],
       ['Marketo emulator', facts.marketoUrl],
       ['Dynamics (Dataverse) emulator', `${facts.dataverseUrl}/api/data/v9.2/`],
@@ -176,6 +187,15 @@ export function buildSandboxGuide (facts: SandboxGuideFacts): string {
     '',
     `  curl -s -H 'x-api-key: ${facts.apiKey}' ${facts.publicUrl}/status`,
     '',
+    ...(facts.adminApiKey === undefined
+      ? []
+      : [
+          'The admin API (parked failures, each sync direction, pause and resume; README, "Admin API"), with the admin key:',
+          '',
+          `  curl -s -H 'authorization: Bearer ${facts.adminApiKey}' ${facts.publicUrl}/admin/sync`,
+          `  curl -s -H 'authorization: Bearer ${facts.adminApiKey}' ${facts.publicUrl}/admin/parked`,
+          ''
+        ]),
     ...(facts.backgroundSync === undefined ? [] : backgroundSyncSteps(facts, facts.backgroundSync, 5)),
     `More emulator controls (persons, callbacks, fault injection): README, "The sandbox".`,
     ''

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { ensureSandboxTls, type SandboxTls } from './tls.ts'
 import { startAzureAdEmulator, type AzureAdEmulator } from './azure-ad/index.ts'
@@ -118,6 +119,9 @@ export async function startSandbox (options: SandboxOptions = {}): Promise<Sandb
       PUBLIC_URL: publicUrl,
       REDIS_URL: redisUrl,
       SSFS_API_KEY: SANDBOX_CREDENTIALS.ssfsApiKey,
+      // Generated per sandbox, unlike the well-known keys above: the admin API can discard parked
+      // failures and pause the sync, so even a sandbox left running should not open to a guess.
+      ADMIN_API_KEY: randomBytes(18).toString('base64url'),
       MARKETO_BASE_URL: marketo.url,
       MARKETO_CLIENT_ID: SANDBOX_CREDENTIALS.marketoClientId,
       MARKETO_CLIENT_SECRET: SANDBOX_CREDENTIALS.marketoClientSecret,

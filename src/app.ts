@@ -75,7 +75,13 @@ export async function buildApp (deps: AppDeps): Promise<FastifyInstance> {
         version: packageJson.version
       },
       servers: [{ url: deps.config.http.publicUrl }],
-      components: { securitySchemes: { apiKey: { type: 'apiKey', name: 'x-api-key', in: 'header' } } }
+      components: {
+        securitySchemes: {
+          apiKey: { type: 'apiKey', name: 'x-api-key', in: 'header' },
+          // The admin API's key (ADMIN_API_KEY, src/admin/admin-auth.ts): a bearer token, or Basic with any user name.
+          ...(deps.config.admin.apiKey === undefined ? {} : { adminBearer: { type: 'http', scheme: 'bearer' }, adminBasic: { type: 'http', scheme: 'basic' } })
+        }
+      }
     }
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })

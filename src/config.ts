@@ -152,6 +152,14 @@ export interface Config {
      */
     readonly deletedRecordSweepIntervalMs: number
   }
+  /**
+   * The admin API and queue dashboard under `/admin` (src/admin/): ADMIN_API_KEY, sent as a bearer
+   * token or as HTTP Basic's password. Unset: the admin routes are not registered at all (404), so a
+   * deployment that never set a key exposes nothing to guess at.
+   */
+  readonly admin: {
+    readonly apiKey: string | undefined
+  }
   readonly logLevel: string
 }
 
@@ -299,6 +307,15 @@ export function loadConfig (environment: Env): Config {
     env.problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`)
   }
 
+  const adminApiKey = env.optional('ADMIN_API_KEY')
+  if (adminApiKey !== undefined && adminApiKey.length < 16) {
+    env.problems.push('ADMIN_API_KEY must be at least 16 characters long')
+  }
+  // The key Marketo holds must never open the admin surface (issue 13 §4).
+  if (adminApiKey !== undefined && adminApiKey === ssfsApiKey) {
+    env.problems.push('ADMIN_API_KEY must differ from SSFS_API_KEY (Marketo\'s key must not open the admin API)')
+  }
+
   const port = env.integer('PORT', 3000, { min: 0, max: 65535 })
   const config: Config = {
     http: {
@@ -389,6 +406,7 @@ export function loadConfig (environment: Env): Config {
       // 100,000 links (Dataverse allows 6,000 per 5 minutes per user, dataverse-web-api-and-msal.md §5).
       deletedRecordSweepIntervalMs: env.integer('SYNC_DELETED_RECORD_SWEEP_INTERVAL_MS', 86_400_000, { min: 1_000, max: 30 * 86_400_000 })
     },
+    admin: { apiKey: adminApiKey },
     logLevel
   }
 

@@ -50,3 +50,26 @@ export class DynamicsUnavailableError extends HttpError {
     super(503, 'DYNAMICS_UNAVAILABLE', 'Dynamics cannot be reached right now; try again later', options)
   }
 }
+
+/**
+ * The admin API's key (ADMIN_API_KEY) was missing or wrong. Its 401 carries a Basic challenge
+ * (src/admin/admin-auth.ts), so a browser asks the person for it.
+ */
+export class AdminUnauthorizedError extends HttpError {
+  constructor () {
+    super(401, 'ADMIN_UNAUTHORIZED', 'the admin API needs ADMIN_API_KEY: Authorization: Bearer <key>, or Basic with any user name and the key as password')
+  }
+}
+
+/** An admin request named a parked change, a direction or a filter that does not exist or cannot be. */
+export class AdminNotFoundError extends HttpError {
+  constructor (code: string, message: string) {
+    super(404, code, message)
+  }
+}
+
+export class AdminBadRequestError extends HttpError {
+  constructor (code: string, message: string) {
+    super(400, code, message)
+  }
+}

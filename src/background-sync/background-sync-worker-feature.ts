@@ -1,4 +1,3 @@
-import { hkdfSync } from 'node:crypto'
 import { Queue, Worker, type Job } from 'bullmq'
 import type { DataverseClient } from '../dynamics/dataverse-client.ts'
 import { changeReadColumns } from '../dynamics/table-changes.ts'
@@ -24,6 +23,8 @@ import { ParkedChangeStore } from './parked-changes.ts'
 import { DeletedRecordSweep, isExpiredDeltaReset } from './deleted-record-sweep.ts'
 import { SyncFailureActivityLog, type CustomActivityWriter } from '../marketo/sync-failure-activity.ts'
 import type { SyncPassObserver } from '../metrics/sync-progress.ts'
+import { fieldFingerprintKey } from './parked-change-retry-deps.ts'
+import { SyncPauses } from './sync-pauses.ts'
 
 export interface BackgroundSyncWorkerDeps {
   readonly dataverse: DataverseClient
@@ -74,8 +75,8 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
       const parked = new ParkedChangeStore(commands, prefix)
       // One per worker: the activity type is looked up once, on the first refusal.
       const failureLog = new SyncFailureActivityLog(deps.marketo)
-      // Its own key, derived from the key-hash secret: fingerprints and key digests never share one.
-      const fingerprintKey = new Uint8Array(hkdfSync('sha256', config.redis.keyHashSecret, 'marketo-dynamics-sync', 'field-fingerprint', 32))
+      const fingerprintKey = fieldFingerprintKey(config)
+      const pauses = new SyncPauses(commands, prefix)
       const log = logger.child({ feature: 'background-sync' })
       const deletedSweep = new DeletedRecordSweep({ redis: commands, prefix, dataverse: deps.dataverse, checkpoints, leases, intervalMs: config.sync.deletedRecordSweepIntervalMs, logger: log })
       let serviceUser: Promise<string> | undefined
@@ -88,6 +89,8 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
 
       async function runPasses (job: Job<DynamicsChangePassJobData>, mapping: FieldMapping, syncFilterTables: ReadonlySet<SyncTable>): Promise<DynamicsChangePassOutcome[]> {
         const table = job.data.table
+        // Paused by an operator (admin API): read nothing, advance nothing; the cursor waits for the resume.
+        if (await pauses.isPaused('dynamics-to-marketo')) return []
         const userId = await serviceUserId()
         // One set of delivery dependencies for a table's pages and its deleted-record sweep: one behaviour.
         const deliveryDeps = (forTable: SyncTable): DynamicsToMarketoDeliveryDeps => ({

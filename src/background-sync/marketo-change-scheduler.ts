@@ -10,6 +10,7 @@ import { MARKETO_CHECKPOINT, runMarketoChangePass, type MarketoChangePassDeps, t
 import { decideNextMarketoPoll, type LastMarketoPass } from './marketo-poll-pace.ts'
 import { MarketoPollSchedule } from './marketo-poll-schedule.ts'
 import type { SyncPassObserver } from '../metrics/sync-progress.ts'
+import { SyncPauses } from './sync-pauses.ts'
 
 /**
  * A pass reads one page (up to 300 activities); one job reads on while Marketo says more is ready,
@@ -21,6 +22,7 @@ const MAX_PAGES_PER_JOB = 10
 export type MarketoPollTickOutcome =
   | { readonly kind: 'polled', readonly outcomes: MarketoChangePassOutcome[] }
   | { readonly kind: 'not-due', readonly dueAtMs: number }
+  | { readonly kind: 'paused' }
 
 /** One page of the feed is one Get Lead Changes call (marketo-rest-and-ssfs.md §2.6); identity calls are free (§2.1). */
 const CALLS_PER_FEED_PAGE = 1
@@ -77,10 +79,13 @@ export function startMarketoChangePasses (
   // A reader of the shared budget (nothing is charged here); the calls themselves go through the client's.
   const budget = new MarketoCallBudget(commands, { keyPrefix: prefix, dailyBudget: config.marketo.callBudget.dailyCalls })
   const schedule = new MarketoPollSchedule(commands, prefix, MARKETO_CHECKPOINT)
+  const pauses = new SyncPauses(commands, prefix)
   const floorMs = config.sync.marketoPollIntervalMs
   const ceilingMs = config.sync.marketoPollMaxIntervalMs
 
   async function runPacedPasses (_job: Job<MarketoChangePassJobData>): Promise<MarketoPollTickOutcome> {
+    // Paused by an operator (admin API): no feed read, no token advanced, the pace left as it was.
+    if (await pauses.isPaused('marketo-to-dynamics')) return { kind: 'paused' }
     const before = await budget.today()
     const state = await schedule.load(before.quotaDay)
     // Ticks come every floor interval, give or take the queue's latency: a due time less than half

@@ -55,6 +55,9 @@ import type { QueueName } from './names.ts'
  *                                             one script (src/background-sync/parked-changes.ts),
  *                                             which also deletes the entries its cap trims: the one
  *                                             script that builds keys it was not given (same tag)
+ *   <p>:{sync-pauses}                         the background sync's paused directions (hash
+ *                                             direction → when paused), set by the admin API and
+ *                                             read where each pass starts (src/background-sync/sync-pauses.ts)
  *   <p>:{dataverse-concurrency}:leases        Dataverse requests in flight across every worker:
  *                                             one lease per request (zset id → expiry), used
  *                                             alone by one script (src/dynamics/shared-concurrency-limit.ts)
@@ -190,4 +193,12 @@ export function syncFeedProgressKey (prefix: string, direction: string, table: s
  */
 export function metricsLeaderLeaseKey (prefix: string): string {
   return `${prefix}:{metrics}:leader`
+}
+
+/**
+ * The background sync's paused directions (src/background-sync/sync-pauses.ts): a hash of
+ * `dynamics-to-marketo` / `marketo-to-dynamics` → when paused (epoch ms). Used alone, its own tag.
+ */
+export function syncPausesKey (prefix: string): string {
+  return `${prefix}:{sync-pauses}`
 }

@@ -8,7 +8,8 @@ import { assignToPicklistCacheKey } from '../queue/redis-keys.ts'
 import { AssignToChoices } from '../flow-step/assign-to-choices.ts'
 import { flowStepApiFeature } from '../flow-step/flow-step-api-feature.ts'
 import { RedisReachability } from '../queue/redis-reachability.ts'
-import { createCallbackCredentialsBox, createDataverseClient } from './service-clients.ts'
+import { adminApiFeature } from '../admin/admin-api-feature.ts'
+import { createCallbackCredentialsBox, createDataverseClient, createMarketoCallBudget, createMarketoRestClient } from './service-clients.ts'
 import { Registry } from 'prom-client'
 import { createServiceMetrics } from '../metrics/service-metrics.ts'
 import { outsideCallMetrics } from '../metrics/outside-calls.ts'
@@ -54,6 +55,12 @@ export async function buildApiRuntime (config: Config, logger: Logger): Promise<
         intake,
         assignToChoices: new AssignToChoices(dataverse, redis, assignToPicklistCacheKey(config.redis.keyPrefix), logger),
         callbackCredentialsBox: createCallbackCredentialsBox(config)
+      }),
+      // With ADMIN_API_KEY set. Its retries of parked changes are the API's only Marketo REST calls:
+      // with the background sync on they take their slots of the shared budget, as a worker's do.
+      adminApiFeature({
+        dataverse,
+        marketo: config.sync.enabled ? createMarketoRestClient(config, { callBudget: createMarketoCallBudget(config, redis), logger }) : createMarketoRestClient(config)
       })
     ]
   })

@@ -1,5 +1,4 @@
 import t from 'tap'
-import { hkdfSync } from 'node:crypto'
 import pino from 'pino'
 import { eventually } from '../helpers/flow-step-harness.ts'
 import { startBackgroundSyncHarness } from '../helpers/background-sync-harness.ts'
@@ -8,14 +7,10 @@ import { CheckpointStore } from '../../src/background-sync/checkpoints.ts'
 import { MARKETO_CHECKPOINT } from '../../src/background-sync/marketo-change-pass.ts'
 import { retryParkedChange, type ParkedChangeRetryDeps } from '../../src/background-sync/parked-change-retry.ts'
 import { ParkedChangeStore, parkedChangeId } from '../../src/background-sync/parked-changes.ts'
-import { PairStateStore } from '../../src/background-sync/pair-state-store.ts'
-import { readTableOptionSets } from '../../src/dynamics/attribute-metadata.ts'
-import { RecordLinkStore } from '../../src/links/record-link-store.ts'
-import { SYNC_FAILURE_ACTIVITY_TYPE, SyncFailureActivityLog } from '../../src/marketo/sync-failure-activity.ts'
+import { parkedChangeRetryDeps } from '../../src/background-sync/parked-change-retry-deps.ts'
+import { SYNC_FAILURE_ACTIVITY_TYPE } from '../../src/marketo/sync-failure-activity.ts'
 import { recordLinkKey } from '../../src/queue/redis-keys.ts'
 import { createDataverseClient, createMarketoRestClient } from '../../src/runtime/service-clients.ts'
-import { fieldFingerprinter } from '../../src/sync/field-fingerprint.ts'
-import { readFieldMappingFile } from '../../src/sync/field-mapping-file.ts'
 import type { RunningWorker } from '../../src/build-worker.ts'
 
 /**
@@ -70,24 +65,10 @@ async function whileTheSyncIsAway (edits: () => Promise<void>): Promise<void> {
   worker = harness.startWorker()
 }
 
-/** What the admin API will hand the retry: the service's own clients and stores, as the worker builds them. */
+/** What the admin API hands the retry: the service's own clients and stores, built by the shared builder. */
 async function retryDeps (): Promise<ParkedChangeRetryDeps> {
   const logger = pino({ level: 'silent' })
-  const dataverse = createDataverseClient(config, logger)
-  const marketo = createMarketoRestClient(config)
-  const fingerprintKey = new Uint8Array(hkdfSync('sha256', config.redis.keyHashSecret, 'marketo-dynamics-sync', 'field-fingerprint', 32))
-  return {
-    dataverse,
-    marketo,
-    parked,
-    links: new RecordLinkStore(redis, prefix),
-    pairs: new PairStateStore(redis, prefix),
-    mapping: readFieldMappingFile(config.sync.fieldMappingFile),
-    fingerprinter: (pairId) => fieldFingerprinter(fingerprintKey, pairId),
-    optionSets: { lead: await readTableOptionSets(dataverse, 'lead') },
-    failureLog: new SyncFailureActivityLog(marketo),
-    logger
-  }
+  return await parkedChangeRetryDeps({ config, logger, redis, dataverse: createDataverseClient(config, logger), marketo: createMarketoRestClient(config) })()
 }
 
 const tooLong = `Inventor of the ${'very '.repeat(30)}difference engine` // jobtitle holds 100 characters

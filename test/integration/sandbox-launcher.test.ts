@@ -184,6 +184,18 @@ t.test('a newcomer follows the guide: the demo campaign creates a lead in Dynami
     t.match(await paste(status!), { info: [String], errors: [] }, 'the flow step answers as Marketo reads it')
   })
 
+  await t.test('the guide prints the generated admin key and the queue dashboard\'s URL; the key opens it, as a browser sends it, and the admin commands', async (t) => {
+    const adminKey = /Admin key\s+(\S+)/.exec(sandbox.guide)?.[1]
+    const dashboard = /Queue dashboard\s+(http:\/\/127\.0\.0\.1:\d+\/admin\/queues)\b/.exec(sandbox.guide)?.[1]
+    t.ok(adminKey !== undefined && adminKey.length >= 16 && adminKey !== apiKey, 'a key of its own')
+    t.ok(dashboard, 'the dashboard URL')
+    t.equal((await fetch(dashboard!)).status, 401, 'closed without it')
+    const page = await fetch(dashboard!, { headers: { authorization: `Basic ${Buffer.from(`ops:${adminKey}`).toString('base64')}` } })
+    t.equal(page.status, 200, 'the browser\'s Basic prompt with the key opens it')
+    const sync = sandbox.commands.find((command) => command.endsWith('/admin/sync'))
+    t.match(await paste(sync!), { directions: [{ direction: 'dynamics-to-marketo' }, { direction: 'marketo-to-dynamics' }] })
+  })
+
   await t.test('pasting the campaign command syncs the new person: a lead owned by Dana, and a successful flow-step activity', async (t) => {
     const answer = await pasteForText(runCampaign!)
     const campaign = JSON.parse(answer) as { invocations: Array<{ status: number }> }
