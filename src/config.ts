@@ -317,14 +317,15 @@ export function loadConfig (environment: Env): Config {
   }
 
   const port = env.integer('PORT', 3000, { min: 0, max: 65535 })
+  const publicUrl = env.url('PUBLIC_URL', 'the URL Marketo calls this service at', {
+    fallback: `http://localhost:${port}`,
+    protocols: ['https:', 'http:']
+  })
   const config: Config = {
     http: {
       host: env.optional('HOST') ?? '0.0.0.0',
       port,
-      publicUrl: env.url('PUBLIC_URL', 'the URL Marketo calls this service at', {
-        fallback: `http://localhost:${port}`,
-        protocols: ['https:', 'http:']
-      })
+      publicUrl
     },
     ops: {
       host: env.optional('OPS_HOST') ?? '0.0.0.0',
@@ -342,7 +343,9 @@ export function loadConfig (environment: Env): Config {
       jobSealingKey,
       callbackHosts,
       providerName: env.optional('SSFS_PROVIDER_NAME') ?? 'marketo-dynamics-sync',
-      supportContact: env.optional('SSFS_SUPPORT_CONTACT') ?? 'https://github.com/marketo-dynamics-sync/marketo-dynamics-sync/issues'
+      // Marketo shows it on the installed service (x-supportContact, an email or a URL). Unset: this
+      // deployment's own API documentation, a page that exists, rather than an address nobody answers.
+      supportContact: env.optional('SSFS_SUPPORT_CONTACT') ?? new URL('docs', publicUrl.endsWith('/') ? publicUrl : `${publicUrl}/`).href
     },
     marketo: {
       baseUrl: env.url('MARKETO_BASE_URL', 'REST and identity base, e.g. https://123-ABC-456.mktorest.com', { protocols: ['https:', 'http:'], httpOnlyOnLoopback: true }),

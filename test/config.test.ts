@@ -97,3 +97,9 @@ t.test('Dataverse requests in flight across every worker default to 48 and stay 
   t.match(problemsOf({ ...valid, DYNAMICS_TOTAL_CONCURRENCY: '53' }), [/DYNAMICS_TOTAL_CONCURRENCY must be an integer from 1 to 52, got "53"/])
   t.match(problemsOf({ ...valid, DYNAMICS_TOTAL_CONCURRENCY: '0' }), [/DYNAMICS_TOTAL_CONCURRENCY must be an integer from 1 to 52/])
 })
+
+t.test('the support contact Marketo shows defaults to this deployment\'s own API docs, not an address nobody answers', async (t) => {
+  t.equal(loadConfig({ ...valid, PUBLIC_URL: 'https://sync.example.com' }).ssfs.supportContact, 'https://sync.example.com/docs')
+  t.equal(loadConfig({ ...valid, PUBLIC_URL: 'https://sync.example.com/marketo/' }).ssfs.supportContact, 'https://sync.example.com/marketo/docs')
+  t.equal(loadConfig({ ...valid, SSFS_SUPPORT_CONTACT: 'ops@example.com' }).ssfs.supportContact, 'ops@example.com')
+})
