@@ -31,14 +31,14 @@ const adminParkedRoutes: FastifyPluginAsync<ParkedFailureDeps> = async (fastify,
   app.post('/parked/:id/retry', {
     schema: {
       ...common,
-      summary: 'Retry one: the person\'s current Marketo values are written as a pass would (fix the data in Marketo first)',
+      summary: 'Retry one, by its direction: marketo-to-dynamics writes the person\'s current Marketo values, dynamics-to-marketo the record as Dataverse holds it now, as a pass would (fix the data on the side at fault first)',
       params: ParkedFailureParams,
       response: { 200: ParkedRetryAnswer, ...refusals, 404: ErrorResponse, 503: ErrorResponse }
     }
   }, async (request) => ({ id: request.params.id, result: await retryParkedFailure(deps, request.params.id) }))
 
   app.post('/parked/retry', {
-    schema: { ...common, summary: 'Retry every parked failure the filter selects (at most the limit, oldest first)', querystring: ParkedFailureQuery, response: { 200: ParkedBulkRetryAnswer, ...refusals, 503: ErrorResponse } }
+    schema: { ...common, summary: 'Retry every parked failure the filter selects, either direction (at most the limit together, oldest first)', querystring: ParkedFailureQuery, response: { 200: ParkedBulkRetryAnswer, ...refusals, 503: ErrorResponse } }
   }, async (request) => ({ results: await retryParkedFailures(deps, request.query) }))
 
   app.delete('/parked/:id', {

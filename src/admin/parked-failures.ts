@@ -1,4 +1,6 @@
-import { retryParkedChange, retryParkedChanges, type ParkedChangeRetryDeps, type ParkedChangeRetryResult } from '../background-sync/parked-change-retry.ts'
+import { retryDynamicsParkedChange, retryDynamicsParkedChanges, type DynamicsParkedChangeRetryResult } from '../background-sync/dynamics-parked-change-retry.ts'
+import { retryParkedChange, retryParkedChanges, type ParkedChangeRetryResult } from '../background-sync/parked-change-retry.ts'
+import type { ParkedChangeRetryDepsOfBothDirections } from '../background-sync/parked-change-retry-deps.ts'
 import { ParkedChangeError, type ParkedChange, type ParkedChangeStore, type ParkedChangeFilter, type ParkedDirection } from '../background-sync/parked-changes.ts'
 import { AdminBadRequestError, AdminNotFoundError } from '../errors.ts'
 import type { SyncTable } from '../sync/field-mapping.ts'
@@ -23,9 +25,10 @@ export const MAX_PARKED_LIMIT = 1_000
 const AGE_UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const
 
 export interface ParkedFailureDeps {
-  /** Listing and discarding need Redis only; a retry needs the clients too (and reads option sets once). */
+  /** Listing and discarding need Redis only; a retry needs the clients too (and reads Dataverse's metadata once). */
   readonly parked: Pick<ParkedChangeStore, 'get' | 'list' | 'discard'>
-  readonly retryDeps: () => Promise<ParkedChangeRetryDeps>
+  /** Each direction's retry deps (parked-change-retry-deps.ts), asked for only when an entry of that direction is retried. */
+  readonly retryDeps: ParkedChangeRetryDepsOfBothDirections
   readonly now?: () => Date
 }
 
@@ -61,13 +64,42 @@ export async function getParkedFailure (deps: ParkedFailureDeps, id: string): Pr
   return entry
 }
 
-export async function retryParkedFailure (deps: ParkedFailureDeps, id: string): Promise<ParkedChangeRetryResult> {
-  return await admitted(async () => await retryParkedChange(await deps.retryDeps(), id))
+/** What a retry did, either direction's words (parked-change-retry.ts, dynamics-parked-change-retry.ts). */
+export type ParkedFailureRetryResult = ParkedChangeRetryResult | DynamicsParkedChangeRetryResult
+
+/** Retries one entry by its direction: a Marketo change read from Marketo again, a Dynamics record from Dataverse. */
+export async function retryParkedFailure (deps: ParkedFailureDeps, id: string): Promise<ParkedFailureRetryResult> {
+  return await admitted(async () => {
+    const entry = await deps.parked.get(id)
+    if (entry === undefined) throw notFound()
+    return entry.direction === 'marketo-to-dynamics'
+      ? await retryParkedChange(await deps.retryDeps.marketoToDynamics(), id)
+      : await retryDynamicsParkedChange(await deps.retryDeps.dynamicsToMarketo(), id)
+  })
 }
 
-export async function retryParkedFailures (deps: ParkedFailureDeps, query: ParkedFailureQuery): Promise<Array<{ id: string, result: ParkedChangeRetryResult }>> {
-  const results = await retryParkedChanges(await deps.retryDeps(), parkedChangeFilter(query, now(deps)))
-  return [...results].map(([id, result]) => ({ id, result }))
+/**
+ * Retries what the filter selects, both directions unless it names one, oldest first. The limit is
+ * the selection's, not each direction's: the entries are listed once, and each direction's retry is
+ * asked for as many of its own as that list holds (its list is the same one, filtered by direction,
+ * so it takes the same entries). Answered in the list's order.
+ */
+export async function retryParkedFailures (deps: ParkedFailureDeps, query: ParkedFailureQuery): Promise<Array<{ id: string, result: ParkedFailureRetryResult }>> {
+  const filter = parkedChangeFilter(query, now(deps))
+  const selected = await deps.parked.list(filter)
+  const count = (direction: ParkedDirection): number => selected.filter((entry) => entry.direction === direction).length
+  const marketoToDynamics = count('marketo-to-dynamics')
+  const dynamicsToMarketo = count('dynamics-to-marketo')
+  // One after the other: a record parked in both directions is never retried by both at once.
+  const results = new Map<string, ParkedFailureRetryResult>([
+    ...(marketoToDynamics === 0 ? [] : await retryParkedChanges(await deps.retryDeps.marketoToDynamics(), { ...filter, direction: 'marketo-to-dynamics', limit: marketoToDynamics })),
+    ...(dynamicsToMarketo === 0 ? [] : await retryDynamicsParkedChanges(await deps.retryDeps.dynamicsToMarketo(), { ...filter, direction: 'dynamics-to-marketo', limit: dynamicsToMarketo }))
+  ])
+  // Listed order first; an entry parked between the list and a retry's own (one cleared meanwhile left room) after.
+  const order = new Map(selected.map((entry, index) => [entry.id, index]))
+  return [...results]
+    .sort(([a], [b]) => (order.get(a) ?? order.size) - (order.get(b) ?? order.size))
+    .map(([id, result]) => ({ id, result }))
 }
 
 export async function discardParkedFailure (deps: ParkedFailureDeps, id: string): Promise<void> {

@@ -34,7 +34,7 @@ export type ParkedChangeRetryResult =
   | 'person-missing'
   | 'relinked'
 
-export interface ParkedChangeRetryDeps extends Pick<MarketoChangePassDeps, 'dataverse' | 'pairs' | 'mapping' | 'fingerprinter' | 'logger' | 'optionSets' | 'failureLog' | 'now'> {
+export interface ParkedChangeRetryDeps extends Pick<MarketoChangePassDeps, 'dataverse' | 'pairs' | 'mapping' | 'fingerprinter' | 'logger' | 'optionSets' | 'stateStatus' | 'failureLog' | 'now'> {
   readonly parked: Pick<ParkedChangeStore, 'get' | 'list' | 'park' | 'discard' | 'discardIfUnchanged'>
   readonly marketo: { getLeadsByIds: (ids: readonly number[], fields: readonly string[]) => Promise<Array<Record<string, unknown>>> }
   readonly links: { getMany: (marketoIds: readonly number[]) => Promise<Map<number, RecordLink>> }

@@ -12,6 +12,7 @@ export const ADMIN_SECURITY: Array<Record<string, string[]>> = [{ adminBearer: [
 
 const RECORD_ID_EXAMPLE = '3f2a1c9e-5b7d-4e21-9c3a-0d8e6f4b2a17'
 const PARKED_ID_EXAMPLE = `marketo-to-dynamics:lead:${RECORD_ID_EXAMPLE}`
+const DYNAMICS_PARKED_ID_EXAMPLE = 'dynamics-to-marketo:contact:8b1e4d2a-7c3f-4a90-b5e6-2f9d0c1a3e84'
 
 export const ParkedDirection = Type.Union([Type.Literal('marketo-to-dynamics'), Type.Literal('dynamics-to-marketo')], { description: 'The change\'s direction: marketo-to-dynamics, Dynamics refused a Marketo change; dynamics-to-marketo, Marketo refused a Dynamics record (or the duplicate rule reported it)', examples: ['marketo-to-dynamics'] })
 export const SyncTableName = Type.Union([Type.Literal('lead'), Type.Literal('contact')], { description: 'The Dynamics table' })
@@ -53,18 +54,23 @@ export const ParkedFailureParams = Type.Object({
 })
 
 export const RetryResult = Type.Union([
-  Type.Literal('written'), Type.Literal('unchanged'), Type.Literal('refused'),
+  Type.Literal('written'), Type.Literal('delivered'), Type.Literal('unchanged'), Type.Literal('refused'), Type.Literal('filtered'),
   Type.Literal('record-missing'), Type.Literal('person-missing'), Type.Literal('relinked')
-], { description: 'written: delivered and cleared; unchanged: nothing left to write, cleared; refused: refused again, kept (one more attempt, one more activity); record-missing, person-missing, relinked: nothing can be written for this pair any more, cleared' })
+], {
+  description: 'Either direction: unchanged: nothing left to write, both sides agree, cleared; refused: refused again (or, dynamics-to-marketo, still without an email or ambiguous), kept with one more attempt; record-missing: the Dynamics record is gone, cleared. ' +
+    'marketo-to-dynamics: written: the person\'s current values written to Dynamics, cleared (a refusal adds one more activity to the person\'s log); person-missing, relinked: nothing can be written for this pair any more, cleared. ' +
+    'dynamics-to-marketo: delivered: the record as Dynamics holds it now written to its person, created or linked, cleared; filtered: its sync filter new_synctomkto is now No, cleared',
+  examples: ['written', 'delivered']
+})
 
 export const ParkedRetryAnswer = Type.Object({
   id: Type.String({ examples: [PARKED_ID_EXAMPLE] }),
   result: RetryResult
-}, { examples: [{ id: PARKED_ID_EXAMPLE, result: 'written' }] })
+}, { examples: [{ id: PARKED_ID_EXAMPLE, result: 'written' }, { id: DYNAMICS_PARKED_ID_EXAMPLE, result: 'delivered' }] })
 
 export const ParkedBulkRetryAnswer = Type.Object({
-  results: Type.Array(ParkedRetryAnswer)
-}, { examples: [{ results: [{ id: PARKED_ID_EXAMPLE, result: 'refused' }] }] })
+  results: Type.Array(ParkedRetryAnswer, { description: 'Each entry retried, oldest first, both directions unless the filter names one' })
+}, { examples: [{ results: [{ id: PARKED_ID_EXAMPLE, result: 'refused' }, { id: DYNAMICS_PARKED_ID_EXAMPLE, result: 'delivered' }] }] })
 
 export const ParkedDiscardAnswer = Type.Object({
   discarded: Type.Array(Type.String(), { description: 'The ids discarded' })

@@ -68,7 +68,7 @@ async function whileTheSyncIsAway (edits: () => Promise<void>): Promise<void> {
 /** What the admin API hands the retry: the service's own clients and stores, built by the shared builder. */
 async function retryDeps (): Promise<ParkedChangeRetryDeps> {
   const logger = pino({ level: 'silent' })
-  return await parkedChangeRetryDeps({ config, logger, redis, dataverse: createDataverseClient(config, logger), marketo: createMarketoRestClient(config) })()
+  return await parkedChangeRetryDeps({ config, logger, redis, dataverse: createDataverseClient(config, logger), marketo: createMarketoRestClient(config) }).marketoToDynamics()
 }
 
 const tooLong = `Inventor of the ${'very '.repeat(30)}difference engine` // jobtitle holds 100 characters
