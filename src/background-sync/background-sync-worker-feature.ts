@@ -1,4 +1,5 @@
 import { Queue, Worker, type Job } from 'bullmq'
+import type { Logger } from 'pino'
 import type { DataverseClient } from '../dynamics/dataverse-client.ts'
 import { changeReadColumns } from '../dynamics/table-changes.ts'
 import { closeInOrder, type WorkerFeature } from '../feature-module.ts'
@@ -13,7 +14,7 @@ import { readSyncFilterTables, readTableOptionSets, readTableStateStatus } from 
 import type { StateStatusOptions } from '../sync/state-status.ts'
 import { fieldFingerprinter } from '../sync/field-fingerprint.ts'
 import { CheckpointStore } from './checkpoints.ts'
-import { FeedLeases } from './feed-lease.ts'
+import { FeedHandedBackError, FeedLeases } from './feed-lease.ts'
 import { runDynamicsChangePass, type DynamicsChangePassOutcome } from './dynamics-change-pass.ts'
 import { deliverDynamicsPage, type DeliveryOutcome, type DynamicsToMarketoDeliveryDeps, type MarketoPersonWriter } from './dynamics-to-marketo-delivery.ts'
 import { PairStateStore } from './pair-state-store.ts'
@@ -80,18 +81,22 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
       const log = logger.child({ feature: 'background-sync' })
       const deletedSweep = new DeletedRecordSweep({ redis: commands, prefix, dataverse: deps.dataverse, checkpoints, leases, intervalMs: config.sync.deletedRecordSweepIntervalMs, logger: log })
       let serviceUser: Promise<string> | undefined
+      const jobLogger = (job: Job): Logger => log.child({ queue: job.queueName, jobId: job.id })
 
-      async function serviceUserId (): Promise<string | undefined> {
+      async function serviceUserId (jobLog: Logger): Promise<string | undefined> {
         serviceUser ??= deps.whoAmI()
         // Asked again on the next pass when it failed: the label 'echo' waits, the sync does not.
-        return await serviceUser.catch((error: unknown) => { serviceUser = undefined; log.warn({ err: error }, 'WhoAmI failed'); return undefined })
+        return await serviceUser.catch((error: unknown) => { serviceUser = undefined; jobLog.warn({ err: error }, 'WhoAmI failed'); return undefined })
       }
 
       async function runPasses (job: Job<DynamicsChangePassJobData>, mapping: FieldMapping, syncFilterTables: ReadonlySet<SyncTable>): Promise<DynamicsChangePassOutcome[]> {
         const table = job.data.table
+        // Every line of the job names it, as the flow step's do (issue 13 §7): an operator goes from a
+        // line to the job in the queue dashboard, and from a failed job to its lines.
+        const log = jobLogger(job)
         // Paused by an operator (admin API): read nothing, advance nothing; the cursor waits for the resume.
         if (await pauses.isPaused('dynamics-to-marketo')) return []
-        const userId = await serviceUserId()
+        const userId = await serviceUserId(log)
         // One set of delivery dependencies for a table's pages and its deleted-record sweep: one behaviour.
         const deliveryDeps = (forTable: SyncTable): DynamicsToMarketoDeliveryDeps => ({
           table: forTable,
@@ -105,31 +110,39 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
           logger: log
         })
         const outcomes: DynamicsChangePassOutcome[] = []
-        for (let page = 0; page < MAX_PAGES_PER_JOB; page++) {
-          const startedAt = Date.now()
-          let delivered: DeliveryOutcome | undefined
-          const outcome = await runDynamicsChangePass({
-            client: deps.dataverse,
-            checkpoints,
-            leases,
-            table,
-            columns: changeReadColumns(mapping, table, { syncFilter: syncFilterTables.has(table) }),
-            ...(deps.pageSize === undefined ? {} : { pageSize: deps.pageSize }),
-            deliver: async (changes) => {
-              delivered = await deliverDynamicsPage(changes, deliveryDeps(table))
-              if (changes.upserted.length + changes.deletedIds.length > 0) log.info({ table, ...delivered }, 'Dynamics changes delivered to Marketo')
-            }
-          })
-          outcomes.push(outcome)
-          // Noted at once, not at the job's end: a worker killed during the full read must not lose it.
-          if (isExpiredDeltaReset(outcome)) await deletedSweep.awaitFullRead(table)
-          // Metrics must never fail a pass whose changes are already delivered.
-          await deps.passObserver?.dynamicsPass(table, startedAt, outcome, delivered).catch((error: unknown) => { log.debug({ err: error }, 'pass metrics not recorded') })
-          if (outcome.kind === 'skipped') log.debug({ table }, 'another change pass of this table is running: skipped')
-          if (outcome.kind === 'reset' && outcome.reason === 'change-tracking-off') log.warn({ table }, 'change tracking is off for this table: its changes are read by modifiedon from now on, and its deletes found only by the periodic deleted-record sweep')
-          // An expired delta token (Dataverse keeps them 7 days, §2) means a full read of the table: ops should know why it runs.
-          if (outcome.kind === 'reset' && outcome.reason !== 'change-tracking-off') log.warn({ table, reason: outcome.reason }, 'the change cursor was dropped: the table is read in full again')
-          if (outcome.kind !== 'reset' && (outcome.kind !== 'advanced' || outcome.caughtUp)) break
+        try {
+          for (let page = 0; page < MAX_PAGES_PER_JOB; page++) {
+            const startedAt = Date.now()
+            let delivered: DeliveryOutcome | undefined
+            const outcome = await runDynamicsChangePass({
+              client: deps.dataverse,
+              checkpoints,
+              leases,
+              table,
+              columns: changeReadColumns(mapping, table, { syncFilter: syncFilterTables.has(table) }),
+              ...(deps.pageSize === undefined ? {} : { pageSize: deps.pageSize }),
+              deliver: async (changes) => {
+                delivered = await deliverDynamicsPage(changes, deliveryDeps(table))
+                if (changes.upserted.length + changes.deletedIds.length > 0) log.info({ table, ...delivered }, 'Dynamics changes delivered to Marketo')
+              }
+            })
+            outcomes.push(outcome)
+            // Noted at once, not at the job's end: a worker killed during the full read must not lose it.
+            if (isExpiredDeltaReset(outcome)) await deletedSweep.awaitFullRead(table)
+            // Metrics must never fail a pass whose changes are already delivered.
+            await deps.passObserver?.dynamicsPass(table, startedAt, outcome, delivered).catch((error: unknown) => { log.debug({ err: error }, 'pass metrics not recorded') })
+            if (outcome.kind === 'skipped') log.debug({ table }, 'another change pass of this table is running: skipped')
+            if (outcome.kind === 'reset' && outcome.reason === 'change-tracking-off') log.warn({ table }, 'change tracking is off for this table: its changes are read by modifiedon from now on, and its deletes found only by the periodic deleted-record sweep')
+            // An expired delta token (Dataverse keeps them 7 days, §2) means a full read of the table: ops should know why it runs.
+            if (outcome.kind === 'reset' && outcome.reason !== 'change-tracking-off') log.warn({ table, reason: outcome.reason }, 'the change cursor was dropped: the table is read in full again')
+            if (outcome.kind !== 'reset' && (outcome.kind !== 'advanced' || outcome.caughtUp)) break
+          }
+        } catch (error) {
+          if (!(error instanceof FeedHandedBackError)) throw error
+          // Shutdown: the pass stopped before delivering and freed the table's lease; its page is
+          // read again by the next pass, in another worker. The sweep waits for that pass too.
+          log.info({ table, pages: outcomes.length }, 'change pass handed back at shutdown: the table\'s lease is free for another worker')
+          return outcomes
         }
         // Deletes change tracking cannot show (deleted-record-sweep.ts): one bounded step after the
         // full read that followed an expired delta link, or periodically on a modifiedon table. A
@@ -138,7 +151,10 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
         await deletedSweep.afterPasses(table, outcomes.at(-1), async (sweptTable, deletedIds) => await deliverDynamicsPage(
           { kind: 'page', upserted: [], deletedIds, cursor: '', caughtUp: true },
           deliveryDeps(sweptTable)
-        )).catch((error: unknown) => { log.warn({ table, code: (error as { code?: unknown }).code, name: (error as Error).name }, 'a deleted-record sweep step failed: the next pass takes it again') })
+        )).catch((error: unknown) => {
+          if (error instanceof FeedHandedBackError) { log.info({ table }, 'deleted-record sweep step handed back at shutdown'); return }
+          log.warn({ table, code: (error as { code?: unknown }).code, name: (error as Error).name }, 'a deleted-record sweep step failed: the next pass takes it again')
+        })
         return outcomes
       }
 
@@ -193,6 +209,12 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
 
       return {
         ready: started.then(() => undefined),
+        // Shutdown deadline near: the passes of both directions stop before delivering and free
+        // their feeds' leases (feed-lease.ts), so another worker's next pass runs at once.
+        handBack () {
+          leases.handBack()
+          void started.then((parts) => { parts?.marketoPasses.handBack?.() }, () => undefined)
+        },
         async close () {
           closing = true
           // A feature whose start-up check failed started nothing, so there is nothing to close.

@@ -24,6 +24,13 @@ import type { CheckpointName } from './checkpoints.ts'
  * A lease is a lock by time, and a paused process can outlive it: when a renewal finds the lease
  * gone, the pass's signal is aborted (FeedLeaseLostError) so it stops before delivering, and the
  * checkpoint's version stays the backstop for a pass already past that point.
+ *
+ * At shutdown (issue 13 §6) a pass the deadline would cut off would leave its lease to expire, and
+ * its feed unread by every worker for the TTL. `handBack()` aborts the signal of every running pass
+ * (FeedHandedBackError): each stops at its next safe point, before delivering, and frees its lease
+ * in `finally`, so another worker's next pass of that feed runs at once; its cursor was not saved, so
+ * that pass reads the same page again, nothing lost. A pass already delivering is not stopped (its
+ * writes would be cut halfway) and ends as it would have. New passes are refused from then on.
  */
 
 export class FeedLeaseLostError extends Error {
@@ -31,6 +38,15 @@ export class FeedLeaseLostError extends Error {
   constructor (readonly feed: CheckpointName) {
     super(`the lease of feed ${feed.direction}/${feed.table} expired while its pass ran, and another pass may hold it`)
     this.name = 'FeedLeaseLostError'
+  }
+}
+
+/** The worker is shutting down: a running pass stopped before delivering, or a new one refused. */
+export class FeedHandedBackError extends Error {
+  readonly code = 'FEED_HANDED_BACK'
+  constructor (readonly feed: CheckpointName) {
+    super(`the pass of feed ${feed.direction}/${feed.table} was handed back: the worker is shutting down`)
+    this.name = 'FeedHandedBackError'
   }
 }
 
@@ -60,6 +76,9 @@ return 0
 export class FeedLeases {
   readonly #ttlMs: number
   readonly #renewEveryMs: number
+  /** The running passes' signals with the feed each holds, so `handBack()` can stop them all. */
+  readonly #running = new Map<AbortController, CheckpointName>()
+  #handedBack = false
 
   constructor (private readonly redis: RedisClient, private readonly prefix: string, options: FeedLeaseOptions) {
     this.#ttlMs = options.ttlMs
@@ -68,15 +87,18 @@ export class FeedLeases {
 
   /**
    * Runs `pass` holding the feed's lease, or answers `skipped` at once, without running it, when
-   * another pass holds the lease. `signal` is aborted with FeedLeaseLostError if the lease is lost.
+   * another pass holds the lease. `signal` is aborted with FeedLeaseLostError if the lease is lost,
+   * with FeedHandedBackError at `handBack()`; after `handBack()` this throws FeedHandedBackError.
    */
   async run<T> (feed: CheckpointName, pass: (signal: AbortSignal) => Promise<T>): Promise<FeedLeaseOutcome<T>> {
+    if (this.#handedBack) throw new FeedHandedBackError(feed)
     const key = syncFeedLeaseKey(this.prefix, feed.direction, feed.table)
     const token = randomUUID()
     const taken = await this.redis.set(key, token, 'PX', this.#ttlMs, 'NX')
     if (taken !== 'OK') return { kind: 'skipped', reason: 'another pass is running' }
 
     const lost = new AbortController()
+    this.#running.set(lost, feed)
     let timer: NodeJS.Timeout | undefined
     let stopped = false
     const renew = (): void => {
@@ -94,11 +116,23 @@ export class FeedLeases {
     }
     renew()
     try {
+      // Handed back while the lease was being taken: the pass never starts, and the lease is freed.
+      if (this.#handedBack) throw new FeedHandedBackError(feed)
       return { kind: 'ran', value: await pass(lost.signal) }
     } finally {
       stopped = true
+      this.#running.delete(lost)
       clearTimeout(timer)
       await this.redis.eval(RELEASE_IF_HELD, 1, key, token)
     }
+  }
+
+  /**
+   * Shutdown: aborts every running pass's signal with FeedHandedBackError and refuses new passes.
+   * Idempotent; the passes free their leases as they stop (see above).
+   */
+  handBack (): void {
+    this.#handedBack = true
+    for (const [controller, feed] of this.#running) controller.abort(new FeedHandedBackError(feed))
   }
 }

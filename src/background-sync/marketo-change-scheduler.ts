@@ -11,6 +11,8 @@ import { decideNextMarketoPoll, type LastMarketoPass } from './marketo-poll-pace
 import { MarketoPollSchedule } from './marketo-poll-schedule.ts'
 import type { SyncPassObserver } from '../metrics/sync-progress.ts'
 import { SyncPauses } from './sync-pauses.ts'
+import { FeedHandedBackError } from './feed-lease.ts'
+import type { Logger } from 'pino'
 
 /**
  * A pass reads one page (up to 300 activities); one job reads on while Marketo says more is ready,
@@ -23,6 +25,8 @@ export type MarketoPollTickOutcome =
   | { readonly kind: 'polled', readonly outcomes: MarketoChangePassOutcome[] }
   | { readonly kind: 'not-due', readonly dueAtMs: number }
   | { readonly kind: 'paused' }
+  /** The worker is shutting down: the pass stopped before writing its page (feed-lease.ts). */
+  | { readonly kind: 'handed-back', readonly outcomes: MarketoChangePassOutcome[] }
 
 /** One page of the feed is one Get Lead Changes call (marketo-rest-and-ssfs.md §2.6); identity calls are free (§2.1). */
 const CALLS_PER_FEED_PAGE = 1
@@ -55,10 +59,10 @@ export function startMarketoChangePasses (
 ): RunningFeature {
   const { config, logger, connect, onQueueError, jobObserver } = context
   const prefix = config.redis.keyPrefix
-  const log = logger.child({ feature: 'background-sync', direction: 'marketo-to-dynamics' })
+  const feedLog = logger.child({ feature: 'background-sync', direction: 'marketo-to-dynamics' })
 
   /** `outcomes` is filled as pages are read, so a job that fails after some still counts their calls. */
-  async function runPasses (outcomes: MarketoChangePassOutcome[]): Promise<MarketoChangePassOutcome[]> {
+  async function runPasses (outcomes: MarketoChangePassOutcome[], log: Logger): Promise<MarketoChangePassOutcome[]> {
     for (let page = 0; page < MAX_PAGES_PER_JOB; page++) {
       const startedAt = Date.now()
       const outcome = await runMarketoChangePass({ ...deps, logger: log })
@@ -83,7 +87,9 @@ export function startMarketoChangePasses (
   const floorMs = config.sync.marketoPollIntervalMs
   const ceilingMs = config.sync.marketoPollMaxIntervalMs
 
-  async function runPacedPasses (_job: Job<MarketoChangePassJobData>): Promise<MarketoPollTickOutcome> {
+  async function runPacedPasses (job: Job<MarketoChangePassJobData>): Promise<MarketoPollTickOutcome> {
+    // Every line of the job names it (issue 13 §7), the pass's own and its writes' included.
+    const log = feedLog.child({ queue: job.queueName, jobId: job.id })
     // Paused by an operator (admin API): no feed read, no token advanced, the pace left as it was.
     if (await pauses.isPaused('marketo-to-dynamics')) return { kind: 'paused' }
     const before = await budget.today()
@@ -95,7 +101,7 @@ export function startMarketoChangePasses (
     const outcomes: MarketoChangePassOutcome[] = []
     let failure: unknown
     try {
-      await runPasses(outcomes)
+      await runPasses(outcomes, log)
     } catch (error) {
       failure = error
     }
@@ -129,6 +135,12 @@ export function startMarketoChangePasses (
     // From this tick's start, so a delay of one floor interval is met by the next tick.
     await schedule.save(after.quotaDay, { dueAtMs: before.now + pace.delayMs, delayMs: pace.delayMs, calls })
     log.debug({ pace: pace.pace, delayMs: pace.delayMs, remaining: after.remaining }, 'next Marketo poll')
+    if (failure instanceof FeedHandedBackError) {
+      // Shutdown: the pass stopped before writing and freed the feed's lease; its page is read again
+      // by the next tick, in another worker. Not a failure of the job.
+      log.info({ pages: pages.length }, 'Marketo change pass handed back at shutdown: the feed\'s lease is free for another worker')
+      return { kind: 'handed-back', outcomes }
+    }
     if (failure !== undefined) throw failure
     return { kind: 'polled', outcomes }
   }
@@ -143,7 +155,7 @@ export function startMarketoChangePasses (
   const scheduled = queue.upsertJobScheduler(MARKETO_CHANGE_SCHEDULER_ID, { every: config.sync.marketoPollIntervalMs }, {
     name: MARKETO_CHANGE_PASS_JOB_NAME,
     data: { feed: 'person' }
-  }).catch((error: unknown) => { log.error({ err: error }, 'could not schedule the Marketo change passes') })
+  }).catch((error: unknown) => { feedLog.error({ err: error }, 'could not schedule the Marketo change passes') })
 
   const worker = new Worker<MarketoChangePassJobData>(QUEUE.syncMarketoChanges, runPacedPasses, {
     connection: connect('mds-worker-sync-marketo'),
@@ -156,6 +168,8 @@ export function startMarketoChangePasses (
   logJobEvents(worker, logger, onQueueError, jobObserver)
 
   return {
+    // Shutdown deadline near: the running pass stops before writing and frees the feed's lease.
+    handBack () { deps.leases.handBack() },
     async close () {
       await closeInOrder([
         async () => { await scheduled },

@@ -4,9 +4,10 @@ import { startLocalRedis } from '../../sandbox/redis-server.ts'
 import { startDataverseEmulator } from '../../sandbox/dataverse/index.ts'
 import { CheckpointStore } from '../../src/background-sync/checkpoints.ts'
 import { runDynamicsChangePass, type DeliveredPage, type DynamicsChangePassOutcome } from '../../src/background-sync/dynamics-change-pass.ts'
-import { FeedLeases } from '../../src/background-sync/feed-lease.ts'
+import { FeedHandedBackError, FeedLeases } from '../../src/background-sync/feed-lease.ts'
 import { syncFeedLeaseKey } from '../../src/queue/redis-keys.ts'
 import { dataverseTestClient } from '../helpers/dataverse-test-client.ts'
+import { eventually } from '../helpers/flow-step-harness.ts'
 
 /**
  * One pass per feed at a time, across workers (issue 12 §10): two workers' passes of one table, each
@@ -135,4 +136,61 @@ t.test('a pass releases only its own lease: one whose lease expired and was take
   })
   t.same(outcome, { kind: 'ran', value: 'done' })
   t.equal(await workerA.get(leaseKey), 'the-new-holders-token', 'not deleted by the old holder')
+})
+
+t.test('shutdown hands a pass back: one reading its page stops before delivering and frees its lease at once; another worker delivers the page', async (t) => {
+  const { prefix, leaseKey, checkpoints, pass } = freshFeed({ ttlMs: 60_000 })
+  const leases = new FeedLeases(workerA, prefix, { ttlMs: 60_000 })
+  // A slow Dataverse: the page is still being read when the worker's shutdown deadline nears.
+  emulator.faults.setLatency(500)
+  t.teardown(() => { emulator.faults.setLatency(0) })
+  const before = emulator.requestCount({ entitySet: 'contacts' })
+  const delivered: string[] = []
+  const cutOff = runDynamicsChangePass({
+    client,
+    checkpoints: new CheckpointStore(workerA, prefix),
+    leases,
+    table: 'contact',
+    columns: ['lastname'],
+    deliver: async () => { delivered.push('A') }
+  })
+  await eventually(() => emulator.requestCount({ entitySet: 'contacts' }) > before || undefined, { timeoutMs: 5_000, intervalMs: 5, what: 'the page read to reach Dataverse' })
+  leases.handBack()
+  await t.rejects(cutOff, FeedHandedBackError, 'the pass ends as handed back')
+  t.same(delivered, [], 'it delivered nothing')
+  t.ok(await workerA.exists(leaseKey) === 0, 'its lease is freed, long before its 60 s TTL')
+  t.match(await checkpoints.load(contactsFeed), { version: 0 }, 'its cursor was not saved: the page is read again')
+  emulator.faults.setLatency(0)
+  t.match(await pass(workerB, async () => { delivered.push('B') }), { kind: 'advanced', version: 1 }, 'another worker\'s pass runs at once')
+  t.same(delivered, ['B'], 'and delivers the page, once')
+})
+
+t.test('after hand-back a worker starts no pass: run() refuses without taking the lease', async (t) => {
+  const { prefix, leaseKey } = freshFeed()
+  const leases = new FeedLeases(workerA, prefix, { ttlMs: 60_000 })
+  leases.handBack()
+  leases.handBack()
+  let ran = false
+  await t.rejects(leases.run(contactsFeed, async () => { ran = true }), { name: 'FeedHandedBackError', code: 'FEED_HANDED_BACK' })
+  t.notOk(ran, 'the pass never ran')
+  t.equal(await workerA.exists(leaseKey), 0, 'the lease was never taken')
+})
+
+t.test('hand-back leaves a pass already delivering to finish: its writes are not cut halfway', async (t) => {
+  const { prefix, leaseKey, checkpoints } = freshFeed()
+  const leases = new FeedLeases(workerA, prefix, { ttlMs: 60_000 })
+  let release!: () => void
+  const held = new Promise<void>((resolve) => { release = resolve })
+  let started!: () => void
+  const delivering = new Promise<void>((resolve) => { started = resolve })
+  const running = runDynamicsChangePass({
+    client, checkpoints: new CheckpointStore(workerA, prefix), leases, table: 'contact', columns: ['lastname'],
+    deliver: async () => { started(); await held }
+  })
+  await delivering
+  leases.handBack()
+  release()
+  t.match(await running, { kind: 'advanced', version: 1 }, 'the delivering pass saved its cursor')
+  t.match(await checkpoints.load(contactsFeed), { version: 1 })
+  t.equal(await workerA.exists(leaseKey), 0, 'and freed its lease')
 })

@@ -119,8 +119,12 @@ export interface ProcessHarness {
   reconcile (accepted: readonly AcceptedInvocation[], options?: { timeoutMs?: number }): Promise<Reconciliation>
   /** Every line the API and workers wrote, prefixed `[api] ` / `[worker-N] `. */
   logText (): string
-  /** Secrets, tokens, keys and email addresses found in the logs (should be none). */
-  leaksInLogs (): string[]
+  /**
+   * Secrets, tokens, keys and email addresses found in the logs (should be none): every secret the
+   * sandbox's environment holds, the invocations' tokens and callback keys, and `personalData`, the
+   * values a test gave persons and records (names, titles), which no log line may carry either.
+   */
+  leaksInLogs (personalData?: readonly string[]): string[]
   close (): Promise<void>
 }
 
@@ -250,13 +254,22 @@ export async function startProcessHarness (t: Teardown, options: ProcessHarnessO
       }
     },
     logText: () => lines.join('\n'),
-    leaksInLogs () {
+    leaksInLogs (personalData = []) {
       const text = lines.join('\n')
+      // Every secret the environment holds, by name (a new one is covered without an edit here);
+      // a key prefix names keys, it keeps nothing secret.
+      const environmentSecrets = Object.entries(sandbox.env)
+        .filter(([name]) => /KEY|SECRET|PASSWORD|TOKEN/.test(name) && !name.endsWith('_PREFIX'))
+        .map(([, value]) => value)
+      const redisPassword = decodeURIComponent(new URL(sandbox.env.REDIS_URL ?? 'redis://localhost').password)
       const secrets = [
-        sandbox.env.SSFS_API_KEY, sandbox.env.MARKETO_CLIENT_SECRET, sandbox.env.AZURE_CLIENT_SECRET,
+        ...environmentSecrets, redisPassword,
         ...marketo.invocations().flatMap((invocation) => [invocation.token, invocation.apiCallBackKey])
       ].filter((secret): secret is string => secret !== undefined && secret !== '')
       const leaks = secrets.filter((secret) => text.includes(secret)).map((secret) => `secret ${secret.slice(0, 4)}…`)
+      for (const value of personalData) {
+        if (value !== '' && text.includes(value)) leaks.push(`personal data in: ${lineAround(text, text.indexOf(value))}`)
+      }
       const patterns: Array<[string, RegExp]> = [
         ['email address', /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/],
         ['bearer token', /Bearer [A-Za-z0-9]/],
