@@ -8,8 +8,8 @@ import { ErrorResponse } from '../src/schemas/common.ts'
 
 /**
  * The status page (issue 13 §5): GET /admin, an HTML page for a person with a browser, and its script
- * and style sheet. Behind the admin auth like the rest of /admin. The page is in the OpenAPI document
- * as text/html; its two assets are hidden (nothing for an API client there).
+ * and style sheet. Behind the admin auth like the rest of /admin. All three are hidden from the OpenAPI
+ * document, as the queue dashboard is: they are for a browser, and the admin API they call is there.
  *
  * `default-src 'self'`: the page runs only the script served here and loads nothing from elsewhere,
  * so even a value that slipped through the escaping could not run script of its own.
@@ -21,6 +21,7 @@ const adminStatusPageRoutes: FastifyPluginAsync<StatusPageDeps> = async (fastify
 
   app.get('/', {
     schema: {
+      hide: true,
       tags: [ADMIN_TAG],
       security: ADMIN_SECURITY,
       summary: 'The status page (HTML, for a browser): lag, backlog and throughput per direction, Marketo calls spent today, parked failures with a retry button, pause and resume, explain',
