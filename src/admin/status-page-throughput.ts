@@ -4,6 +4,7 @@ import type { DeliveryOutcome } from '../background-sync/dynamics-to-marketo-del
 import type { MarketoChangePassOutcome } from '../background-sync/marketo-change-pass.ts'
 import type { SyncPassObserver } from '../metrics/sync-progress.ts'
 import type { RedisClient } from '../queue/connections.ts'
+import { syncThroughputKey } from '../queue/redis-keys.ts'
 
 /**
  * Throughput for the status page: records the sync wrote to the other side in the last hour, per
@@ -13,15 +14,10 @@ import type { RedisClient } from '../queue/connections.ts'
  * hundred completed passes, a few minutes at the default poll intervals, so neither says "the last hour".
  *
  * The minute is the writing process's clock; a skew between workers moves a count by a minute at most.
- * All keys of a direction share a hash tag, so one MGET reads an hour on a Redis Cluster too.
  */
 
 const WINDOW_MINUTES = 60
 const KEEP_SECONDS = (WINDOW_MINUTES + 5) * 60
-
-export function syncThroughputKey (prefix: string, direction: FeedDirection, minute: number): string {
-  return `${prefix}:{sync-throughput:${direction}}:${minute}`
-}
 
 export class SyncThroughput {
   constructor (private readonly redis: RedisClient, private readonly prefix: string, private readonly clock: () => number = Date.now) {}
