@@ -156,6 +156,7 @@ export function buildSandboxGuide (facts: SandboxGuideFacts): string {
         ? []
         : [
             ['Admin key', `${facts.adminApiKey}  (Authorization: Bearer <key>; a browser asks: any user name, the key as password)`] as const,
+            ['Status page', `${facts.publicUrl}/admin  (log in with any user name and the admin key as password)`] as const,
             ['Queue dashboard', `${facts.publicUrl}/admin/queues`] as const
           ]),
       ['SSFS definition', `${facts.publicUrl}/openapi.json  (installed in Marketo as "${facts.flowStepName}")`],

@@ -13,6 +13,9 @@ import { queuePrefix } from '../queue/redis-keys.ts'
 import { createAdminAuth } from './admin-auth.ts'
 import adminParkedRoutes from '../../routes/admin-parked.ts'
 import adminSyncRoutes from '../../routes/admin-sync.ts'
+import adminStatusPageRoutes from '../../routes/admin-status-page.ts'
+import { MarketoCallBudget } from '../marketo/marketo-call-budget.ts'
+import { SyncThroughput } from './status-page-throughput.ts'
 
 export type AdminApiDeps = Pick<ParkedChangeRetryDepsSources, 'dataverse' | 'marketo'>
 
@@ -65,10 +68,21 @@ export function adminApiFeature (deps: AdminApiDeps): ApiFeature {
         await admin.register(board.registerPlugin(), { prefix: '/queues' })
 
         await admin.register(adminParkedRoutes, { parked, retryDeps })
-        await admin.register(adminSyncRoutes, {
+        const directions = {
           checkpoints: new CheckpointStore(redis, prefix),
           pauses: new SyncPauses(redis, prefix),
           queues: new Map(queues.map((queue) => [queue.name, queue]))
+        }
+        await admin.register(adminSyncRoutes, directions)
+        // The status page (issue 13 §5) reads what the routes above answer, and today's budget (read only).
+        await admin.register(adminStatusPageRoutes, {
+          redis,
+          keyPrefix: prefix,
+          directions,
+          parked: { parked, retryDeps },
+          budget: new MarketoCallBudget(redis, { keyPrefix: prefix, dailyBudget: config.marketo.callBudget.dailyCalls }),
+          throughput: new SyncThroughput(redis, prefix),
+          syncEnabled: config.sync.enabled
         })
       }, { prefix: ADMIN_PREFIX })
     }

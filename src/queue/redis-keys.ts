@@ -202,3 +202,12 @@ export function metricsLeaderLeaseKey (prefix: string): string {
 export function syncPausesKey (prefix: string): string {
   return `${prefix}:{sync-pauses}`
 }
+
+/**
+ * Records the sync wrote to the other side in one minute, per direction (src/admin/
+ * status-page-throughput.ts): a count, kept a little over an hour, for the status page's throughput.
+ * One hash tag per direction, so one MGET reads the hour.
+ */
+export function syncThroughputKey (prefix: string, direction: string, minute: number): string {
+  return `${prefix}:{sync-throughput:${direction}}:${minute}`
+}

@@ -17,6 +17,7 @@ import { Registry } from 'prom-client'
 import { createServiceMetrics } from '../metrics/service-metrics.ts'
 import { outsideCallMetrics } from '../metrics/outside-calls.ts'
 import { jobMetrics } from '../metrics/job-metrics.ts'
+import { countingThroughput, SyncThroughput } from '../admin/status-page-throughput.ts'
 import { SyncProgress } from '../metrics/sync-progress.ts'
 import { MetricsLeader } from '../metrics/metrics-leader.ts'
 import { ClusterGauges } from '../metrics/cluster-gauges.ts'
@@ -100,7 +101,8 @@ export function buildWorkerRuntime (config: Config, logger: Logger): WorkerRunti
             marketo,
             fieldMapping: async () => await checkedFieldMapping(config, logger, marketo, dataverse),
             whoAmI: async () => await dataverse.whoAmI(),
-            passObserver: new SyncProgress(metricsConnection, config.redis.keyPrefix, metrics),
+            // The status page's throughput is counted beside the metrics (src/admin/status-page-throughput.ts).
+            passObserver: countingThroughput(new SyncProgress(metricsConnection, config.redis.keyPrefix, metrics), new SyncThroughput(metricsConnection, config.redis.keyPrefix)),
             ...(config.sync.dynamicsPageSize === undefined ? {} : { pageSize: config.sync.dynamicsPageSize })
           })]
         : [])

@@ -2,7 +2,7 @@ import t from 'tap'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { recordLinkKey } from '../../src/queue/redis-keys.ts'
-import { backgroundSyncSteps, DEMO_TITLES, type BackgroundSyncDemo } from '../../sandbox/sandbox-guide.ts'
+import { backgroundSyncSteps, buildSandboxGuide, DEMO_TITLES, type BackgroundSyncDemo, type SandboxGuideFacts } from '../../sandbox/sandbox-guide.ts'
 import { SANDBOX_CREDENTIALS, SANDBOX_USERS } from '../../sandbox/start-sandbox.ts'
 import { startBackgroundSyncHarness } from '../helpers/background-sync-harness.ts'
 import { eventually } from '../helpers/flow-step-harness.ts'
@@ -34,6 +34,27 @@ function commandsOf (lines: readonly string[]): string[] {
 async function run (script: string): Promise<string> {
   return (await sh('sh', ['-c', script])).stdout
 }
+
+t.test('with an admin key, the guide names the status page and how a browser logs in to it', async (t) => {
+  const facts: SandboxGuideFacts = {
+    publicUrl: 'http://127.0.0.1:3000',
+    apiKey: 'sandbox-api-key',
+    marketoUrl: 'http://127.0.0.1:3001',
+    dataverseUrl: 'https://127.0.0.1:3002',
+    azureAdUrl: 'https://127.0.0.1:3003',
+    redis: { url: 'redis://127.0.0.1:6379', startedHere: true },
+    processes: [],
+    launcherPid: 1,
+    flowStepName: 'Sync Person to Microsoft',
+    persons: [],
+    dynamics: { hasLead: () => false, hasContact: () => false, leadFirstNameMaxLength: 50 },
+    assignTo: { name: SANDBOX_USERS.dana.fullname, systemuserid: SANDBOX_USERS.dana.systemuserid }
+  }
+  const guide = buildSandboxGuide({ ...facts, adminApiKey: 'the-admin-key' })
+  t.match(guide, /Status page\s+http:\/\/127\.0\.0\.1:3000\/admin +\(log in with any user name and the admin key as password\)/)
+  t.match(guide, /Admin key\s+the-admin-key/, 'the key to type')
+  t.notMatch(buildSandboxGuide(facts), /Status page/, 'no admin key, no admin surface to point at')
+})
 
 t.test('with the background sync on, the guide\'s commands carry an edit from Dynamics to Marketo and one back', async (t) => {
   // The pace `npm run sandbox` gives the demo (sandbox/launcher.ts): the feed read every 5 s even at idle.
