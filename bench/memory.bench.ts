@@ -1,9 +1,9 @@
-import { execFile } from 'node:child_process'
-import { promisify } from 'node:util'
+import { spawn } from 'node:child_process'
 import { LeadTimeline } from './lib/lead-timeline.ts'
 import { residentMb } from './lib/process-memory.ts'
 import { round } from './lib/percentiles.ts'
 import { printTable, say, writeResult } from './lib/result-file.ts'
+import { stopOnSignal } from './lib/stop-on-signal.ts'
 import { BENCH_SERVICE_ENV, PROJECT_ROOT, serviceEntries, startServiceStack } from './lib/service-stack.ts'
 
 /**
@@ -56,10 +56,25 @@ async function idleRss (compiled: boolean): Promise<IdleRss> {
   return { run: compiled ? 'compiled' : 'tsx', apiEntry: entries.api, workerEntry: entries.worker, apiMb: median(apiSamples), workerMb: median(workerSamples) }
 }
 
+/**
+ * `npm run build`, in a process group of its own, so that a signal meanwhile (bench/run.ts passes
+ * SIGTERM/SIGINT on) stops npm, its shell and tsc together, as it stops the services.
+ */
+async function buildDist (): Promise<void> {
+  const build = spawn('npm', ['run', '--silent', 'build'], { cwd: PROJECT_ROOT, stdio: ['ignore', 'ignore', 'inherit'], detached: true })
+  const forget = stopOnSignal(async () => { if (build.pid !== undefined) try { process.kill(-build.pid, 'SIGTERM') } catch { /* gone */ } })
+  try {
+    const code = await new Promise<number | null>((resolve) => { build.once('exit', resolve); build.once('error', () => resolve(null)) })
+    if (code !== 0) throw new Error(`npm run build failed (exit ${code})`)
+  } finally {
+    forget()
+  }
+}
+
 export async function runIdleRssComparison (): Promise<void> {
   say(NAME, `idle RSS, tsx vs compiled: the API and one worker, ${IDLE_SECONDS} s idle (BENCH_MEMORY_IDLE_SECONDS), median of the last half`)
   say(NAME, 'npm run build (dist/)')
-  await promisify(execFile)('npm', ['run', 'build'], { cwd: PROJECT_ROOT })
+  await buildDist()
   const runs = [await idleRss(false), await idleRss(true)]
   printTable('Idle RSS, tsx vs compiled', runs.map((run) => ({ run: run.run, 'api MB': run.apiMb, 'worker MB': run.workerMb, entries: `${run.apiEntry}, ${run.workerEntry}` })))
   const path = await writeResult(`${NAME}-idle`, { settings: { idleSeconds: IDLE_SECONDS, serviceEnv: BENCH_SERVICE_ENV }, runs })
