@@ -3,7 +3,8 @@
 # production (`npm start` / `npm run worker` run the same entries through tsx in development).
 #
 # Node 24 (active LTS, supported until April 2028): Node 20, which the development machines run,
-# reached end of life in April 2026. package.json `engines` (>= 20.12) holds for both.
+# reached end of life in April 2026. package.json `engines` (^20.19.0 || >=22.12.0) holds for both
+# (test/architecture/node-engines.test.ts).
 
 # --- build: all dependencies, `tsc`, then only the production dependencies are kept ---
 FROM node:24-bookworm-slim AS build

@@ -51,6 +51,16 @@ export interface ServiceStackOptions extends SandboxOptions {
   readonly workers?: number
   /** Install the flow step in the emulated Marketo (needs the API). */
   readonly install?: boolean
+  /**
+   * Run `npm run build`'s output (dist/src/*.js) on plain node, as the image does, instead of
+   * src/*.ts through tsx (`npm start`, `npm run worker`). The caller builds it first.
+   */
+  readonly compiled?: boolean
+}
+
+/** The API's and the worker's entry files: through tsx from src/, or compiled. */
+export function serviceEntries (compiled: boolean): { readonly api: string, readonly worker: string } {
+  return compiled ? { api: 'dist/src/server.js', worker: 'dist/src/worker.js' } : { api: 'src/server.ts', worker: 'src/worker.ts' }
 }
 
 export async function startServiceStack (options: ServiceStackOptions = {}): Promise<ServiceStack> {
@@ -59,6 +69,7 @@ export async function startServiceStack (options: ServiceStackOptions = {}): Pro
   const aofDir = options.redisUrl === undefined ? await mkdtemp(join(tmpdir(), 'mds-bench-redis-')) : undefined
   const sandbox = await startSandbox({ ...options, redisAppendOnlyDir: aofDir, env: { ...BENCH_SERVICE_ENV, ...options.env } })
   const env = { ...process.env, ...sandbox.env } as Record<string, string>
+  const entries = serviceEntries(options.compiled === true)
   const workers: ServiceProcess[] = []
   const recent: string[] = []
   const problems: string[] = []
@@ -100,13 +111,13 @@ export async function startServiceStack (options: ServiceStackOptions = {}): Pro
   let installed: InstalledService | undefined
   try {
     if (options.api !== false) {
-      api = spawn('api', 'src/server.ts')
+      api = spawn('api', entries.api)
       await waitUntilReady(`${sandbox.publicUrl}/health/ready`, { timeoutMs: READY_TIMEOUT_MS })
       if (options.install === true) {
         installed = await sandbox.marketo.installService({ openapiUrl: `${sandbox.publicUrl}/openapi.json`, apiKey: sandbox.env.SSFS_API_KEY ?? '' })
       }
     }
-    for (let i = 0; i < (options.workers ?? 0); i++) workers.push(spawn(`worker-${i + 1}`, 'src/worker.ts'))
+    for (let i = 0; i < (options.workers ?? 0); i++) workers.push(spawn(`worker-${i + 1}`, entries.worker))
   } catch (error) {
     await stopServices()
     await sandbox.close()
@@ -122,7 +133,7 @@ export async function startServiceStack (options: ServiceStackOptions = {}): Pro
     env,
     installed,
     async startWorker (workerEnv = {}) {
-      const worker = spawn(`worker-${workers.length + 1}`, 'src/worker.ts', workerEnv)
+      const worker = spawn(`worker-${workers.length + 1}`, entries.worker, workerEnv)
       workers.push(worker)
       return worker
     },
