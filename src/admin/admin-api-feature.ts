@@ -13,8 +13,11 @@ import { queuePrefix } from '../queue/redis-keys.ts'
 import { createAdminAuth } from './admin-auth.ts'
 import adminParkedRoutes from '../../routes/admin-parked.ts'
 import adminSyncRoutes from '../../routes/admin-sync.ts'
+import adminExplainRoutes from '../../routes/admin-explain.ts'
+import adminResyncRoutes from '../../routes/admin-resync.ts'
+import { adminPairDeps, type AdminPairSources } from './resync.ts'
 
-export type AdminApiDeps = Pick<ParkedChangeRetryDepsSources, 'dataverse' | 'marketo'>
+export type AdminApiDeps = Pick<ParkedChangeRetryDepsSources, 'dataverse' | 'marketo'> & AdminPairSources
 
 /** Where the admin surface lives; the dashboard is under `<this>/queues`. */
 export const ADMIN_PREFIX = '/admin'
@@ -70,6 +73,9 @@ export function adminApiFeature (deps: AdminApiDeps): ApiFeature {
           pauses: new SyncPauses(redis, prefix),
           queues: new Map(queues.map((queue) => [queue.name, queue]))
         })
+        const pairDeps = adminPairDeps({ config, logger: log, redis, dataverse: deps.dataverse, marketo: deps.marketo, retryDeps })
+        await admin.register(adminExplainRoutes, pairDeps)
+        await admin.register(adminResyncRoutes, pairDeps)
       }, { prefix: ADMIN_PREFIX })
     }
   }
