@@ -16,8 +16,11 @@ import adminSyncRoutes from '../../routes/admin-sync.ts'
 import adminStatusPageRoutes from '../../routes/admin-status-page.ts'
 import { MarketoCallBudget } from '../marketo/marketo-call-budget.ts'
 import { SyncThroughput } from './status-page-throughput.ts'
+import adminExplainRoutes from '../../routes/admin-explain.ts'
+import adminResyncRoutes from '../../routes/admin-resync.ts'
+import { adminPairDeps, type AdminPairSources } from './resync.ts'
 
-export type AdminApiDeps = Pick<ParkedChangeRetryDepsSources, 'dataverse' | 'marketo'>
+export type AdminApiDeps = Pick<ParkedChangeRetryDepsSources, 'dataverse' | 'marketo'> & AdminPairSources
 
 /** Where the admin surface lives; the dashboard is under `<this>/queues`. */
 export const ADMIN_PREFIX = '/admin'
@@ -84,6 +87,9 @@ export function adminApiFeature (deps: AdminApiDeps): ApiFeature {
           throughput: new SyncThroughput(redis, prefix),
           syncEnabled: config.sync.enabled
         })
+        const pairDeps = adminPairDeps({ config, logger: log, redis, dataverse: deps.dataverse, marketo: deps.marketo, retryDeps: retryDeps.marketoToDynamics })
+        await admin.register(adminExplainRoutes, pairDeps)
+        await admin.register(adminResyncRoutes, pairDeps)
       }, { prefix: ADMIN_PREFIX })
     }
   }

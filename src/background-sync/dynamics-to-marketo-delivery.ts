@@ -9,7 +9,7 @@ import type { DeliveredPage } from './dynamics-change-pass.ts'
 import type { RecordLink } from '../domain/record-link.ts'
 import type { RecordType } from '../domain/record-type.ts'
 import { emailMatchKey, matchUnlinkedRecord, type UnlinkedRecordReason } from './unlinked-record-match.ts'
-import type { PairStateStore } from './pair-state-store.ts'
+import type { PairOutcomeNote, PairStateStore } from './pair-state-store.ts'
 import { syncFilterDecision } from '../sync/sync-filter.ts'
 import { originatingLeadOf, unlinkedContactRoute } from '../sync/lead-conversion.ts'
 import type { DynamicsParkedRefusal, ParkedChangeStore } from './parked-changes.ts'
@@ -177,12 +177,15 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
 
   let unchanged = 0
   let filtered = 0
+  // What this direction decided about each linked pair, for its sync record (pair-state-store.ts).
+  const pairOutcomes = new Map<string, PairOutcomeNote>()
   const outcomes: RecordOutcomes = { parked: [], settled: [...page.deletedIds] }
   const changedLinked: Array<{ row: ChangedRow, marketoId: number, values: Record<string, FieldValue> }> = []
   const unlinked: Array<{ row: ChangedRow, values: Record<string, FieldValue> }> = []
   for (const row of page.upserted) {
     if (syncFilterDecision(row.columns) === 'skip') {
       filtered++
+      if (linked.has(row.id)) pairOutcomes.set(row.id, { outcome: 'filtered' })
       // Ids only; visible to an operator asking why a record did not reach Marketo.
       deps.logger.debug({ table, recordId: row.id }, 'a Dynamics record is not synced: its sync filter new_synctomkto is No')
       continue
@@ -193,6 +196,7 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
     if (matchesLastSynced(values, states.get(row.id) ?? {}, deps.fingerprinter(pairIdOf(table, row.id)))) {
       unchanged++
       outcomes.settled.push(row.id)
+      pairOutcomes.set(row.id, { outcome: 'unchanged' })
       continue
     }
     changedLinked.push({ row, marketoId, values })
@@ -282,12 +286,15 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
     const recordId = updatedRows[index]
     if (recordId !== undefined) {
       newStates.delete(recordId)
+      pairOutcomes.set(recordId, { outcome: 'refused', code: skipReasonCode(result) })
       outcomes.parked.push(dynamicsRefusal(table, recordId, [Number(updates[index]!.id)], writtenFields(updates[index]!), skipReasonCode(result), fieldsByColumn))
     }
     // Which record and Marketo's reason code only: values are personal data.
     deps.logger.warn({ table, marketoId: updates[index]?.id, reasons: result.reasons?.map((r) => r.code) }, 'Marketo refused a background-sync update')
   })
-  await pairs.save(table, newStates, states)
+  const writtenRows = new Set(updatedRows.filter((_, index) => updateResults[index]?.status !== 'skipped'))
+  for (const recordId of newStates.keys()) if (!writtenRows.has(recordId)) pairOutcomes.set(recordId, { outcome: 'unchanged' })
+  await pairs.save(table, newStates, states, { direction: 'dynamics-to-marketo', outcomes: pairOutcomes })
   // Merged and either written or needing no write: delivered.
   outcomes.settled.push(...newStates.keys())
 
@@ -393,7 +400,7 @@ async function deliverConvertedContacts (unlinked: readonly UnlinkedRow[], deps:
     converted++
     deps.logger.info({ table: deps.table, recordId: row.id, marketoId }, 'a contact qualified from a lead follows the lead\'s Marketo person')
   }
-  await deps.pairs.save(deps.table, states)
+  await deps.pairs.save(deps.table, states, undefined, { direction: 'dynamics-to-marketo' })
   return { rest, converted, refused }
 }
 
@@ -521,7 +528,7 @@ async function deliverUnlinkedRows (unlinked: ReadonlyArray<{ row: ChangedRow, v
       states.set(row.id, Object.fromEntries(Object.entries(input).map(([field, value]) => [field, fingerprint(field, value as FieldValue)])))
     }
   }
-  await deps.pairs.save(table, states)
+  await deps.pairs.save(table, states, undefined, { direction: 'dynamics-to-marketo' })
   return { created, linked, reported, refused }
 }
 

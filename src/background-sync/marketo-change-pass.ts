@@ -11,7 +11,7 @@ import { pairStateAndStatus, STATE_COLUMN, STATE_STATUS_MISMATCH, STATUS_COLUMN,
 import type { CheckpointStore } from './checkpoints.ts'
 import type { FeedLeases } from './feed-lease.ts'
 import { pairIdOf } from './dynamics-to-marketo-delivery.ts'
-import type { PairStateStore } from './pair-state-store.ts'
+import type { PairOutcomeNote, PairStateStore } from './pair-state-store.ts'
 import type { ParkedChangeStore, SettledRecord } from './parked-changes.ts'
 import type { SyncFailure, SyncFailureActivityLog } from '../marketo/sync-failure-activity.ts'
 
@@ -453,7 +453,13 @@ export async function writePersonChanges (deps: PersonChangeWriteDeps, table: Sy
     })
   }
   const accepted = [...decisions].filter(([id]) => !rejectedIds.has(id))
-  await deps.pairs.save(table, new Map(accepted.map(([id, d]) => [id, d.decision.state])), states)
+  // What this direction decided about each pair, for its sync record (pair-state-store.ts): codes only.
+  const writtenIds = new Set(outcome.written.map((id) => id.toLowerCase()))
+  // A missing record gets none: its pair is about to go (the deleted-record handling forgets it).
+  const pairOutcomes = new Map<string, PairOutcomeNote>()
+  for (const refusal of refused) pairOutcomes.set(refusal.recordId.toLowerCase(), { outcome: 'refused', code: refusal.code })
+  for (const [id] of accepted) if (!pairOutcomes.has(id)) pairOutcomes.set(id, { outcome: writtenIds.has(id.toLowerCase()) ? 'written' : 'unchanged' })
+  await deps.pairs.save(table, new Map(accepted.map(([id, d]) => [id, d.decision.state])), states, { direction: 'marketo-to-dynamics', outcomes: pairOutcomes })
   return {
     written: outcome.written,
     unchanged: decisions.size - updates.length,

@@ -45,6 +45,9 @@ import type { QueueName } from './names.ts'
  *   <p>:{pair:<lead|contact>:<id>}             a linked pair's last-synced state: a keyed hash per
  *                                             mapped field, never a value (src/background-sync/
  *                                             pair-state-store.ts); used alone, its own tag
+ *   <p>:{pair:<lead|contact>:<id>}:meta        the pair's last sync each way: times and outcome
+ *                                             codes, never a value; the pair's tag, written in the
+ *                                             state's MULTI and removed with it
  *   <p>:{marketo-budget}:window                the Marketo call budget shared by every process:
  *   <p>:{marketo-budget}:leases                admissions in the sliding window, in-flight leases
  *   <p>:{marketo-budget}:daily                 and today's count, all taken by one Lua script
@@ -166,6 +169,15 @@ export function dataverseConcurrencyLeasesKey (prefix: string): string {
  */
 export function syncPairStateKey (prefix: string, recordType: string, recordId: string): string {
   return `${prefix}:{pair:${recordType}:${recordId}}`
+}
+
+/**
+ * A linked pair's sync record (src/background-sync/pair-state-store.ts): when each direction last
+ * looked at the pair, with what outcome (a code), and when it last saved its state. The state's tag,
+ * so the two are written in one MULTI and dropped in one DEL.
+ */
+export function syncPairMetaKey (prefix: string, recordType: string, recordId: string): string {
+  return `${syncPairStateKey(prefix, recordType, recordId)}:meta`
 }
 
 /**

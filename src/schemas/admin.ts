@@ -122,3 +122,92 @@ export const SyncDirectionList = Type.Object({
 export const SyncDirectionParams = Type.Object({ direction: SyncDirection })
 
 export const SyncDirectionAnswer = Type.Object({ direction: SyncDirectionStatus }, { examples: [{ direction: { ...SYNC_DIRECTION_EXAMPLE, paused: true, pausedAt: '2026-05-04T10:05:00.000Z' } }] })
+
+const SyncOutcome = Type.Union([Type.Literal('written'), Type.Literal('unchanged'), Type.Literal('filtered'), Type.Literal('refused')], {
+  description: 'written: values carried; unchanged: nothing to carry (an echo of our own write, or both sides agree); filtered: the sync filter new_synctomkto is No; refused: the other side refused it (parked, with the code)'
+})
+
+const LastSyncOfDirection = Type.Union([Type.Object({
+  at: Type.String({ format: 'date-time', description: 'When this direction last decided the pair' }),
+  outcome: SyncOutcome,
+  code: Type.Optional(Type.String({ description: 'A refusal\'s code (Dynamics\', Marketo\'s or ours); its message is in the person\'s Marketo activity log', examples: ['0x80044331'] })),
+  syncedAt: Type.Optional(Type.String({ format: 'date-time', description: 'When this direction last merged the pair and saved its state' }))
+}), Type.Null()], { description: 'null: nothing recorded since the pair was linked, or since a resync' })
+
+const FieldOwnerSide = Type.Union([Type.Literal('marketo'), Type.Literal('dynamics')])
+
+export const ExplainAnswer = Type.Object({
+  person: Type.Union([Type.Object({
+    marketoId: Type.Integer({ examples: [1042] }),
+    inMarketo: Type.Boolean({ description: 'Marketo still has the person' }),
+    sameEmailPersonIds: Type.Array(Type.Integer(), { description: 'Other persons with the email asked for (the duplicate rule links none of them)' })
+  }), Type.Null()]),
+  record: Type.Union([Type.Object({
+    table: SyncTableName,
+    id: Type.String({ examples: [RECORD_ID_EXAMPLE] }),
+    inDynamics: Type.Boolean({ description: 'Dataverse still has the record (read now)' })
+  }), Type.Null()]),
+  linked: Type.Boolean({ description: 'The person and the record are a pair the background sync keeps in step' }),
+  lastSync: Type.Object({ 'dynamics-to-marketo': LastSyncOfDirection, 'marketo-to-dynamics': LastSyncOfDirection }),
+  collisionWinner: Type.Union([FieldOwnerSide, Type.Null()], { description: 'The side whose value wins a field changed on both: Marketo on leads, Dynamics on contacts' }),
+  fields: Type.Array(Type.Object({
+    marketoField: Type.String(),
+    column: Type.String(),
+    direction: Type.Union([Type.Literal('both'), Type.Literal('toMarketo'), Type.Literal('toDynamics')]),
+    owner: FieldOwnerSide
+  }), { description: 'Each mapped field and the side that owns it: the only source of a one-way field, the collision rule\'s winner of a two-way one' }),
+  syncFilter: Type.Union([Type.Object({
+    column: Type.Literal('new_synctomkto'),
+    present: Type.Boolean({ description: 'The table has the column; without it every record syncs' }),
+    value: Type.Optional(Type.Union([Type.Boolean(), Type.Null()], { description: 'The record\'s value, read live from Dynamics' })),
+    decision: Type.Union([Type.Literal('sync'), Type.Literal('skip')])
+  }), Type.Null()], { description: 'null: no record to read' }),
+  parked: Type.Array(ParkedFailure, { description: 'The pair\'s parked failures, each direction\'s' }),
+  notes: Type.Array(Type.String(), { description: 'Why the pair is as it is, in sentences' })
+}, {
+  title: 'Explanation',
+  examples: [{
+    person: { marketoId: 1042, inMarketo: true, sameEmailPersonIds: [] },
+    record: { table: 'lead', id: RECORD_ID_EXAMPLE, inDynamics: true },
+    linked: true,
+    lastSync: {
+      'dynamics-to-marketo': { at: '2026-05-04T10:02:13.000Z', outcome: 'written', syncedAt: '2026-05-04T10:02:13.000Z' },
+      'marketo-to-dynamics': { at: '2026-05-04T10:05:40.000Z', outcome: 'refused', code: '0x80044331', syncedAt: '2026-05-03T16:20:01.000Z' }
+    },
+    collisionWinner: 'marketo',
+    fields: [{ marketoField: 'title', column: 'jobtitle', direction: 'both', owner: 'marketo' }, { marketoField: 'leadScore', column: 'new_leadscore', direction: 'toDynamics', owner: 'marketo' }],
+    syncFilter: { column: 'new_synctomkto', present: true, value: true, decision: 'sync' },
+    parked: [{ id: PARKED_ID_EXAMPLE, direction: 'marketo-to-dynamics', table: 'lead', recordId: RECORD_ID_EXAMPLE, personId: 1042, fields: ['title'], columns: ['jobtitle'], code: '0x80044331', status: 400, activityLogged: true, parkedAt: '2026-05-04T10:05:40.000Z', lastRefusedAt: '2026-05-04T10:05:40.000Z', attempts: 1 }],
+    notes: ['Parked: Dynamics refused the person\'s change of title with code 0x80044331. Dynamics\' message is in the person\'s Marketo activity log ("Microsoft Sync Failed"); the service does not keep it (it may quote the value). Fix the value in Marketo, then retry the parked failure or resync.']
+  }]
+})
+export type ExplainAnswer = Static<typeof ExplainAnswer>
+
+export const ExplainPersonParams = Type.Object({
+  idOrEmail: Type.String({ minLength: 1, maxLength: 254, description: 'A Marketo person id, or an email (looked up in Marketo with one Get Leads call)', examples: ['1042', 'ada@example.com'] })
+})
+
+export const ExplainRecordParams = Type.Object({
+  table: SyncTableName,
+  id: Type.String({ maxLength: 36, description: 'The Dynamics lead\'s or contact\'s GUID', examples: [RECORD_ID_EXAMPLE] })
+})
+
+export const ResyncPersonBody = Type.Union([
+  Type.Object({ marketoId: Type.Integer({ minimum: 1, examples: [1042] }) }, { additionalProperties: false }),
+  Type.Object({ email: Type.String({ minLength: 3, maxLength: 254, examples: ['ada@example.com'] }) }, { additionalProperties: false })
+], { description: 'The person, by Marketo id or by email', examples: [{ marketoId: 1042 }] })
+
+export const ResyncRecordBody = Type.Object({
+  table: SyncTableName,
+  id: Type.String({ maxLength: 36, description: 'The Dynamics record\'s GUID', examples: [RECORD_ID_EXAMPLE] })
+}, { additionalProperties: false, examples: [{ table: 'contact', id: RECORD_ID_EXAMPLE }] })
+
+export const ResyncAnswer = Type.Object({
+  result: Type.Union([Type.Literal('resynced'), Type.Literal('unlinked')], { description: 'unlinked: the person has no Dynamics record; nothing was written' }),
+  marketoId: Type.Union([Type.Integer(), Type.Null()]),
+  record: Type.Union([Type.Object({ table: SyncTableName, id: Type.String() }), Type.Null()]),
+  toMarketo: Type.Optional(Type.Union([Type.Literal('delivered'), Type.Literal('unchanged'), Type.Literal('refused'), Type.Literal('filtered')], { description: 'Dynamics → Marketo: delivered (written, created or linked), unchanged, refused (parked), filtered (new_synctomkto is No)' })),
+  toDynamics: Type.Optional(Type.Union([Type.Literal('written'), Type.Literal('unchanged'), Type.Literal('refused'), Type.Literal('person-missing'), Type.Literal('not-linked')], { description: 'Marketo → Dynamics: written, unchanged, refused (parked, the message in the person\'s activity log), person-missing (deleted in Marketo), not-linked (the record has no person)' })),
+  notes: Type.Array(Type.String())
+}, { examples: [{ result: 'resynced', marketoId: 1042, record: { table: 'lead', id: RECORD_ID_EXAMPLE }, toMarketo: 'delivered', toDynamics: 'written', notes: [] }] })
+export type ResyncAnswer = Static<typeof ResyncAnswer>

@@ -117,8 +117,11 @@ t.test('with ADMIN_API_KEY', async (t) => {
     const adminRoutes = Object.entries(docs.paths).filter(([path]) => path.startsWith('/admin'))
       .flatMap(([path, methods]) => Object.entries(methods).map(([method, operation]) => ({ route: `${method.toUpperCase()} ${path}`, operation })))
     t.same(adminRoutes.map(({ route }) => route).sort(), [
-      'DELETE /admin/parked', 'DELETE /admin/parked/{id}', 'GET /admin/parked', 'GET /admin/parked/{id}',
+      'DELETE /admin/parked', 'DELETE /admin/parked/{id}',
+      'GET /admin/explain/person/{idOrEmail}', 'GET /admin/explain/record/{table}/{id}',
+      'GET /admin/parked', 'GET /admin/parked/{id}',
       'GET /admin/sync', 'POST /admin/parked/retry', 'POST /admin/parked/{id}/retry',
+      'POST /admin/resync/person', 'POST /admin/resync/record',
       'POST /admin/sync/{direction}/pause', 'POST /admin/sync/{direction}/resume'
     ], 'the admin API, and no dashboard route')
     for (const { route, operation } of adminRoutes) {
