@@ -61,6 +61,16 @@ export class AdminUnauthorizedError extends HttpError {
   }
 }
 
+/**
+ * A state-changing admin request sent by another site's page (cross-site request forgery): a browser
+ * that has the admin key from the Basic prompt attaches it to any site's requests to this origin.
+ */
+export class AdminCrossSiteRequestError extends HttpError {
+  constructor () {
+    super(403, 'ADMIN_CROSS_SITE_REQUEST', 'a state-changing admin request must come from the admin pages themselves or from a client that is not a browser page of another site')
+  }
+}
+
 /** An admin request named a parked change, a direction or a filter that does not exist or cannot be. */
 export class AdminNotFoundError extends HttpError {
   constructor (code: string, message: string) {

@@ -1,7 +1,7 @@
 import { hash, timingSafeEqual } from 'node:crypto'
 import type { FastifyError, onRequestAsyncHookHandler } from 'fastify'
 import { replyWithError } from '../http/error-handler.ts'
-import { AdminUnauthorizedError } from '../errors.ts'
+import { AdminCrossSiteRequestError, AdminUnauthorizedError } from '../errors.ts'
 
 /**
  * Who may use the admin surface (issue 13 §4): the holder of ADMIN_API_KEY, as
@@ -27,7 +27,30 @@ export function createAdminAuth (adminApiKey: string): onRequestAsyncHookHandler
       replyWithError(new AdminUnauthorizedError() as unknown as FastifyError, request, reply)
       return await reply
     }
+    if (!SAFE_METHODS.has(request.method) && isCrossSite(request.headers, request.host)) {
+      replyWithError(new AdminCrossSiteRequestError() as unknown as FastifyError, request, reply)
+      return await reply
+    }
   }
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
+
+/**
+ * Pure: whether a request was sent by a page of another site. A browser that has the key from the
+ * Basic prompt attaches it to every request to this origin, whichever page sends it, so a hostile
+ * page could pause the sync or retry every parked change (a "simple" POST needs no preflight). A
+ * browser says where a request comes from: `Sec-Fetch-Site` (Fetch Metadata; `same-origin`, or
+ * `none` for one the person typed), else `Origin`. A client that is not a browser (curl, scripts)
+ * sends neither and is not affected.
+ */
+export function isCrossSite (headers: Readonly<Record<string, string | string[] | undefined>>, host: string): boolean {
+  const site = headers['sec-fetch-site']
+  if (typeof site === 'string') return site !== 'same-origin' && site !== 'none'
+  const origin = headers.origin
+  if (typeof origin !== 'string') return false
+  // The host only: behind a TLS-terminating proxy the request arrives as http while the page is https.
+  try { return new URL(origin).host !== host } catch { return true }
 }
 
 /** The key a request presents, from either scheme (names case-insensitive, RFC 9110 §11.1); undefined for none. */

@@ -3,7 +3,7 @@ import pino from 'pino'
 import { startLocalRedis } from '../../sandbox/redis-server.ts'
 import { loadConfig } from '../../src/config.ts'
 import { buildApiRuntime } from '../../src/runtime/api-runtime.ts'
-import { ADMIN_REALM_CHALLENGE } from '../../src/admin/admin-auth.ts'
+import { ADMIN_REALM_CHALLENGE, isCrossSite } from '../../src/admin/admin-auth.ts'
 import { QUEUE } from '../../src/queue/names.ts'
 import { REQUIRED_ENVIRONMENT, configProblems } from '../helpers/valid-environment.ts'
 
@@ -131,4 +131,26 @@ t.test('with ADMIN_API_KEY', async (t) => {
       t.match(JSON.stringify(operation.responses['200'] ?? {}), /"examples?"/, `${route}: its answer has examples`)
     }
   })
+})
+
+t.test('isCrossSite: a page of another site is told apart from the admin pages and from clients that are not browsers', async (t) => {
+  t.equal(isCrossSite({ 'sec-fetch-site': 'cross-site' }, 'sync.example.com'), true)
+  t.equal(isCrossSite({ 'sec-fetch-site': 'same-site' }, 'sync.example.com'), true, 'a sibling subdomain is another site for this purpose')
+  t.equal(isCrossSite({ 'sec-fetch-site': 'same-origin', origin: 'https://evil.example' }, 'sync.example.com'), false, 'Fetch Metadata wins where the browser sends it')
+  t.equal(isCrossSite({ 'sec-fetch-site': 'none' }, 'sync.example.com'), false, 'typed by the person')
+  t.equal(isCrossSite({ origin: 'https://evil.example' }, 'sync.example.com'), true)
+  t.equal(isCrossSite({ origin: 'https://sync.example.com' }, 'sync.example.com'), false, 'same host behind a TLS-terminating proxy')
+  t.equal(isCrossSite({}, 'sync.example.com'), false, 'curl and scripts send neither')
+})
+
+t.test('a state-changing admin request from another site\'s page is refused (403), even with the key; the admin pages\' own and curl\'s go through', async (t) => {
+  const base = await listeningApi(t, { ADMIN_API_KEY: ADMIN_KEY })
+  const pause = async (headers: Record<string, string>) => await fetch(`${base}/admin/sync/marketo-to-dynamics/pause`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_KEY}`, ...headers } })
+  const forged = await pause({ 'sec-fetch-site': 'cross-site', origin: 'https://evil.example' })
+  t.equal(forged.status, 403)
+  t.match(await forged.json(), { statusCode: 403, code: 'ADMIN_CROSS_SITE_REQUEST' })
+  const sync = await (await fetch(`${base}/admin/sync`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).json() as { directions: Array<{ direction: string, paused: boolean }> }
+  t.notOk(sync.directions.some((direction) => direction.direction === 'marketo-to-dynamics' && direction.paused), 'nothing was paused')
+  t.equal((await pause({ 'sec-fetch-site': 'same-origin' })).status, 200, 'the status page\'s own request')
+  t.equal((await fetch(`${base}/admin/sync/marketo-to-dynamics/resume`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_KEY}` } })).status, 200, 'curl: no browser headers')
 })
