@@ -356,7 +356,7 @@ t.test('the served definitions and the routes agree on which routes need the key
     const inSsfs = needsKey(ssfs, method, path)
     if (inSwagger !== undefined) documented.add(`${method} ${documentedPath}`)
     // The admin surface (the sandbox sets ADMIN_API_KEY) is closed without its key, the queue dashboard's hidden routes too.
-    const undocumentedRefused = path.startsWith('/admin/')
+    const undocumentedRefused = path === '/admin' || path.startsWith('/admin/')
     t.equal(refused, inSwagger ?? undocumentedRefused, `${method} ${path}: ${refused ? '401 without the key' : `${response.status} without the key`}, as the Swagger document says${inSwagger === undefined ? (undocumentedRefused ? ' (undocumented: the admin dashboard)' : ' (undocumented: must be public)') : ''}`)
     if (inSsfs !== undefined) t.equal(refused, inSsfs, `${method} ${path}: as /openapi.json says`)
   }
