@@ -54,6 +54,9 @@ export interface PersonLinker {
   getMany (marketoIds: readonly number[]): Promise<Map<number, RecordLink>>
   set (marketoId: number, link: { type: 'Lead' | 'Contact', id: string }): Promise<void>
   remove (marketoId: number, link: { type: 'Lead' | 'Contact', id: string }): Promise<void>
+  markConverted (leadId: string, contactId: string): Promise<void>
+  convertedLeads (leadIds: readonly string[]): Promise<Set<string>>
+  forgetConverted (leadIds: readonly string[]): Promise<void>
 }
 
 export interface DynamicsToMarketoDeliveryDeps {
@@ -250,6 +253,8 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
       // next change makes a new person (same email, new id), as the native sync does
       // (marketo-native-dynamics-sync.md §7): the dead link goes, and the row is a new record to match.
       await deps.links.remove(marketoId, { type: recordType, id: row.id })
+      // Nor its state: the record is a new pair from here (matched, created, or reported and left).
+      await pairs.forget(table, [row.id])
       unlinked.push({ row, values })
       continue
     }
@@ -301,8 +306,11 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
   // Deleted rows: the person stays, flagged (marketo-native-dynamics-sync.md §7).
   let flaggedDeleted = 0
   const flagged: Array<{ readonly recordId: string, readonly marketoId: number, readonly index: number }> = []
+  // Read again just before the write, as for the updates above: a lead qualified and deleted within one
+  // poll may have had its person taken over by the contact meanwhile, which must not be flagged deleted.
+  const deletedLinks = page.deletedIds.length === 0 ? new Map<string, number>() : await pairs.linkedPersons(table, page.deletedIds)
   for (const id of page.deletedIds) {
-    const marketoId = linked.get(id)
+    const marketoId = deletedLinks.get(id)
     if (marketoId === undefined) continue
     flagged.push({ recordId: id, marketoId, index: updates.length })
     updates.push({ id: marketoId, [deletedFlag]: true })
@@ -341,6 +349,20 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
   })
   for (const { recordId, marketoId } of unpaired) await deps.links.remove(marketoId, { type: recordType, id: recordId })
   await pairs.forget(table, unpaired.map(({ recordId }) => recordId))
+
+  // A lead qualified into a contact that took its person over: its later changes (its Qualified state)
+  // belong to no pair; matched by email they would find the person taken and be reported for nothing.
+  if (table === 'lead' && unlinked.length > 0) {
+    const converted = await deps.links.convertedLeads(unlinked.map(({ row }) => row.id))
+    for (let index = unlinked.length - 1; index >= 0; index--) {
+      const { row } = unlinked[index]!
+      if (!converted.has(row.id)) continue
+      unlinked.splice(index, 1)
+      outcomes.settled.push(row.id)
+      deps.logger.debug({ table, recordId: row.id }, 'a lead qualified into a contact: its person follows the contact')
+    }
+  }
+  if (table === 'lead' && page.deletedIds.length > 0) await deps.links.forgetConverted(page.deletedIds)
 
   // Contacts qualified from a linked lead take over its person; the other unlinked rows go on below.
   const conversion = table === 'contact' ? await deliverConvertedContacts(unlinked, { ...deps, fields, recordType, fieldsByColumn, outcomes }) : { rest: unlinked, converted: 0, refused: 0 }
@@ -429,9 +451,12 @@ async function deliverConvertedContacts (unlinked: readonly UnlinkedRow[], deps:
     states.set(row.id, state)
     deps.outcomes.settled.push(row.id)
     if (carry.fields.length > 0) deps.outcomes.carry.push(carry)
-    // The lead is no pair any more: its person follows the contact.
+    // The lead is no pair any more: its person follows the contact, and its later changes are settled.
     const leadId = originatingLeadOf(row.columns)
-    if (leadId !== undefined) await deps.pairs.forget('lead', [leadId])
+    if (leadId !== undefined) {
+      await deps.pairs.forget('lead', [leadId])
+      await deps.links.markConverted(leadId, row.id)
+    }
     converted++
     deps.logger.info({ table: deps.table, recordId: row.id, marketoId }, 'a contact qualified from a lead follows the lead\'s Marketo person')
   }
