@@ -16,9 +16,10 @@ import { fieldFingerprinter } from '../sync/field-fingerprint.ts'
 import { CheckpointStore } from './checkpoints.ts'
 import { FeedHandedBackError, FeedLeases } from './feed-lease.ts'
 import { runDynamicsChangePass, type DynamicsChangePassOutcome } from './dynamics-change-pass.ts'
-import { deliverDynamicsPage, type DeliveryOutcome, type DynamicsToMarketoDeliveryDeps, type MarketoPersonWriter } from './dynamics-to-marketo-delivery.ts'
+import { deliverDynamicsPage, type CarriedToDynamics, type DeliveryOutcome, type DynamicsToMarketoDeliveryDeps, type MarketoPersonWriter } from './dynamics-to-marketo-delivery.ts'
 import { PairStateStore } from './pair-state-store.ts'
-import type { MarketoChangeFeed } from './marketo-change-pass.ts'
+import { reportRefusedWrites, writePersonChanges, type MarketoChangeFeed } from './marketo-change-pass.ts'
+import { currentPersonValues } from './parked-change-retry.ts'
 import { startMarketoChangePasses } from './marketo-change-scheduler.ts'
 import { ParkedChangeStore } from './parked-changes.ts'
 import { DeletedRecordSweep, isExpiredDeltaReset } from './deleted-record-sweep.ts'
@@ -89,7 +90,33 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
         return await serviceUser.catch((error: unknown) => { serviceUser = undefined; jobLog.warn({ err: error }, 'WhoAmI failed'); return undefined })
       }
 
-      async function runPasses (job: Job<DynamicsChangePassJobData>, mapping: FieldMapping, syncFilterTables: ReadonlySet<SyncTable>): Promise<DynamicsChangePassOutcome[]> {
+      interface WriteContext {
+        readonly optionSets: Partial<Record<SyncTable, OptionSets>>
+        readonly stateStatus: Partial<Record<SyncTable, StateStatusOptions>>
+      }
+
+      /**
+       * New pairs' fields the merge gives to Dynamics (dynamics-to-marketo-delivery.ts `carryToDynamics`):
+       * written through the Marketo → Dynamics path, as if Marketo had just reported the person's values,
+       * so its merge, option labels, state/status pairing and parking apply. Refusals are parked and
+       * reach the person's activity log, as that direction's do.
+       */
+      async function carryToDynamics (table: SyncTable, items: readonly CarriedToDynamics[], mapping: FieldMapping, context: WriteContext, log: Logger): Promise<void> {
+        const at = new Date()
+        const outcome = await writePersonChanges({
+          dataverse: deps.dataverse,
+          pairs,
+          mapping,
+          fingerprinter: (pairId) => fieldFingerprinter(fingerprintKey, pairId),
+          logger: log,
+          optionSets: context.optionSets,
+          stateStatus: context.stateStatus
+        }, table, items.map((item) => ({ recordId: item.recordId, person: currentPersonValues(item.personId, item.fields, item.person, at) })))
+        await reportRefusedWrites({ failureLog, logger: log, parked }, outcome.refused, at)
+        if (outcome.written.length > 0) log.info({ table, written: outcome.written.length }, 'new pairs\' Marketo values written to Dynamics')
+      }
+
+      async function runPasses (job: Job<DynamicsChangePassJobData>, mapping: FieldMapping, syncFilterTables: ReadonlySet<SyncTable>, context: WriteContext): Promise<DynamicsChangePassOutcome[]> {
         const table = job.data.table
         // Every line of the job names it, as the flow step's do (issue 13 §7): an operator goes from a
         // line to the job in the queue dashboard, and from a failed job to its lines.
@@ -107,6 +134,7 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
           fingerprinter: (pairId) => fieldFingerprinter(fingerprintKey, pairId),
           serviceUserId: userId,
           parked,
+          carryToDynamics: async (forTable, items) => { await carryToDynamics(forTable, items, mapping, context, log) },
           logger: log
         })
         const outcomes: DynamicsChangePassOutcome[] = []
@@ -193,7 +221,7 @@ export function backgroundSyncWorkerFeature (deps: BackgroundSyncWorkerDeps): Wo
           })
         })).catch((error: unknown) => { log.error({ err: error }, 'could not schedule the Dynamics change passes') })
 
-        const worker = new Worker<DynamicsChangePassJobData>(QUEUE.syncDynamicsChanges, async (job) => await runPasses(job, mapping, syncFilterTables), {
+        const worker = new Worker<DynamicsChangePassJobData>(QUEUE.syncDynamicsChanges, async (job) => await runPasses(job, mapping, syncFilterTables, { optionSets, stateStatus }), {
           connection: connect('mds-worker-sync-dynamics'),
           prefix: queuePrefix(prefix, QUEUE.syncDynamicsChanges),
           // Two tables may run together; two passes of one table may be handed to this worker too

@@ -84,7 +84,9 @@ export function decideSweep (input: SweepDecisionInput): SweepDecision {
 
 /** Whether a pass outcome is the drop of an expired delta link, after which a sweep will be due. */
 export function isExpiredDeltaReset (outcome: DynamicsChangePassOutcome): boolean {
-  return outcome.kind === 'reset' && outcome.reason === 'delta-token-expired'
+  // Also a switch back from the modifiedon watermark to change tracking: deletes made since the last
+  // periodic sweep were never seen, and once the table is tracked again no periodic sweep runs.
+  return outcome.kind === 'reset' && (outcome.reason === 'delta-token-expired' || outcome.reason === 'change-tracking-on')
 }
 
 /** Ids per `$filter` request: 50 GUID comparisons keep the URL far below Dataverse's 32 KB limit (as marketo-change-pass.ts reads). */

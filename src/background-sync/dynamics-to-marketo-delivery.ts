@@ -54,6 +54,9 @@ export interface PersonLinker {
   getMany (marketoIds: readonly number[]): Promise<Map<number, RecordLink>>
   set (marketoId: number, link: { type: 'Lead' | 'Contact', id: string }): Promise<void>
   remove (marketoId: number, link: { type: 'Lead' | 'Contact', id: string }): Promise<void>
+  markConverted (leadId: string, contactId: string): Promise<void>
+  convertedLeads (leadIds: readonly string[]): Promise<Set<string>>
+  forgetConverted (leadIds: readonly string[]): Promise<void>
 }
 
 export interface DynamicsToMarketoDeliveryDeps {
@@ -68,7 +71,24 @@ export interface DynamicsToMarketoDeliveryDeps {
   readonly serviceUserId: string | undefined
   /** Where refused and reported records are parked, and cleared once delivered (issue 12 §9). */
   readonly parked: Pick<ParkedChangeStore, 'park' | 'settle'>
+  /**
+   * Writes Marketo's side of fields the merge gives to Dynamics in a pair with no last-synced state for
+   * them (a new pair: linked by email, a contact taking over its lead's person; or a field never synced).
+   * Such a field is otherwise left to the Marketo → Dynamics direction, which only sees fields Marketo's
+   * change feed reports: with no recent Marketo edit it would never be written, and the sides would stay
+   * different for good. Through the Marketo → Dynamics write path (its merge, option labels,
+   * state/status pairs, parking), with UpdateMultiple, which never creates a record. Absent: left as before.
+   */
+  readonly carryToDynamics?: (table: SyncTable, items: readonly CarriedToDynamics[]) => Promise<void>
   readonly logger: Logger
+}
+
+/** A linked pair's fields whose Marketo value goes to Dynamics now, with the person as Marketo holds it. */
+export interface CarriedToDynamics {
+  readonly recordId: string
+  readonly personId: number
+  readonly person: Readonly<Record<string, unknown>>
+  readonly fields: readonly string[]
 }
 
 export interface DeliveryOutcome {
@@ -158,6 +178,19 @@ interface RecordOutcomes {
   readonly parked: DynamicsParkedRefusal[]
   /** Records delivered, found unchanged or deleted: nothing of theirs is left to deliver. */
   readonly settled: string[]
+  /** Fields of new pairs (or never synced) to write to Dynamics now (see `carryToDynamics`). */
+  readonly carry: CarriedToDynamics[]
+}
+
+/**
+ * After the page's states are saved (the write path loads them): the carried fields of the pairs still
+ * linked as decided — a pair relinked meanwhile (a contact took the person over) is left alone.
+ */
+async function carryToDynamics (carry: readonly CarriedToDynamics[], deps: DynamicsToMarketoDeliveryDeps): Promise<void> {
+  if (carry.length === 0 || deps.carryToDynamics === undefined) return
+  const current = await deps.pairs.linkedPersons(deps.table, carry.map((item) => item.recordId))
+  const stillLinked = carry.filter((item) => current.get(item.recordId) === item.personId)
+  if (stillLinked.length > 0) await deps.carryToDynamics(deps.table, stillLinked)
 }
 
 /** The pair id inside each fingerprint: the Dynamics record, by table. */
@@ -179,7 +212,7 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
   let filtered = 0
   // What this direction decided about each linked pair, for its sync record (pair-state-store.ts).
   const pairOutcomes = new Map<string, PairOutcomeNote>()
-  const outcomes: RecordOutcomes = { parked: [], settled: [...page.deletedIds] }
+  const outcomes: RecordOutcomes = { parked: [], settled: [...page.deletedIds], carry: [] }
   const changedLinked: Array<{ row: ChangedRow, marketoId: number, values: Record<string, FieldValue> }> = []
   const unlinked: Array<{ row: ChangedRow, values: Record<string, FieldValue> }> = []
   for (const row of page.upserted) {
@@ -220,6 +253,8 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
       // next change makes a new person (same email, new id), as the native sync does
       // (marketo-native-dynamics-sync.md §7): the dead link goes, and the row is a new record to match.
       await deps.links.remove(marketoId, { type: recordType, id: row.id })
+      // Nor its state: the record is a new pair from here (matched, created, or reported and left).
+      await pairs.forget(table, [row.id])
       unlinked.push({ row, values })
       continue
     }
@@ -237,10 +272,13 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
     // to the Marketo → Dynamics direction: its state stays as it was, so that direction still sees
     // the Marketo edit as one, and this direction does not carry the Dynamics value over it.
     const state: Record<string, string> = { ...merged.lastSynced }
+    const neverSynced: string[] = []
     for (const field of Object.keys(merged.writes.dynamics)) {
       if (Object.hasOwn(base, field)) state[field] = base[field]!
-      else delete state[field]
+      else { delete state[field]; neverSynced.push(field) }
     }
+    // A field with no state has no Marketo change waiting in the feed: it goes now (see carryToDynamics).
+    if (neverSynced.length > 0) outcomes.carry.push({ recordId: row.id, personId: marketoId, person, fields: neverSynced })
     newStates.set(row.id, state)
     // A person flagged deleted now follows a live record: its lead was deleted and the flow step made
     // it a new one (§7), or the record was restored. The flag says what its record is, so it is cleared.
@@ -268,8 +306,11 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
   // Deleted rows: the person stays, flagged (marketo-native-dynamics-sync.md §7).
   let flaggedDeleted = 0
   const flagged: Array<{ readonly recordId: string, readonly marketoId: number, readonly index: number }> = []
+  // Read again just before the write, as for the updates above: a lead qualified and deleted within one
+  // poll may have had its person taken over by the contact meanwhile, which must not be flagged deleted.
+  const deletedLinks = page.deletedIds.length === 0 ? new Map<string, number>() : await pairs.linkedPersons(table, page.deletedIds)
   for (const id of page.deletedIds) {
-    const marketoId = linked.get(id)
+    const marketoId = deletedLinks.get(id)
     if (marketoId === undefined) continue
     flagged.push({ recordId: id, marketoId, index: updates.length })
     updates.push({ id: marketoId, [deletedFlag]: true })
@@ -309,6 +350,20 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
   for (const { recordId, marketoId } of unpaired) await deps.links.remove(marketoId, { type: recordType, id: recordId })
   await pairs.forget(table, unpaired.map(({ recordId }) => recordId))
 
+  // A lead qualified into a contact that took its person over: its later changes (its Qualified state)
+  // belong to no pair; matched by email they would find the person taken and be reported for nothing.
+  if (table === 'lead' && unlinked.length > 0) {
+    const converted = await deps.links.convertedLeads(unlinked.map(({ row }) => row.id))
+    for (let index = unlinked.length - 1; index >= 0; index--) {
+      const { row } = unlinked[index]!
+      if (!converted.has(row.id)) continue
+      unlinked.splice(index, 1)
+      outcomes.settled.push(row.id)
+      deps.logger.debug({ table, recordId: row.id }, 'a lead qualified into a contact: its person follows the contact')
+    }
+  }
+  if (table === 'lead' && page.deletedIds.length > 0) await deps.links.forgetConverted(page.deletedIds)
+
   // Contacts qualified from a linked lead take over its person; the other unlinked rows go on below.
   const conversion = table === 'contact' ? await deliverConvertedContacts(unlinked, { ...deps, fields, recordType, fieldsByColumn, outcomes }) : { rest: unlinked, converted: 0, refused: 0 }
   refused += conversion.refused
@@ -318,6 +373,7 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
   refused += identity.refused
 
   await parkRecordOutcomes(outcomes, { ...deps, fields })
+  await carryToDynamics(outcomes.carry, deps)
 
   return { created: identity.created, linked: identity.linked, reported: identity.reported, updated: updateResults.filter((result, index) => index < updatedRows.length && result.status !== 'skipped').length, unchanged, flaggedDeleted, refused, filtered, converted: conversion.converted }
 }
@@ -357,7 +413,7 @@ async function deliverConvertedContacts (unlinked: readonly UnlinkedRow[], deps:
 
   const persons = new Map<number, Record<string, unknown>>()
   for (const person of await deps.marketo.getLeadsByIds(takeovers.map((takeover) => takeover.marketoId), deps.fields)) persons.set(Number(person.id), person)
-  const updates: Array<{ row: ChangedRow, marketoId: number, update: Record<string, unknown>, state: Record<string, string> }> = []
+  const updates: Array<{ row: ChangedRow, marketoId: number, update: Record<string, unknown>, state: Record<string, string>, carry: CarriedToDynamics }> = []
   for (const { row, values, marketoId } of takeovers) {
     const person = persons.get(marketoId)
     if (person === undefined) {
@@ -377,7 +433,7 @@ async function deliverConvertedContacts (unlinked: readonly UnlinkedRow[], deps:
     // As for any new pair: a field the merge writes to Dynamics is left to the other direction, with no state.
     const state: Record<string, string> = { ...merged.lastSynced }
     for (const field of Object.keys(merged.writes.dynamics)) delete state[field]
-    updates.push({ row, marketoId, update: { id: marketoId, ...merged.writes.marketo, [deps.mapping.deletedFlag.marketoField]: false }, state })
+    updates.push({ row, marketoId, update: { id: marketoId, ...merged.writes.marketo, [deps.mapping.deletedFlag.marketoField]: false }, state, carry: { recordId: row.id, personId: marketoId, person, fields: Object.keys(merged.writes.dynamics) } })
   }
 
   let converted = 0
@@ -385,7 +441,7 @@ async function deliverConvertedContacts (unlinked: readonly UnlinkedRow[], deps:
   const states = new Map<string, LastSyncedState>()
   const results = updates.length === 0 ? [] : await deps.marketo.syncLeads('updateOnly', 'id', updates.map((entry) => entry.update))
   for (const [index, result] of results.entries()) {
-    const { row, marketoId, state } = updates[index]!
+    const { row, marketoId, state, carry } = updates[index]!
     if (result.status === 'skipped') {
       refused++
       deps.outcomes.parked.push(dynamicsRefusal(deps.table, row.id, [marketoId], writtenFields(updates[index]!.update), skipReasonCode(result), deps.fieldsByColumn))
@@ -394,9 +450,13 @@ async function deliverConvertedContacts (unlinked: readonly UnlinkedRow[], deps:
     }
     states.set(row.id, state)
     deps.outcomes.settled.push(row.id)
-    // The lead is no pair any more: its person follows the contact.
+    if (carry.fields.length > 0) deps.outcomes.carry.push(carry)
+    // The lead is no pair any more: its person follows the contact, and its later changes are settled.
     const leadId = originatingLeadOf(row.columns)
-    if (leadId !== undefined) await deps.pairs.forget('lead', [leadId])
+    if (leadId !== undefined) {
+      await deps.pairs.forget('lead', [leadId])
+      await deps.links.markConverted(leadId, row.id)
+    }
     converted++
     deps.logger.info({ table: deps.table, recordId: row.id, marketoId }, 'a contact qualified from a lead follows the lead\'s Marketo person')
   }
@@ -455,7 +515,7 @@ async function deliverUnlinkedRows (unlinked: ReadonlyArray<{ row: ChangedRow, v
   // as it would on the next pass once the first is linked.
   const claimedEmails = new Set<string>()
   const creates: Array<{ row: ChangedRow, input: Record<string, unknown> }> = []
-  const relinks: Array<{ row: ChangedRow, marketoId: number, update: Record<string, unknown>, state: Record<string, string> }> = []
+  const relinks: Array<{ row: ChangedRow, marketoId: number, update: Record<string, unknown>, state: Record<string, string>, carry: CarriedToDynamics }> = []
   for (const { row, values, email } of withEmail) {
     const persons = personsByEmail.get(email) ?? []
     if (claimedEmails.has(email)) {
@@ -485,7 +545,7 @@ async function deliverUnlinkedRows (unlinked: ReadonlyArray<{ row: ChangedRow, v
     const state: Record<string, string> = { ...merged.lastSynced }
     for (const field of Object.keys(merged.writes.dynamics)) delete state[field]
     // The person may carry the deleted flag of a record it followed before: it follows a live one now (§7).
-    relinks.push({ row, marketoId: match.marketoId, update: { id: match.marketoId, ...merged.writes.marketo, [deps.mapping.deletedFlag.marketoField]: false }, state })
+    relinks.push({ row, marketoId: match.marketoId, update: { id: match.marketoId, ...merged.writes.marketo, [deps.mapping.deletedFlag.marketoField]: false }, state, carry: { recordId: row.id, personId: match.marketoId, person, fields: Object.keys(merged.writes.dynamics) } })
   }
 
   const states = new Map<string, LastSyncedState>()
@@ -493,7 +553,7 @@ async function deliverUnlinkedRows (unlinked: ReadonlyArray<{ row: ChangedRow, v
   if (relinks.length > 0) {
     const results = await deps.marketo.syncLeads('updateOnly', 'id', relinks.map((relink) => relink.update))
     for (const [index, result] of results.entries()) {
-      const { row, marketoId, state } = relinks[index]!
+      const { row, marketoId, state, carry } = relinks[index]!
       if (result.status === 'skipped') {
         refused++
         deps.outcomes.parked.push(dynamicsRefusal(table, row.id, [marketoId], writtenFields(relinks[index]!.update), skipReasonCode(result), deps.fieldsByColumn))
@@ -504,6 +564,7 @@ async function deliverUnlinkedRows (unlinked: ReadonlyArray<{ row: ChangedRow, v
       await deps.links.set(marketoId, { type: recordType, id: row.id })
       states.set(row.id, state)
       deps.outcomes.settled.push(row.id)
+      if (carry.fields.length > 0) deps.outcomes.carry.push(carry)
       linked++
     }
   }

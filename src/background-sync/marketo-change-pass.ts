@@ -437,6 +437,12 @@ export async function writePersonChanges (deps: PersonChangeWriteDeps, table: Sy
   const outcome = await updateRecordsInBulk(deps.dataverse, BULK_TABLES[table], updates)
   const rejectedIds = new Set(outcome.rejected.map((rejection) => rejection.id))
   for (const rejection of outcome.rejected) {
+    if (rejection.error.status === 404) {
+      // Deleted in Dynamics between the read and the write: nothing to park or retry; the Dynamics →
+      // Marketo direction sees the delete and flags the person.
+      missingRecordIds.push(rejection.id)
+      continue
+    }
     // Which record and Dynamics' code only: the message may quote the refused value.
     deps.logger.warn({ table, recordId: rejection.id, code: rejection.error.code, status: rejection.error.status }, 'Dynamics refused a background-sync update')
     const { decision, person } = decisions.get(rejection.id)!

@@ -105,9 +105,14 @@ async function retryEntries (deps: ParkedChangeRetryDeps, entries: readonly Mark
  * and leaves a field to the collision rule where Dynamics changed it too.
  */
 function currentValues (entry: MarketoParkedChange, lead: Record<string, unknown>, at: Date): PersonChanges {
+  return currentPersonValues(entry.personId, entry.fields, lead, at)
+}
+
+/** A person's current values of `fields` as if a marketer had just changed them (not through the API). */
+export function currentPersonValues (personId: number, names: readonly string[], lead: Readonly<Record<string, unknown>>, at: Date): PersonChanges {
   const changedAt = at.toISOString().replace(/\.\d{3}Z$/, 'Z')
   const fields: Record<string, PersonChanges['fields'][string]> = {}
-  for (const field of entry.fields) {
+  for (const field of names) {
     const value = lead[field]
     fields[field] = {
       value: typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' ? value : null,
@@ -115,5 +120,5 @@ function currentValues (entry: MarketoParkedChange, lead: Record<string, unknown
       madeThroughApi: false
     }
   }
-  return { personId: entry.personId, isNew: false, createdThroughApi: false, fields }
+  return { personId, isNew: false, createdThroughApi: false, fields }
 }

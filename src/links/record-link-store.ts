@@ -1,7 +1,7 @@
 import type { RedisClient } from '../queue/connections.ts'
 import type { RecordLink } from '../domain/record-link.ts'
 import { isRecordType } from '../domain/record-type.ts'
-import { personLinkKey, recordLinkKey } from '../queue/redis-keys.ts'
+import { convertedLeadKey, personLinkKey, recordLinkKey } from '../queue/redis-keys.ts'
 
 /**
  * The person ⇄ record link: which Dynamics lead or contact a Marketo person is. The native sync
@@ -92,6 +92,24 @@ export class RecordLinkStore {
       if (applied === 1) return
     }
     throw new RecordLinkContendedError(marketoId)
+  }
+
+  /** Notes that a lead was qualified into `contactId`, which took its person over (see convertedLeadKey). */
+  async markConverted (leadId: string, contactId: string): Promise<void> {
+    await this.redis.set(convertedLeadKey(this.prefix, leadId.toLowerCase()), contactId.toLowerCase())
+  }
+
+  /** Which of these leads were qualified into a contact that took their person over. */
+  async convertedLeads (leadIds: readonly string[]): Promise<Set<string>> {
+    if (leadIds.length === 0) return new Set()
+    // One tag ({links}): one MGET, on a cluster too.
+    const replies = await this.redis.mget(...leadIds.map((id) => convertedLeadKey(this.prefix, id.toLowerCase())))
+    return new Set(leadIds.filter((_, index) => replies[index] !== null))
+  }
+
+  async forgetConverted (leadIds: readonly string[]): Promise<void> {
+    if (leadIds.length === 0) return
+    await this.redis.del(...leadIds.map((id) => convertedLeadKey(this.prefix, id.toLowerCase())))
   }
 
   /**

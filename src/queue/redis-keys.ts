@@ -102,6 +102,16 @@ export function recordLinkKey (prefix: string, recordType: string, recordId: str
   return `${prefix}:{links}:record:${recordType}:${recordId}`
 }
 
+/**
+ * A lead qualified into a contact that took over its person (src/links/record-link-store.ts
+ * `markConverted`): the contact's id. The lead is no pair any more; its later changes (its Qualified
+ * state) are settled, not matched by email to the person its contact now has. Dropped when the lead is
+ * deleted. The {links} tag, with the links it stands beside.
+ */
+export function convertedLeadKey (prefix: string, leadId: string): string {
+  return `${prefix}:{links}:converted:lead:${leadId}`
+}
+
 export function assignToPicklistCacheKey (prefix: string): string {
   return `${prefix}:cache:picklist:assignTo`
 }

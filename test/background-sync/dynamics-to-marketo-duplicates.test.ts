@@ -35,7 +35,7 @@ const mapping = readFieldMappingFile(config.sync.fieldMappingFile)
 const reportsFor = (recordId: string) => harness.logs().filter((line) => line.recordId === recordId && typeof line.reason === 'string')
 
 t.test('a new lead whose email belongs to exactly one unlinked person is linked to it: no second person', async (t) => {
-  const existing = sandbox.marketo.persons.create({ email: 'mary.somerville@example.com', firstName: 'Mary', lastName: 'Fairfax', [mapping.deletedFlag.marketoField]: true })
+  const existing = sandbox.marketo.persons.create({ email: 'mary.somerville@example.com', firstName: 'Mary', lastName: 'Fairfax', phone: '+44 20 7946 0000', [mapping.deletedFlag.marketoField]: true })
   const leadId = sandbox.dataverse.store.insert('leads', {
     firstname: 'Mary', lastname: 'Somerville', emailaddress1: 'Mary.Somerville@example.com', jobtitle: 'Astronomer', _modifiedby_value: dana
   })
@@ -47,6 +47,15 @@ t.test('a new lead whose email belongs to exactly one unlinked person is linked 
     lastName: 'Fairfax', // set on both sides, a lead: Marketo wins the collision
     [mapping.deletedFlag.marketoField]: false
   })
+  // …and Dynamics gets Marketo's side at once: Marketo's collision win and a field empty in Dynamics.
+  // Nothing in Marketo's change feed would carry them later (no recent Marketo edit).
+  const lead = await eventually(() => {
+    const row = sandbox.dataverse.store.get('leads', leadId)
+    return row?.lastname === 'Fairfax' && row.telephone1 === '+44 20 7946 0000' ? row : undefined
+  }, { timeoutMs: 5_000, what: 'Marketo\'s values in the lead' })
+  t.match(lead, { lastname: 'Fairfax', telephone1: '+44 20 7946 0000', jobtitle: 'Astronomer' }, 'both sides end equal')
+  await leadPassesAfterNow()
+  t.equal(personsWith('mary.somerville@example.com')[0]?.lastName, 'Fairfax', 'and stay so: the write to Dynamics did not come back as a change')
 })
 
 t.test('a new lead whose email belongs to two unlinked persons creates nothing and is reported', async (t) => {

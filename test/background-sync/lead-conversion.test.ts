@@ -4,6 +4,7 @@ import { startBackgroundSyncHarness } from '../helpers/background-sync-harness.t
 import { sendToWebApi } from '../helpers/dataverse-emulator.ts'
 import { SANDBOX_USERS } from '../../sandbox/start-sandbox.ts'
 import { CheckpointStore } from '../../src/background-sync/checkpoints.ts'
+import { ParkedChangeStore } from '../../src/background-sync/parked-changes.ts'
 import { recordLinkKey } from '../../src/queue/redis-keys.ts'
 import { createMsalAccessTokenProvider } from '../../src/dynamics/access-token-provider.ts'
 
@@ -90,6 +91,11 @@ t.test('a lead qualified into a contact keeps its Marketo person, which now foll
   // person, that write must not land over the contact's values.
   await twoLeadPassesLater()
   t.equal(sandbox.marketo.persons.get(marketoId)?.leadStatus, 'Active', 'the contact\'s state, not the qualified lead\'s')
+  // The qualified lead's later changes belong to no pair: not matched by email to the person its contact
+  // now has, so nothing is parked as a failure for it.
+  sandbox.dataverse.store.update('leads', leadId, { description: 'qualified last week', _modifiedby_value: dana })
+  await twoLeadPassesLater()
+  t.same(await new ParkedChangeStore(redis, prefix).list({ direction: 'dynamics-to-marketo' }), [], 'no failure parked for the qualified lead')
 
   await t.test('a marketer\'s edit of the person reaches the contact, not the lead', async (t) => {
     await editInMarketo(marketoId, { title: 'Senior Programmer' })
