@@ -44,6 +44,12 @@ export const SEED_SOURCE: ChangeSource = { reason: 'Emulator seed', source: 'Mar
 
 export class PersonStore {
   readonly #persons = new Map<number, Record<string, unknown>>()
+  /**
+   * Per looked-up field, the ids holding each normalised value: Get Leads and Sync Leads look up
+   * 300 values a call (reference §2.5), so a scan per value made a first sync of 100,000 persons
+   * quadratic. Built on a field's first look-up, kept right by create, update and remove.
+   */
+  readonly #indexes = new Map<string, Map<string, Set<number>>>()
   readonly #fields: LeadFieldCatalog
   readonly #activities: ActivityLog
   readonly #now: () => Date
@@ -69,6 +75,7 @@ export class PersonStore {
     person.createdAt = timestamp
     person.updatedAt = timestamp
     this.#persons.set(id, person)
+    for (const [field, index] of this.#indexes) addToIndex(index, field, person[field], id)
     this.#activities.append({
       leadId: id,
       activityDate: timestamp,
@@ -94,13 +101,26 @@ export class PersonStore {
   /** Persons whose `field` equals `value` (strings compared as Marketo's filter values arrive: as text). */
   findBy (field: string, value: unknown): Person[] {
     const wanted = normalizeForMatch(field, value)
-    const matches: Person[] = []
-    for (const person of this.#persons.values()) {
-      const candidate = person[field]
-      if (candidate === undefined || candidate === null) continue
-      if (normalizeForMatch(field, candidate) === wanted) matches.push(snapshot(person))
+    if (field === 'id') {
+      // The store's own key: only the id's canonical text matches, as the comparison of texts did.
+      const id = Number(wanted)
+      const person = String(id) === wanted ? this.#persons.get(id) : undefined
+      return person === undefined ? [] : [snapshot(person)]
     }
-    return matches
+    const ids = this.#indexFor(field).get(wanted)
+    if (ids === undefined) return []
+    // Ascending ids are the store's insertion order: the lowest id first, as before.
+    return [...ids].sort((a, b) => a - b).map((id) => snapshot(this.#persons.get(id)!))
+  }
+
+  #indexFor (field: string): Map<string, Set<number>> {
+    let index = this.#indexes.get(field)
+    if (index === undefined) {
+      index = new Map()
+      for (const person of this.#persons.values()) addToIndex(index, field, person[field], person.id as number)
+      this.#indexes.set(field, index)
+    }
+    return index
   }
 
   list (): Person[] {
@@ -112,6 +132,9 @@ export class PersonStore {
    * REST writes by id are skipped with 1004 "Lead not found". True when there was one.
    */
   remove (id: number): boolean {
+    const person = this.#persons.get(id)
+    if (person === undefined) return false
+    for (const [field, index] of this.#indexes) removeFromIndex(index, field, person[field], id)
     return this.#persons.delete(id)
   }
 
@@ -134,7 +157,7 @@ export class PersonStore {
       const oldValue = person[name] ?? null
       if (sameValue(oldValue, newValue)) continue
       const field = this.#fields.ensure(name)
-      person[name] = newValue
+      this.#setField(person, name, newValue)
       changed.push(name)
       this.#activities.append({
         leadId: id,
@@ -156,8 +179,18 @@ export class PersonStore {
         fields: [{ id: field.id, name, newValue, oldValue }]
       })
     }
-    if (changed.length > 0) person.updatedAt = timestamp
+    if (changed.length > 0) this.#setField(person, 'updatedAt', timestamp)
     return changed
+  }
+
+  /** Every change to a stored person's value goes through here, so its field's index follows it. */
+  #setField (person: Record<string, unknown>, name: string, value: unknown): void {
+    const index = this.#indexes.get(name)
+    if (index !== undefined) {
+      removeFromIndex(index, name, person[name], person.id as number)
+      addToIndex(index, name, value, person.id as number)
+    }
+    person[name] = value
   }
 }
 
@@ -173,6 +206,24 @@ function displayNameOf (person: Record<string, unknown>): string {
 function normalizeForMatch (field: string, value: unknown): string {
   const text = String(value)
   return field === 'email' ? text.toLowerCase() : text
+}
+
+/** Absent and null values match nothing, so they are not indexed. */
+function addToIndex (index: Map<string, Set<number>>, field: string, value: unknown, id: number): void {
+  if (value === undefined || value === null) return
+  const key = normalizeForMatch(field, value)
+  const ids = index.get(key)
+  if (ids === undefined) index.set(key, new Set([id]))
+  else ids.add(id)
+}
+
+function removeFromIndex (index: Map<string, Set<number>>, field: string, value: unknown, id: number): void {
+  if (value === undefined || value === null) return
+  const key = normalizeForMatch(field, value)
+  const ids = index.get(key)
+  if (ids === undefined) return
+  ids.delete(id)
+  if (ids.size === 0) index.delete(key)
 }
 
 function sameValue (a: unknown, b: unknown): boolean {
