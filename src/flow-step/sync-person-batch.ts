@@ -147,13 +147,16 @@ export async function syncPersonBatch (
 
   const result = uniquePersons(persons).map((person) =>
     outcomes.get(person.marketoId) ?? toOutcome(person.marketoId, failure('INTERNAL', 'no outcome was decided')))
+  // Persons left undecided by a shutdown are handed to another worker, not failed: counted apart.
+  const handedBack = result.filter((o) => o.kind === 'failed' && o.errorCode === 'HANDED_BACK').length
   deps.logger.info({
     invocationId,
     persons: persons.length,
     created: result.filter((o) => o.kind === 'created').length,
     existed: result.filter((o) => o.kind === 'existed').length,
-    failed: result.filter((o) => o.kind === 'failed').length
-  }, 'flow-step batch synced')
+    failed: result.filter((o) => o.kind === 'failed').length - handedBack,
+    ...(handedBack > 0 ? { handedBack } : {})
+  }, handedBack > 0 ? 'flow-step batch handed back in part' : 'flow-step batch synced')
   return result
 }
 
