@@ -93,7 +93,7 @@ export const SyncDirectionStatus = Type.Object({
       version: Type.Integer({ description: 'Saves so far' }),
       savedAt: NullableDate
     }, { description: 'The cursor itself is not shown (a long link carrying a token)' }),
-    lagSeconds: Type.Union([Type.Integer(), Type.Null()], { description: 'Upper bound of how long a change may have waited: every change made before the cursor was saved has been applied' })
+    lagSeconds: Type.Union([Type.Integer(), Type.Null()], { description: 'The age of the oldest change that may not be applied yet (mds_sync_lag_seconds): seconds since the last pass that ended caught up began reading; null before the first read' })
   })),
   passes: Type.Object({
     queue: Type.String(),
