@@ -59,7 +59,8 @@ export interface ResyncAnswer {
 
 const UNLINKED_PERSON = 'The person is not linked to a Dynamics record, so there is nothing to resync. The background sync never creates records in Dynamics: run the "Sync Person to Microsoft" flow step for the person to create its lead (or find its record) and link it.'
 
-export async function resyncPerson (deps: ResyncDeps, key: { marketoId: number | string } | { email: string }): Promise<ResyncAnswer> {
+/** `log`: the admin request's logger, so the resync's lines carry its `reqId` (issue 13 §7). */
+export async function resyncPerson (deps: ResyncDeps, key: { marketoId: number | string } | { email: string }, log: Logger = deps.logger): Promise<ResyncAnswer> {
   const person = await findPerson(deps, 'marketoId' in key ? { marketoId: marketoIdOf(key.marketoId) } : key)
   const link = (await deps.links.getMany([person.marketoId])).get(person.marketoId)
   if (link === undefined) {
@@ -67,15 +68,15 @@ export async function resyncPerson (deps: ResyncDeps, key: { marketoId: number |
     if (person.sameEmailPersonIds.length > 0) notes.push('Several Marketo persons have this email: merge them in Marketo first.')
     return { result: 'unlinked', marketoId: person.marketoId, record: null, notes }
   }
-  return await resyncPair(deps, link.type.toLowerCase() as SyncTable, link.id.toLowerCase())
+  return await resyncPair({ ...deps, logger: log }, link.type.toLowerCase() as SyncTable, link.id.toLowerCase())
 }
 
-export async function resyncRecord (deps: ResyncDeps, table: SyncTable, id: string): Promise<ResyncAnswer> {
-  return await resyncPair(deps, table, recordIdOf(id))
+export async function resyncRecord (deps: ResyncDeps, table: SyncTable, id: string, log: Logger = deps.logger): Promise<ResyncAnswer> {
+  return await resyncPair({ ...deps, logger: log }, table, recordIdOf(id))
 }
 
 async function resyncPair (deps: ResyncDeps, table: SyncTable, recordId: string): Promise<ResyncAnswer> {
-  const retryDeps = await deps.retryDeps()
+  const retryDeps = { ...await deps.retryDeps(), logger: deps.logger }
   const mapping = retryDeps.mapping
   const syncFilter = (await deps.syncFilterTables()).has(table)
   const row = await readCurrentRecord(deps, mapping, table, recordId, syncFilter)
