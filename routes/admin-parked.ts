@@ -5,6 +5,7 @@ import {
   discardParkedFailure, discardParkedFailures, getParkedFailure, listParkedFailures, retryParkedFailure, retryParkedFailures,
   type ParkedFailureDeps
 } from '../src/admin/parked-failures.ts'
+import { requestLogger } from '../src/admin/request-logger.ts'
 import { ErrorResponse } from '../src/schemas/common.ts'
 import {
   ADMIN_SECURITY, ADMIN_TAG, ParkedBulkRetryAnswer, ParkedDiscardAnswer, ParkedFailure, ParkedFailureList, ParkedFailureParams,
@@ -35,11 +36,11 @@ const adminParkedRoutes: FastifyPluginAsync<ParkedFailureDeps> = async (fastify,
       params: ParkedFailureParams,
       response: { 200: ParkedRetryAnswer, ...refusals, 404: ErrorResponse, 503: ErrorResponse }
     }
-  }, async (request) => ({ id: request.params.id, result: await retryParkedFailure(deps, request.params.id) }))
+  }, async (request) => ({ id: request.params.id, result: await retryParkedFailure(deps, request.params.id, requestLogger(request)) }))
 
   app.post('/parked/retry', {
     schema: { ...common, summary: 'Retry every parked failure the filter selects, either direction (at most the limit together, oldest first)', querystring: ParkedFailureQuery, response: { 200: ParkedBulkRetryAnswer, ...refusals, 503: ErrorResponse } }
-  }, async (request) => ({ results: await retryParkedFailures(deps, request.query) }))
+  }, async (request) => ({ results: await retryParkedFailures(deps, request.query, requestLogger(request)) }))
 
   app.delete('/parked/:id', {
     schema: { ...common, summary: 'Discard one: give up on it', params: ParkedFailureParams, response: { 200: ParkedDiscardAnswer, ...refusals, 404: ErrorResponse } }

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { resyncPerson, resyncRecord, type ResyncAnswer as Answer, type ResyncDeps } from '../src/admin/resync.ts'
+import { requestLogger } from '../src/admin/request-logger.ts'
 import { ErrorResponse } from '../src/schemas/common.ts'
 import { ADMIN_SECURITY, ADMIN_TAG, ResyncAnswer, ResyncPersonBody, ResyncRecordBody } from '../src/schemas/admin.ts'
 
@@ -13,11 +14,11 @@ const adminResyncRoutes: FastifyPluginAsync<ResyncDeps> = async (fastify, deps) 
 
   app.post('/resync/person', {
     schema: { ...common, summary: 'Resync one person now, by Marketo id or email', description, body: ResyncPersonBody, response }
-  }, async (request) => asJson(await resyncPerson(deps, request.body)))
+  }, async (request) => asJson(await resyncPerson(deps, request.body, requestLogger(request))))
 
   app.post('/resync/record', {
     schema: { ...common, summary: 'Resync one Dynamics lead or contact now', description, body: ResyncRecordBody, response }
-  }, async (request) => asJson(await resyncRecord(deps, request.body.table, request.body.id)))
+  }, async (request) => asJson(await resyncRecord(deps, request.body.table, request.body.id, requestLogger(request))))
 }
 
 function asJson (answer: Answer): ResyncAnswer {

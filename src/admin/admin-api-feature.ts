@@ -74,7 +74,9 @@ export function adminApiFeature (deps: AdminApiDeps): ApiFeature {
         const directions = {
           checkpoints: new CheckpointStore(redis, prefix),
           pauses: new SyncPauses(redis, prefix),
-          queues: new Map(queues.map((queue) => [queue.name, queue]))
+          queues: new Map(queues.map((queue) => [queue.name, queue])),
+          redis,
+          keyPrefix: prefix
         }
         await admin.register(adminSyncRoutes, directions)
         // The status page (issue 13 §5) reads what the routes above answer, and today's budget (read only).

@@ -1,3 +1,4 @@
+import type { Logger } from 'pino'
 import { retryDynamicsParkedChange, retryDynamicsParkedChanges, type DynamicsParkedChangeRetryResult } from '../background-sync/dynamics-parked-change-retry.ts'
 import { retryParkedChange, retryParkedChanges, type ParkedChangeRetryResult } from '../background-sync/parked-change-retry.ts'
 import type { ParkedChangeRetryDepsOfBothDirections } from '../background-sync/parked-change-retry-deps.ts'
@@ -68,13 +69,13 @@ export async function getParkedFailure (deps: ParkedFailureDeps, id: string): Pr
 export type ParkedFailureRetryResult = ParkedChangeRetryResult | DynamicsParkedChangeRetryResult
 
 /** Retries one entry by its direction: a Marketo change read from Marketo again, a Dynamics record from Dataverse. */
-export async function retryParkedFailure (deps: ParkedFailureDeps, id: string): Promise<ParkedFailureRetryResult> {
+export async function retryParkedFailure (deps: ParkedFailureDeps, id: string, log?: Logger): Promise<ParkedFailureRetryResult> {
   return await admitted(async () => {
     const entry = await deps.parked.get(id)
     if (entry === undefined) throw notFound()
     return entry.direction === 'marketo-to-dynamics'
-      ? await retryParkedChange(await deps.retryDeps.marketoToDynamics(), id)
-      : await retryDynamicsParkedChange(await deps.retryDeps.dynamicsToMarketo(), id)
+      ? await retryParkedChange(loggingTo(await deps.retryDeps.marketoToDynamics(), log), id)
+      : await retryDynamicsParkedChange(loggingTo(await deps.retryDeps.dynamicsToMarketo(), log), id)
   })
 }
 
@@ -84,7 +85,7 @@ export async function retryParkedFailure (deps: ParkedFailureDeps, id: string): 
  * asked for as many of its own as that list holds (its list is the same one, filtered by direction,
  * so it takes the same entries). Answered in the list's order.
  */
-export async function retryParkedFailures (deps: ParkedFailureDeps, query: ParkedFailureQuery): Promise<Array<{ id: string, result: ParkedFailureRetryResult }>> {
+export async function retryParkedFailures (deps: ParkedFailureDeps, query: ParkedFailureQuery, log?: Logger): Promise<Array<{ id: string, result: ParkedFailureRetryResult }>> {
   const filter = parkedChangeFilter(query, now(deps))
   const selected = await deps.parked.list(filter)
   const count = (direction: ParkedDirection): number => selected.filter((entry) => entry.direction === direction).length
@@ -92,8 +93,8 @@ export async function retryParkedFailures (deps: ParkedFailureDeps, query: Parke
   const dynamicsToMarketo = count('dynamics-to-marketo')
   // One after the other: a record parked in both directions is never retried by both at once.
   const results = new Map<string, ParkedFailureRetryResult>([
-    ...(marketoToDynamics === 0 ? [] : await retryParkedChanges(await deps.retryDeps.marketoToDynamics(), { ...filter, direction: 'marketo-to-dynamics', limit: marketoToDynamics })),
-    ...(dynamicsToMarketo === 0 ? [] : await retryDynamicsParkedChanges(await deps.retryDeps.dynamicsToMarketo(), { ...filter, direction: 'dynamics-to-marketo', limit: dynamicsToMarketo }))
+    ...(marketoToDynamics === 0 ? [] : await retryParkedChanges(loggingTo(await deps.retryDeps.marketoToDynamics(), log), { ...filter, direction: 'marketo-to-dynamics', limit: marketoToDynamics })),
+    ...(dynamicsToMarketo === 0 ? [] : await retryDynamicsParkedChanges(loggingTo(await deps.retryDeps.dynamicsToMarketo(), log), { ...filter, direction: 'dynamics-to-marketo', limit: dynamicsToMarketo }))
   ])
   // Listed order first; an entry parked between the list and a retry's own (one cleared meanwhile left room) after.
   const order = new Map(selected.map((entry, index) => [entry.id, index]))
@@ -133,4 +134,12 @@ async function admitted<T> (run: () => Promise<T>): Promise<T> {
     }
     throw error
   }
+}
+
+/**
+ * The retry's deps logging to the request's logger when one is given, so each line of a retry
+ * carries the admin request's `reqId` (issue 13 §7): an operator finds what one click did.
+ */
+function loggingTo<Deps extends { readonly logger: Logger }> (deps: Deps, log: Logger | undefined): Deps {
+  return log === undefined ? deps : { ...deps, logger: log }
 }

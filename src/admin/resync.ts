@@ -11,6 +11,7 @@ import { reportRefusedWrites, writePersonChanges } from '../background-sync/mark
 import type { ParkedChangeRetryDeps } from '../background-sync/parked-change-retry.ts'
 import { PairStateStore } from '../background-sync/pair-state-store.ts'
 import { ParkedChangeStore } from '../background-sync/parked-changes.ts'
+import { SyncPauses } from '../background-sync/sync-pauses.ts'
 import { AdminNotFoundError } from '../errors.ts'
 import type { PersonChanges } from '../marketo/lead-change-feed.ts'
 import { writesToDynamics, type SyncTable } from '../sync/field-mapping.ts'
@@ -43,23 +44,26 @@ export interface ResyncDeps extends AdminPairDeps {
   /** The service's Dataverse user (WhoAmI): rows it last modified are its own writes. */
   readonly serviceUserId: () => Promise<string | undefined>
   readonly logger: Logger
+  /** A paused direction (POST /admin/sync/:direction/pause) is not written by a resync either. */
+  readonly pauses: Pick<SyncPauses, 'isPaused'>
 }
 
-export type ResyncToDynamicsResult = 'written' | 'unchanged' | 'refused' | 'person-missing' | 'not-linked'
+export type ResyncToDynamicsResult = 'written' | 'unchanged' | 'refused' | 'person-missing' | 'not-linked' | 'paused'
 
 export interface ResyncAnswer {
   readonly result: 'resynced' | 'unlinked'
   readonly marketoId: number | null
   readonly record: { readonly table: SyncTable, readonly id: string } | null
   /** What the Dynamics → Marketo delivery did; absent for an unlinked person. */
-  readonly toMarketo?: Exclude<DynamicsParkedChangeRetryResult, 'record-missing'>
+  readonly toMarketo?: Exclude<DynamicsParkedChangeRetryResult, 'record-missing'> | 'paused'
   readonly toDynamics?: ResyncToDynamicsResult
   readonly notes: readonly string[]
 }
 
 const UNLINKED_PERSON = 'The person is not linked to a Dynamics record, so there is nothing to resync. The background sync never creates records in Dynamics: run the "Sync Person to Microsoft" flow step for the person to create its lead (or find its record) and link it.'
 
-export async function resyncPerson (deps: ResyncDeps, key: { marketoId: number | string } | { email: string }): Promise<ResyncAnswer> {
+/** `log`: the admin request's logger, so the resync's lines carry its `reqId` (issue 13 §7). */
+export async function resyncPerson (deps: ResyncDeps, key: { marketoId: number | string } | { email: string }, log: Logger = deps.logger): Promise<ResyncAnswer> {
   const person = await findPerson(deps, 'marketoId' in key ? { marketoId: marketoIdOf(key.marketoId) } : key)
   const link = (await deps.links.getMany([person.marketoId])).get(person.marketoId)
   if (link === undefined) {
@@ -67,33 +71,43 @@ export async function resyncPerson (deps: ResyncDeps, key: { marketoId: number |
     if (person.sameEmailPersonIds.length > 0) notes.push('Several Marketo persons have this email: merge them in Marketo first.')
     return { result: 'unlinked', marketoId: person.marketoId, record: null, notes }
   }
-  return await resyncPair(deps, link.type.toLowerCase() as SyncTable, link.id.toLowerCase())
+  return await resyncPair({ ...deps, logger: log }, link.type.toLowerCase() as SyncTable, link.id.toLowerCase())
 }
 
-export async function resyncRecord (deps: ResyncDeps, table: SyncTable, id: string): Promise<ResyncAnswer> {
-  return await resyncPair(deps, table, recordIdOf(id))
+export async function resyncRecord (deps: ResyncDeps, table: SyncTable, id: string, log: Logger = deps.logger): Promise<ResyncAnswer> {
+  return await resyncPair({ ...deps, logger: log }, table, recordIdOf(id))
 }
 
 async function resyncPair (deps: ResyncDeps, table: SyncTable, recordId: string): Promise<ResyncAnswer> {
-  const retryDeps = await deps.retryDeps()
+  const retryDeps = { ...await deps.retryDeps(), logger: deps.logger }
   const mapping = retryDeps.mapping
   const syncFilter = (await deps.syncFilterTables()).has(table)
   const row = await readCurrentRecord(deps, mapping, table, recordId, syncFilter)
   if (row === undefined) throw new AdminNotFoundError('RECORD_NOT_FOUND', `Dynamics has no ${table} with this id`)
 
-  // From scratch: without a last-synced state every field is compared as in a new pair.
-  await deps.pairs.forget(table, [recordId])
-  const delivered = await deliverDynamicsPage(
-    { kind: 'page', upserted: [row], deletedIds: [], cursor: '', caughtUp: true },
-    { table, mapping, marketo: deps.marketo, pairs: deps.pairs, links: deps.links, fingerprinter: retryDeps.fingerprinter, serviceUserId: await deps.serviceUserId(), parked: deps.parked, logger: deps.logger }
-  )
-  const toMarketo = retryResultOf(delivered)
+  const [toMarketoPaused, toDynamicsPaused] = await Promise.all([deps.pauses.isPaused('dynamics-to-marketo'), deps.pauses.isPaused('marketo-to-dynamics')])
+  const notes: string[] = []
+  let toMarketo: ResyncAnswer['toMarketo'] = 'paused'
+  if (toMarketoPaused) {
+    notes.push('The Dynamics → Marketo direction is paused: nothing was written to Marketo (POST /admin/sync/dynamics-to-marketo/resume, then resync again).')
+  } else {
+    // From scratch: without a last-synced state every field is compared as in a new pair. Kept
+    // when the other direction is paused: its passes will merge against it once resumed.
+    if (!toDynamicsPaused) await deps.pairs.forget(table, [recordId])
+    const delivered = await deliverDynamicsPage(
+      { kind: 'page', upserted: [row], deletedIds: [], cursor: '', caughtUp: true },
+      { table, mapping, marketo: deps.marketo, pairs: deps.pairs, links: deps.links, fingerprinter: retryDeps.fingerprinter, serviceUserId: await deps.serviceUserId(), parked: deps.parked, logger: deps.logger }
+    )
+    toMarketo = retryResultOf(delivered)
+  }
 
   // The delivery may have linked the record (or created its person): the link is read after it.
   const marketoId = (await deps.pairs.linkedPersons(table, [recordId])).get(recordId)
-  const notes: string[] = []
   let toDynamics: ResyncToDynamicsResult = 'not-linked'
-  if (marketoId === undefined) {
+  if (toDynamicsPaused) {
+    toDynamics = 'paused'
+    notes.push('The Marketo → Dynamics direction is paused: nothing was written to Dynamics (POST /admin/sync/marketo-to-dynamics/resume, then resync again).')
+  } else if (marketoId === undefined) {
     notes.push('The record is not linked to a Marketo person: it has no email, or several persons share it (see its parked failure), so nothing was written to Dynamics.')
   } else {
     toDynamics = await writePersonToDynamics(deps, retryDeps, table, recordId, marketoId)
@@ -149,6 +163,7 @@ export function adminPairDeps (sources: AdminPairSources & { readonly config: Co
     dataverse,
     retryDeps,
     logger,
+    pauses: new SyncPauses(redis, prefix),
     async syncFilterTables () {
       filterTables ??= readSyncFilterTables(dataverse).then((tables) => new Set(tables))
       return await filterTables.catch((error: unknown) => { filterTables = undefined; throw error })

@@ -3,6 +3,8 @@ import { CheckpointStore, type Checkpoint, type FeedDirection } from '../backgro
 import { MARKETO_CHECKPOINT } from '../background-sync/marketo-change-pass.ts'
 import { SYNC_DIRECTIONS, type SyncPauses } from '../background-sync/sync-pauses.ts'
 import { isWatermarkCursor } from '../dynamics/table-watermark-read.ts'
+import { readSyncLag } from '../metrics/sync-progress.ts'
+import type { RedisClient } from '../queue/connections.ts'
 import { QUEUE, type QueueName } from '../queue/names.ts'
 import { SYNC_TABLES } from '../sync/field-mapping.ts'
 
@@ -12,11 +14,12 @@ import { SYNC_TABLES } from '../sync/field-mapping.ts'
  *
  * A cursor is never shown: a Dataverse delta or next link is a long URL carrying a token, and
  * Marketo's paging token is opaque; what it is (its kind), whether there is one, its version and
- * when it was saved say all an operator can act on. The lag is an upper bound known without asking
- * either side: every change made before the cursor was last saved has been read and applied (the
- * cursor is saved after the work it covers), so no change waits longer than `now − savedAt`. The
- * backlog of changes itself is not known (neither Dataverse's delta read nor Marketo's feed says how
- * many are left), only whether a read is part-way (a next link) and the pass jobs queued.
+ * when it was saved say all an operator can act on. The lag is the `mds_sync_lag_seconds` measure
+ * (src/metrics/sync-progress.ts): the age of the oldest change that may not be applied yet, from
+ * when the feed's last caught-up pass began. Not `now − savedAt`: a pass deep in a backlog saves
+ * its checkpoint every page while the oldest unapplied change stays old. The backlog of changes
+ * itself is not known (neither Dataverse's delta read nor Marketo's feed says how many are left),
+ * only whether a read is part-way (a next link) and the pass jobs queued.
  */
 
 export type CursorKind = 'none' | 'delta-link' | 'next-link' | 'watermark' | 'paging-token'
@@ -41,6 +44,9 @@ export interface SyncDirectionDeps {
   readonly pauses: Pick<SyncPauses, 'pausedAt' | 'pause' | 'resume'>
   /** The passes' queues, by name (the admin feature opens every queue of the registry). */
   readonly queues: ReadonlyMap<string, Pick<Queue, 'getJobCounts'>>
+  /** Where the passes record when they caught up (the sync lag's source). */
+  readonly redis: RedisClient
+  readonly keyPrefix: string
   readonly now?: () => Date
 }
 
@@ -77,7 +83,13 @@ async function directionStatus (deps: SyncDirectionDeps, direction: FeedDirectio
   const { tables, queue } = FEEDS[direction]
   const [pausedAt, feeds, counts] = await Promise.all([
     deps.pauses.pausedAt(direction),
-    Promise.all(tables.map(async (feed) => feedStatus(direction, feed, await deps.checkpoints.load({ direction, table: feed }), now))),
+    Promise.all(tables.map(async (feed) => {
+      const [checkpoint, lag] = await Promise.all([
+        deps.checkpoints.load({ direction, table: feed }),
+        readSyncLag(deps.redis, deps.keyPrefix, [{ direction, table: feed }], now.getTime())
+      ])
+      return feedStatus(direction, feed, checkpoint, lag[0]?.seconds)
+    })),
     deps.queues.get(queue)?.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed') ?? Promise.resolve({} as Record<string, number>)
   ])
   return {
@@ -95,10 +107,10 @@ async function directionStatus (deps: SyncDirectionDeps, direction: FeedDirectio
   }
 }
 
-function feedStatus (direction: FeedDirection, feed: string, checkpoint: Checkpoint, now: Date): FeedStatus {
+function feedStatus (direction: FeedDirection, feed: string, checkpoint: Checkpoint, lagSeconds: number | undefined): FeedStatus {
   return {
     feed,
     cursor: { kind: cursorKind(direction, checkpoint.cursor), version: checkpoint.version, savedAt: checkpoint.savedAt },
-    lagSeconds: checkpoint.savedAt === undefined ? undefined : Math.max(0, Math.round((now.getTime() - checkpoint.savedAt.getTime()) / 1000))
+    lagSeconds: lagSeconds === undefined ? undefined : Math.round(lagSeconds)
   }
 }

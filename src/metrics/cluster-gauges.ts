@@ -2,6 +2,7 @@ import { Gauge, Registry } from 'prom-client'
 import { Queue } from 'bullmq'
 import type { RedisClient } from '../queue/connections.ts'
 import { QUEUE, type QueueName } from '../queue/names.ts'
+import { SYNC_DIRECTIONS } from '../background-sync/sync-pauses.ts'
 import { parkedChangeKeys, queuePrefix } from '../queue/redis-keys.ts'
 import { flowStepIntakeKeys } from '../queue/flow-step-intake.ts'
 import { MarketoCallBudget } from '../marketo/marketo-call-budget.ts'
@@ -101,7 +102,9 @@ export class ClusterGauges {
       (async () => {
         // Entry ids begin with their direction (parked-changes.ts): counted without reading the entries.
         const ids = await redis.zrange(parkedChangeKeys(keyPrefix).index, '0', '-1')
-        const byDirection = new Map<string, number>([['marketo-to-dynamics', 0]])
+        // Both directions at 0 when none is parked: a series that does not exist cannot increase(),
+        // so ParkedChangesGrowing (prometheus-alerts.yml) would miss the first burst in that direction.
+        const byDirection = new Map<string, number>(SYNC_DIRECTIONS.map((direction) => [direction, 0]))
         for (const id of ids) {
           const direction = id.split(':')[0] ?? ''
           byDirection.set(direction, (byDirection.get(direction) ?? 0) + 1)

@@ -4,7 +4,14 @@
  * seconds, and a failing Azure AD or Marketo identity endpoint must not be asked on every probe.
  * A failure is reported by its error's `code` (AZURE_AD_AUTH_FAILED, MARKETO_AUTH_FAILED, …),
  * never its message, which may carry an outside service's words.
+ *
+ * Each check is raced against `timeoutMs` (2 s by default) and reported as `TIMEOUT` when it has
+ * not settled: a worker pings on a connection that rides out reconnects (`maxRetriesPerRequest:
+ * null`, the offline queue on), so while Redis is down its ping never settles, and a probe that
+ * hangs tells an orchestrator less than a 503 naming the dependency.
  */
+export const DEPENDENCY_CHECK_TIMEOUT_MS = 2_000
+
 export type DependencyName = 'redis' | 'dynamics-token' | 'marketo-token' | 'sync-schedulers'
 
 export interface DependencyCheck {
@@ -33,13 +40,13 @@ export class DependencyCheckFailedError extends Error {
   }
 }
 
-export function cachedCheck (inner: DependencyCheck, { cacheMs = 5_000, now = Date.now }: { cacheMs?: number, now?: () => number } = {}): DependencyCheck & { readonly state: () => Promise<DependencyState> } {
+export function cachedCheck (inner: DependencyCheck, { cacheMs = 5_000, now = Date.now, timeoutMs = DEPENDENCY_CHECK_TIMEOUT_MS }: { cacheMs?: number, now?: () => number, timeoutMs?: number } = {}): DependencyCheck & { readonly state: () => Promise<DependencyState> } {
   let cached: { at: number, state: Promise<DependencyState> } | undefined
   const state = async (): Promise<DependencyState> => {
     if (cached === undefined || now() - cached.at >= cacheMs) {
       cached = {
         at: now(),
-        state: inner.check().then(
+        state: withTimeout(inner.check(), timeoutMs).then(
           () => ({ name: inner.name, ok: true }),
           (error: unknown) => ({ name: inner.name, ok: false, code: errorCode(error) }))
       }
@@ -58,11 +65,11 @@ export function cachedCheck (inner: DependencyCheck, { cacheMs = 5_000, now = Da
 }
 
 /** Runs every check (each cached), side by side. */
-export async function checkDependencies (checks: readonly DependencyCheck[]): Promise<DependencyState[]> {
+export async function checkDependencies (checks: readonly DependencyCheck[], { timeoutMs = DEPENDENCY_CHECK_TIMEOUT_MS }: { timeoutMs?: number } = {}): Promise<DependencyState[]> {
   return await Promise.all(checks.map(async (check) => {
     const state: DependencyState = 'state' in check && typeof check.state === 'function'
-      ? await (check.state as () => Promise<DependencyState>)()
-      : await check.check().then(() => ({ name: check.name, ok: true }), (error: unknown) => ({ name: check.name, ok: false, code: errorCode(error) }))
+      ? await withTimeout((check.state as () => Promise<DependencyState>)(), timeoutMs).catch((error: unknown) => ({ name: check.name, ok: false, code: errorCode(error) }))
+      : await withTimeout(check.check(), timeoutMs).then(() => ({ name: check.name, ok: true }), (error: unknown) => ({ name: check.name, ok: false, code: errorCode(error) }))
     return check.optional === true ? { ...state, optional: true } : state
   }))
 }
@@ -71,6 +78,19 @@ export async function checkDependencies (checks: readonly DependencyCheck[]): Pr
 export function readinessStatus (states: readonly DependencyState[]): 'ok' | 'degraded' | 'unavailable' {
   if (states.some((state) => !state.ok && state.optional !== true)) return 'unavailable'
   return states.some((state) => !state.ok) ? 'degraded' : 'ok'
+}
+
+/** Settles as `work` does, or rejects with TIMEOUT after `ms`; the timer is cleared either way. */
+async function withTimeout<T> (work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => { reject(new DependencyCheckFailedError('TIMEOUT', `no answer within ${ms} ms`)) }, ms)
+  })
+  try {
+    return await Promise.race([work, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 function errorCode (error: unknown): string {

@@ -40,7 +40,10 @@ export async function buildApiRuntime (config: Config, logger: Logger): Promise<
   // A registry per process, passed in: no global default registry (src/metrics/service-metrics.ts).
   const registry = new Registry()
   const metrics = createServiceMetrics(registry, 'api')
-  const dataverse = createDataverseClient(config, logger, undefined, outsideCallMetrics(metrics))
+  // One observer for every outside client of the API, so the admin's explain, resync and retry
+  // calls count in mds_outside_calls_total as a worker's do.
+  const observer = outsideCallMetrics(metrics)
+  const dataverse = createDataverseClient(config, logger, undefined, observer)
   // Optional on the API: invocations are taken with Redis alone; only /getPicklist needs Dynamics.
   const readinessChecks = [cachedCheck({ name: 'dynamics-token', optional: true, check: async () => { await dataverse.checkAccessToken() } })]
   const app = await buildApp({
@@ -60,7 +63,7 @@ export async function buildApiRuntime (config: Config, logger: Logger): Promise<
       // with the background sync on they take their slots of the shared budget, as a worker's do.
       adminApiFeature({
         dataverse,
-        marketo: config.sync.enabled ? createMarketoRestClient(config, { callBudget: createMarketoCallBudget(config, redis), logger }) : createMarketoRestClient(config)
+        marketo: config.sync.enabled ? createMarketoRestClient(config, { callBudget: createMarketoCallBudget(config, redis), logger, observer }) : createMarketoRestClient(config, { observer })
       })
     ]
   })

@@ -116,12 +116,14 @@ export function buildWorkerRuntime (config: Config, logger: Logger): WorkerRunti
     ready: worker.ready,
     ops,
     close () {
-      // The lease first, so another worker exports the cluster gauges at once; the connections last (buildWorker's close).
+      // The lease first, so another worker exports the cluster gauges at once; the ops server only
+      // after the workers have drained (buildWorker's close, which closes the connections last), so
+      // a scrape during the drain still sees the counters of the jobs finishing in it.
       closing ??= (async () => {
         await leader.close()
+        await worker.close()
         await ops.then(async (server) => { await server.close() }, () => undefined)
         await clusterGauges.close().catch(() => undefined)
-        await worker.close()
       })()
       return closing
     }

@@ -93,7 +93,7 @@ export const SyncDirectionStatus = Type.Object({
       version: Type.Integer({ description: 'Saves so far' }),
       savedAt: NullableDate
     }, { description: 'The cursor itself is not shown (a long link carrying a token)' }),
-    lagSeconds: Type.Union([Type.Integer(), Type.Null()], { description: 'Upper bound of how long a change may have waited: every change made before the cursor was saved has been applied' })
+    lagSeconds: Type.Union([Type.Integer(), Type.Null()], { description: 'The age of the oldest change that may not be applied yet (mds_sync_lag_seconds): seconds since the last pass that ended caught up began reading; null before the first read' })
   })),
   passes: Type.Object({
     queue: Type.String(),
@@ -206,8 +206,8 @@ export const ResyncAnswer = Type.Object({
   result: Type.Union([Type.Literal('resynced'), Type.Literal('unlinked')], { description: 'unlinked: the person has no Dynamics record; nothing was written' }),
   marketoId: Type.Union([Type.Integer(), Type.Null()]),
   record: Type.Union([Type.Object({ table: SyncTableName, id: Type.String() }), Type.Null()]),
-  toMarketo: Type.Optional(Type.Union([Type.Literal('delivered'), Type.Literal('unchanged'), Type.Literal('refused'), Type.Literal('filtered')], { description: 'Dynamics → Marketo: delivered (written, created or linked), unchanged, refused (parked), filtered (new_synctomkto is No)' })),
-  toDynamics: Type.Optional(Type.Union([Type.Literal('written'), Type.Literal('unchanged'), Type.Literal('refused'), Type.Literal('person-missing'), Type.Literal('not-linked')], { description: 'Marketo → Dynamics: written, unchanged, refused (parked, the message in the person\'s activity log), person-missing (deleted in Marketo), not-linked (the record has no person)' })),
+  toMarketo: Type.Optional(Type.Union([Type.Literal('delivered'), Type.Literal('unchanged'), Type.Literal('refused'), Type.Literal('filtered'), Type.Literal('paused')], { description: 'Dynamics → Marketo: delivered (written, created or linked), unchanged, refused (parked), filtered (new_synctomkto is No), paused (the direction is paused: nothing written)' })),
+  toDynamics: Type.Optional(Type.Union([Type.Literal('written'), Type.Literal('unchanged'), Type.Literal('refused'), Type.Literal('person-missing'), Type.Literal('not-linked'), Type.Literal('paused')], { description: 'Marketo → Dynamics: written, unchanged, refused (parked, the message in the person\'s activity log), person-missing (deleted in Marketo), not-linked (the record has no person), paused (the direction is paused: nothing written)' })),
   notes: Type.Array(Type.String())
 }, { examples: [{ result: 'resynced', marketoId: 1042, record: { table: 'lead', id: RECORD_ID_EXAMPLE }, toMarketo: 'delivered', toDynamics: 'written', notes: [] }] })
 export type ResyncAnswer = Static<typeof ResyncAnswer>

@@ -87,7 +87,17 @@ t.test('one read by its id; an id that cannot be one is a 400, an unknown one a 
 
 t.test('retried before the data is fixed: refused again and kept; after the fix in Marketo: written and cleared', async (t) => {
   const path = `/admin/parked/${encodeURIComponent(babbage.id)}`
+  const linesBefore = harness.logs().length
   t.match(await admin('POST', `${path}/retry`), { status: 200, body: { id: babbage.id, result: 'refused' } })
+  // The retry's own line carries the admin request's id, as the request's access line does (issue 13 §7).
+  const lines = await eventually(() => {
+    const recent = harness.logs().slice(linesBefore)
+    const request = recent.find((line) => line.msg === 'request' && line.route === '/admin/parked/:id/retry')
+    const retried = recent.find((line) => line.msg === 'parked change retried' && line.parkedChangeId === babbage.id)
+    return request !== undefined && retried !== undefined ? { request, retried } : undefined
+  }, { what: 'the retry\'s access line and its own line' })
+  t.ok(typeof lines.request.reqId === 'string' && lines.request.reqId !== '', 'the request has an id')
+  t.equal(lines.retried.reqId, lines.request.reqId, 'the retry\'s line carries the request\'s reqId')
   t.match((await admin('GET', path)).body, { attempts: 2 })
 
   await editInMarketo(babbage.personId, { title: 'Inventor of the difference engine' })

@@ -53,6 +53,7 @@ async function linkedRecord (table: Table, lastname: string): Promise<{ recordId
 const babbage = await linkedRecord('lead', 'Babbage')
 const franklin = await linkedRecord('contact', 'Franklin')
 const lovelace = await linkedRecord('lead', 'Lovelace')
+const hopper = await linkedRecord('lead', 'Hopper')
 // The sync paused: from here on only the admin API moves anything.
 await worker.close()
 
@@ -135,4 +136,17 @@ t.test('the pair\'s sync record is dropped with its state; no email or value in 
   await new PairStateStore(redis, prefix).forget('lead', [babbage.recordId])
   t.equal(await redis.exists(syncPairStateKey(prefix, 'lead', babbage.recordId), syncPairMetaKey(prefix, 'lead', babbage.recordId)), 0, 'both gone')
   t.notMatch(harness.logText(), /@example\.com|Mathematician|Engineer|Countess|Programmer|London|7946/i)
+})
+
+t.test('a paused direction is not written by a resync either: that side answers paused, with a note', async (t) => {
+  t.match(await admin('POST', '/admin/sync/marketo-to-dynamics/pause'), { status: 200 })
+  t.teardown(async () => { await admin('POST', '/admin/sync/marketo-to-dynamics/resume') })
+  sandbox.dataverse.store.update('leads', hopper.recordId, { telephone1: '+1 202 555 0100', _modifiedby_value: dana })
+  await editInMarketo(hopper.personId, { title: 'Rear Admiral' })
+
+  const { status, body } = await admin('POST', '/admin/resync/record', { table: 'lead', id: hopper.recordId })
+  t.equal(status, 200)
+  t.match(body, { result: 'resynced', toMarketo: 'delivered', toDynamics: 'paused', notes: [/Marketo → Dynamics direction is paused/] })
+  t.equal(sandbox.dataverse.store.get('leads', hopper.recordId)?.jobtitle, 'Analyst', 'nothing written to Dynamics')
+  t.equal(sandbox.marketo.persons.get(hopper.personId)?.phone, '+1 202 555 0100', 'the direction not paused still carried its change')
 })

@@ -103,6 +103,7 @@ t.test('cluster gauges: exactly one of two workers exports them, with the values
   t.equal(sample(text, 'mds_intake_entries', 'kind="length"'), 2)
   t.equal(sample(text, 'mds_intake_entries', 'kind="pending"'), 0)
   t.equal(sample(text, 'mds_parked_changes', 'direction="marketo-to-dynamics"'), 2)
+  t.equal(sample(text, 'mds_parked_changes', 'direction="dynamics-to-marketo"'), 0, 'a direction with none parked exists at 0, so its first burst is an increase')
   t.match(text, /\nmds_marketo_calls_today\{?[^\n]* 3\n/)
   t.match(text, /\nmds_marketo_daily_call_budget\{?[^\n]* 100\n/)
   const dynamicsLag = sample(text, 'mds_sync_lag_seconds', 'direction="dynamics-to-marketo"')!

@@ -51,3 +51,15 @@ t.test('every metric the alert rules use is one the service exports', async (t) 
     for (const name of names) t.ok(exported.has(name), `${rule.alert}: ${name} is exported`)
   }
 })
+
+t.test('cluster gauges are read with max(), never sum(): two leaders\' series can overlap during a hand-over', async (t) => {
+  const source = readFileSync(`${ROOT}prometheus-alerts.yml`, 'utf8')
+  const rules = (loadYaml(source) as RuleFile).groups.flatMap((group) => group.rules)
+  const clusterGauges = ['mds_queue_jobs', 'mds_intake_entries', 'mds_parked_changes', 'mds_sync_lag_seconds', 'mds_marketo_calls_today', 'mds_marketo_daily_call_budget']
+  for (const rule of rules) {
+    for (const gauge of clusterGauges) t.notMatch(rule.expr, new RegExp(`sum[^(]*\\([^)]*${gauge}`), `${rule.alert}: no sum() over ${gauge}`)
+  }
+  const header = source.split('\n').filter((line) => line.startsWith('#')).join('\n')
+  t.notMatch(header, /`max\(\)` or `sum\(\)`/, 'the header does not offer sum() for the cluster gauges')
+  t.match(header, /`max\(\)` over all of them/)
+})

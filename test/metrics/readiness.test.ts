@@ -1,7 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import healthRoutes from '../../routes/health.ts'
-import { readinessStatus, type DependencyCheck } from '../../src/metrics/readiness.ts'
+import { cachedCheck, checkDependencies, readinessStatus, type DependencyCheck } from '../../src/metrics/readiness.ts'
 
 /** Readiness: a required dependency down is a 503; an optional one (the API's Dynamics token) only degrades it. */
 
@@ -33,4 +33,22 @@ t.test('Redis down: 503, unavailable, whatever the optional checks say', async (
   const { status, body } = await readyAnswer(t, false, [azureAdDown])
   t.equal(status, 503)
   t.match(body, { status: 'unavailable', redis: false })
+})
+
+/** A dependency whose answer never comes: a worker's ping while Redis is down (the offline queue holds it). */
+const neverSettles: DependencyCheck = { name: 'marketo-token', check: async () => await new Promise<void>(() => {}) }
+
+t.test('a check that never settles is reported as TIMEOUT, and the probe answers (503)', async (t) => {
+  const started = Date.now()
+  const { status, body } = await readyAnswer(t, true, [neverSettles])
+  t.equal(status, 503)
+  t.match(body, { status: 'unavailable', checks: [{ name: 'redis', ok: true }, { name: 'marketo-token', ok: false, code: 'TIMEOUT' }] })
+  t.ok(Date.now() - started < 5_000, 'answered after the 2 s timeout, not never')
+})
+
+t.test('a cached check that never settles: TIMEOUT, from its state and from its check', async (t) => {
+  const cached = cachedCheck(neverSettles, { timeoutMs: 50 })
+  t.same(await checkDependencies([cached], { timeoutMs: 10_000 }), [{ name: 'marketo-token', ok: false, code: 'TIMEOUT' }], 'the cached state itself settles')
+  await t.rejects(cached.check(), { code: 'TIMEOUT' })
+  t.same(await checkDependencies([neverSettles], { timeoutMs: 50 }), [{ name: 'marketo-token', ok: false, code: 'TIMEOUT' }])
 })
