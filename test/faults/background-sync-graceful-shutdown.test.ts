@@ -77,6 +77,9 @@ t.test('SIGTERM the worker whose pass reads a slow Dynamics: the pass is handed 
   t.ok(leadPages().filter((l) => l.fields.jobId === running.fields.jobId).length < PAGES_PER_JOB, 'before its job had read all its pages')
 
   // Then: the other worker's next pass of the table delivered at once, not after the lease's TTL.
+  // Two processes' log times may be compared here, unlike a job's hand-back (graceful-shutdown.test.ts):
+  // the hand-back line is written right after the lease is freed, and the other worker's first page
+  // comes at least one Dataverse read (0.6 s) later; a line that came late still finds a later page.
   const handedBackAt = handedBack?.time ?? Infinity
   const takenOver = await eventually(() => leadPages().find((l) => l.worker === other && l.time >= handedBackAt),
     { timeoutMs: 20_000, intervalMs: 20, what: `${other} to deliver a lead page` })
