@@ -58,7 +58,10 @@ export const STATUS_PAGE_SCRIPT = `'use strict'
     if (query === '') return
     explanation.textContent = 'Looking up ' + query + '…'
     try {
-      var response = await fetch(explainPath(query), { credentials: 'same-origin' })
+      // An email goes in a POST body, never in a URL (proxies log paths).
+      var response = query.indexOf('@') !== -1
+        ? await fetch('/admin/explain/person', { method: 'POST', credentials: 'same-origin', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: query }) })
+        : await fetch(explainPath(query), { credentials: 'same-origin' })
       var body = await response.json().catch(function () { return {} })
       if (response.status === 404) explanation.textContent = 'not found: ' + query
       else if (!response.ok) explanation.textContent = 'explain failed: ' + (body.message || ('HTTP ' + response.status))

@@ -187,6 +187,12 @@ export const ExplainPersonParams = Type.Object({
   idOrEmail: Type.String({ minLength: 1, maxLength: 254, description: 'A Marketo person id, or an email (looked up in Marketo with one Get Leads call)', examples: ['1042', 'ada@example.com'] })
 })
 
+/** The person to explain, in the body: an email in a URL path lands in proxies' access logs and the browser's history. */
+export const ExplainPersonBody = Type.Union([
+  Type.Object({ email: Type.String({ minLength: 3, maxLength: 254, pattern: '@', description: 'Looked up in Marketo with one Get Leads call', examples: ['ada@example.com'] }) }, { additionalProperties: false }),
+  Type.Object({ marketoId: Type.Integer({ minimum: 1, description: 'A Marketo person id', examples: [1042] }) }, { additionalProperties: false })
+], { examples: [{ email: 'ada@example.com' }, { marketoId: 1042 }] })
+
 export const ExplainRecordParams = Type.Object({
   table: SyncTableName,
   id: Type.String({ maxLength: 36, description: 'The Dynamics lead\'s or contact\'s GUID', examples: [RECORD_ID_EXAMPLE] })

@@ -120,7 +120,7 @@ t.test('with ADMIN_API_KEY', async (t) => {
       'DELETE /admin/parked', 'DELETE /admin/parked/{id}',
       'GET /admin/explain/person/{idOrEmail}', 'GET /admin/explain/record/{table}/{id}',
       'GET /admin/parked', 'GET /admin/parked/{id}',
-      'GET /admin/sync', 'POST /admin/parked/retry', 'POST /admin/parked/{id}/retry',
+      'GET /admin/sync', 'POST /admin/explain/person', 'POST /admin/parked/retry', 'POST /admin/parked/{id}/retry',
       'POST /admin/resync/person', 'POST /admin/resync/record',
       'POST /admin/sync/{direction}/pause', 'POST /admin/sync/{direction}/resume'
     ], 'the admin API, and no dashboard route')

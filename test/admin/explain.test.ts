@@ -67,6 +67,14 @@ t.test('a synced lead: its link, both last syncs, who owns which field, the filt
   const byEmail = await admin('GET', `/admin/explain/person/${encodeURIComponent(turing.email)}`)
   t.equal(byEmail.status, 200)
   t.same(byEmail.body.record, body.record, 'by email: the same pair')
+  // The email in the body, never in a URL a proxy logs.
+  for (const person of [{ email: turing.email }, { marketoId: turing.personId }]) {
+    const posted = await fetch(`${sandbox.publicUrl}/admin/explain/person`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify(person) })
+    t.equal(posted.status, 200)
+    t.same(((await posted.json()) as { record: unknown }).record, body.record, `POSTed ${Object.keys(person)[0]}: the same pair`)
+  }
+  const neither = await fetch(`${sandbox.publicUrl}/admin/explain/person`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'Alan' }) })
+  t.equal(neither.status, 400, 'neither an email nor a Marketo id: 400')
   const byRecord = await admin('GET', `/admin/explain/record/lead/${turing.recordId.toUpperCase()}`)
   t.equal(byRecord.status, 200)
   t.same(byRecord.body.person, body.person, 'by record: the same pair')
