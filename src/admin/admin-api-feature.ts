@@ -89,7 +89,7 @@ export function adminApiFeature (deps: AdminApiDeps): ApiFeature {
           throughput: new SyncThroughput(redis, prefix),
           syncEnabled: config.sync.enabled
         })
-        const pairDeps = adminPairDeps({ config, logger: log, redis, dataverse: deps.dataverse, marketo: deps.marketo, retryDeps: retryDeps.marketoToDynamics })
+        const pairDeps = adminPairDeps({ config, logger: log, redis, dataverse: deps.dataverse, marketo: deps.marketo, retryDeps })
         await admin.register(adminExplainRoutes, pairDeps)
         await admin.register(adminResyncRoutes, pairDeps)
       }, { prefix: ADMIN_PREFIX })

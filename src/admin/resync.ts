@@ -1,6 +1,5 @@
 import type { Logger } from 'pino'
 import type { Config } from '../config.ts'
-import { readSyncFilterTables } from '../dynamics/attribute-metadata.ts'
 import type { DataverseClient } from '../dynamics/dataverse-client.ts'
 import { RecordLinkStore } from '../links/record-link-store.ts'
 import type { RedisClient } from '../queue/connections.ts'
@@ -8,12 +7,12 @@ import { readFieldMappingFile } from '../sync/field-mapping-file.ts'
 import { deliverDynamicsPage, type DynamicsToMarketoDeliveryDeps, type MarketoPersonWriter, type PersonLinker } from '../background-sync/dynamics-to-marketo-delivery.ts'
 import { retryResultOf, type DynamicsParkedChangeRetryResult } from '../background-sync/dynamics-parked-change-retry.ts'
 import { reportRefusedWrites, writePersonChanges } from '../background-sync/marketo-change-pass.ts'
-import type { ParkedChangeRetryDeps } from '../background-sync/parked-change-retry.ts'
+import { currentPersonValues, type ParkedChangeRetryDeps } from '../background-sync/parked-change-retry.ts'
+import type { ParkedChangeRetryDepsOfBothDirections } from '../background-sync/parked-change-retry-deps.ts'
 import { PairStateStore } from '../background-sync/pair-state-store.ts'
 import { ParkedChangeStore } from '../background-sync/parked-changes.ts'
 import { SyncPauses } from '../background-sync/sync-pauses.ts'
 import { AdminNotFoundError } from '../errors.ts'
-import type { PersonChanges } from '../marketo/lead-change-feed.ts'
 import { writesToDynamics, type SyncTable } from '../sync/field-mapping.ts'
 import { findPerson, marketoIdOf, readCurrentRecord, recordIdOf, type AdminPairDeps } from './explain.ts'
 
@@ -123,13 +122,7 @@ async function writePersonToDynamics (deps: ResyncDeps, retryDeps: ParkedChangeR
   const fields = retryDeps.mapping.fields.filter((entry) => entry[table] !== null && writesToDynamics(entry.direction)).map((entry) => entry.marketoField)
   const [lead] = await deps.marketo.getLeadsByIds([marketoId], fields)
   if (lead === undefined) return 'person-missing'
-  const changedAt = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z')
-  const changes: Record<string, PersonChanges['fields'][string]> = {}
-  for (const field of fields) {
-    const value = lead[field]
-    changes[field] = { value: typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' ? value : null, changedAt, madeThroughApi: false }
-  }
-  const outcome = await writePersonChanges(retryDeps, table, [{ recordId, person: { personId: marketoId, isNew: false, createdThroughApi: false, fields: changes } }])
+  const outcome = await writePersonChanges(retryDeps, table, [{ recordId, person: currentPersonValues(marketoId, fields, lead, new Date()) }])
   // Parked and written to the person's activity log as a pass does; a later pass or retry settles it.
   await reportRefusedWrites(retryDeps, outcome.refused, new Date())
   if (outcome.refused.length > 0) return 'refused'
@@ -149,11 +142,9 @@ export interface AdminPairSources {
  * start-up (the tables with the sync filter, the service's Dataverse user) is read here on first
  * use and kept, asked again after a failure, as the builder does for option sets.
  */
-export function adminPairDeps (sources: AdminPairSources & { readonly config: Config, readonly logger: Logger, readonly redis: RedisClient, readonly retryDeps: () => Promise<ParkedChangeRetryDeps> }): ResyncDeps {
+export function adminPairDeps (sources: AdminPairSources & { readonly config: Config, readonly logger: Logger, readonly redis: RedisClient, readonly retryDeps: ParkedChangeRetryDepsOfBothDirections }): ResyncDeps {
   const { config, logger, redis, dataverse, marketo, retryDeps } = sources
   const prefix = config.redis.keyPrefix
-  let filterTables: Promise<ReadonlySet<SyncTable>> | undefined
-  let serviceUser: Promise<string> | undefined
   return {
     mapping: () => readFieldMappingFile(config.sync.fieldMappingFile),
     links: new RecordLinkStore(redis, prefix),
@@ -161,17 +152,14 @@ export function adminPairDeps (sources: AdminPairSources & { readonly config: Co
     parked: new ParkedChangeStore(redis, prefix),
     marketo,
     dataverse,
-    retryDeps,
+    retryDeps: retryDeps.marketoToDynamics,
     logger,
     pauses: new SyncPauses(redis, prefix),
-    async syncFilterTables () {
-      filterTables ??= readSyncFilterTables(dataverse).then((tables) => new Set(tables))
-      return await filterTables.catch((error: unknown) => { filterTables = undefined; throw error })
-    },
+    // Read once per process by the shared builder, for retries and for these alike.
+    syncFilterTables: retryDeps.syncFilterTables,
     async serviceUserId () {
-      serviceUser ??= dataverse.whoAmI()
       // Only labels the record's own writes as ours; a resync goes on without it, as a pass does.
-      return await serviceUser.catch((error: unknown) => { serviceUser = undefined; logger.warn({ err: error }, 'WhoAmI failed'); return undefined })
+      return await retryDeps.serviceUserId().catch((error: unknown) => { logger.warn({ err: error }, 'WhoAmI failed'); return undefined })
     }
   }
 }

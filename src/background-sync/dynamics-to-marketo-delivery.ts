@@ -205,7 +205,7 @@ export async function deliverDynamicsPage (page: DeliveredPage, deps: DynamicsTo
   const fields = [...fieldsByColumn.values()]
   const recordType = table === 'lead' ? 'Lead' : 'Contact'
 
-  const linked = await pairs.linkedPersons(table, [...page.upserted.map((row) => row.id), ...page.deletedIds])
+  const linked = await pairs.linkedPersons(table, page.upserted.map((row) => row.id))
   const states = await pairs.load(table, page.upserted.filter((row) => linked.has(row.id)).map((row) => row.id))
 
   let unchanged = 0

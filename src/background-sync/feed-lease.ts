@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { RedisClient } from '../queue/connections.ts'
 import { syncFeedLeaseKey } from '../queue/redis-keys.ts'
 import type { CheckpointName } from './checkpoints.ts'
+import { RELEASE_TOKEN_LEASE, RENEW_TOKEN_LEASE } from '../queue/lease-scripts.ts'
 
 /**
  * One pass per change feed at a time, across every worker (issue 12 §10: "safe with many workers").
@@ -61,18 +62,6 @@ export interface FeedLeaseOptions {
   readonly renewEveryMs?: number
 }
 
-/** Extends the lease only while it still holds this token. Answers 1, or 0 when it was lost. */
-const RENEW_IF_HELD = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-`
-
-/** Deletes the lease only while it still holds this token. */
-const RELEASE_IF_HELD = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`
-
 export class FeedLeases {
   readonly #ttlMs: number
   readonly #renewEveryMs: number
@@ -103,7 +92,7 @@ export class FeedLeases {
     let stopped = false
     const renew = (): void => {
       timer = setTimeout(() => {
-        this.redis.eval(RENEW_IF_HELD, 1, key, token, this.#ttlMs).then((renewed) => {
+        this.redis.eval(RENEW_TOKEN_LEASE, 1, key, token, this.#ttlMs).then((renewed) => {
           if (stopped) return
           if (renewed === 1) renew()
           else lost.abort(new FeedLeaseLostError(feed))
@@ -123,7 +112,7 @@ export class FeedLeases {
       stopped = true
       this.#running.delete(lost)
       clearTimeout(timer)
-      await this.redis.eval(RELEASE_IF_HELD, 1, key, token)
+      await this.redis.eval(RELEASE_TOKEN_LEASE, 1, key, token)
     }
   }
 

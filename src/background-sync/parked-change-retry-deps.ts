@@ -40,6 +40,9 @@ export interface ParkedChangeRetryDepsOfBothDirections {
   readonly marketoToDynamics: () => Promise<ParkedChangeRetryDeps>
   /** Dynamics → Marketo entries (dynamics-parked-change-retry.ts). */
   readonly dynamicsToMarketo: () => Promise<DynamicsParkedChangeRetryDeps>
+  /** What both use of Dataverse's answers, read once per process (explain and resync ask them too). */
+  readonly syncFilterTables: () => Promise<ReadonlySet<SyncTable>>
+  readonly serviceUserId: () => Promise<string>
 }
 
 /**
@@ -78,6 +81,8 @@ export function parkedChangeRetryDeps (sources: ParkedChangeRetryDepsSources): P
   const serviceUserId = readOnce(async () => await dataverse.whoAmI())
 
   return {
+    syncFilterTables,
+    serviceUserId,
     async marketoToDynamics () {
       const mapping = readFieldMappingFile(config.sync.fieldMappingFile)
       const [sets, pairing] = await Promise.all([optionSets(), stateStatus()])

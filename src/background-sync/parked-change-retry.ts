@@ -73,7 +73,7 @@ async function retryEntries (deps: ParkedChangeRetryDeps, entries: readonly Mark
       if (link === undefined || link.type.toLowerCase() !== table || link.id.toLowerCase() !== entry.recordId) results.set(entry.id, 'relinked')
       else if (lead === undefined) results.set(entry.id, 'person-missing')
       else {
-        linked.push({ recordId: entry.recordId, person: currentValues(entry, lead, at) })
+        linked.push({ recordId: entry.recordId, person: currentPersonValues(entry.personId, entry.fields, lead, at) })
         entryOf.set(entry.recordId, entry)
       }
     }
@@ -100,15 +100,10 @@ async function retryEntries (deps: ParkedChangeRetryDeps, entries: readonly Mark
 }
 
 /**
- * The person's current values of the entry's fields as if just changed in Marketo by a marketer
- * (not through the API): the merge then writes them where they differ from the last-synced state,
- * and leaves a field to the collision rule where Dynamics changed it too.
+ * A person's current values of `fields` as if just changed in Marketo by a marketer (not through the
+ * API): the merge then writes them where they differ from the last-synced state, and leaves a field
+ * to the collision rule where Dynamics changed it too. Retries, resyncs and new pairs use it.
  */
-function currentValues (entry: MarketoParkedChange, lead: Record<string, unknown>, at: Date): PersonChanges {
-  return currentPersonValues(entry.personId, entry.fields, lead, at)
-}
-
-/** A person's current values of `fields` as if a marketer had just changed them (not through the API). */
 export function currentPersonValues (personId: number, names: readonly string[], lead: Readonly<Record<string, unknown>>, at: Date): PersonChanges {
   const changedAt = at.toISOString().replace(/\.\d{3}Z$/, 'Z')
   const fields: Record<string, PersonChanges['fields'][string]> = {}

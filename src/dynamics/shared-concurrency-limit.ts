@@ -3,6 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 import type { Redis, Cluster } from 'ioredis'
 import { dataverseConcurrencyLeasesKey } from '../queue/redis-keys.ts'
 import { DataverseUnavailableError } from './dataverse-errors.ts'
+import { RENEW_SLOT_LEASE } from '../queue/lease-scripts.ts'
 
 /**
  * Dataverse requests in flight across every process of the service, bounded in Redis.
@@ -58,18 +59,6 @@ redis.call('PEXPIREAT', KEYS[1], tonumber(last[2]))
 return 1
 `
 
-/** KEYS: leases. ARGV: request id, leaseMs. Extends a lease still held (XX: an expired one stays gone). */
-const RENEW = `
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local renewed = redis.call('ZADD', KEYS[1], 'XX', 'CH', now + tonumber(ARGV[2]), ARGV[1])
-if renewed == 1 then
-  local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-  redis.call('PEXPIREAT', KEYS[1], tonumber(last[2]))
-end
-return renewed
-`
-
 export class SharedConcurrencyLimit implements ConcurrencyGate {
   readonly #redis: Redis | Cluster
   readonly #key: string
@@ -119,7 +108,7 @@ export class SharedConcurrencyLimit implements ConcurrencyGate {
     // A failed renewal (Redis away for a moment) leaves the lease to expire: at worst one more
     // request runs than the limit for a while, never a slot lost for good.
     const renewal = setInterval(() => {
-      this.#redis.eval(RENEW, 1, this.#key, requestId, leaseMs).catch(() => undefined)
+      this.#redis.eval(RENEW_SLOT_LEASE, 1, this.#key, requestId, leaseMs).catch(() => undefined)
     }, Math.max(1, Math.floor(leaseMs / 3)))
     renewal.unref()
     return async () => {

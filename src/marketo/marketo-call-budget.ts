@@ -3,6 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 import type { Redis, Cluster } from 'ioredis'
 import { marketoCallBudgetKeys } from '../queue/redis-keys.ts'
 import { MarketoBudgetSpentError, MarketoBudgetWaitTimeoutError } from './marketo-errors.ts'
+import { RENEW_SLOT_LEASE } from '../queue/lease-scripts.ts'
 
 /**
  * The Marketo REST budget every process of ours shares, kept in Redis.
@@ -142,18 +143,6 @@ redis.call('PEXPIRE', KEYS[3], 2 * 86400000)
 return { 'admitted', now, count + 1 }
 `
 
-/** KEYS: leases. ARGV: call id, leaseMs. Extends a lease still held (XX: an expired one stays gone). */
-const RENEW = `
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local renewed = redis.call('ZADD', KEYS[1], 'XX', 'CH', now + tonumber(ARGV[2]), ARGV[1])
-if renewed == 1 then
-  local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-  redis.call('PEXPIREAT', KEYS[1], tonumber(last[2]))
-end
-return renewed
-`
-
 /** KEYS: daily. ARGV: day offset ms. Returns { now, calls counted today }. */
 const COUNT_TODAY = `
 local time = redis.call('TIME')
@@ -237,7 +226,7 @@ export class MarketoCallBudget implements MarketoCallGate {
     // A failed renewal (Redis away for a moment) leaves the lease to expire: at worst one more
     // call runs at once than the limit, never a slot lost for good.
     const renewal = setInterval(() => {
-      this.#redis.eval(RENEW, 1, this.#keys.leases, callId, leaseMs).catch(() => undefined)
+      this.#redis.eval(RENEW_SLOT_LEASE, 1, this.#keys.leases, callId, leaseMs).catch(() => undefined)
     }, Math.max(1, Math.floor(leaseMs / 3)))
     renewal.unref()
     let released: Promise<void> | undefined

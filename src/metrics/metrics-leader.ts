@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { RedisClient } from '../queue/connections.ts'
 import { metricsLeaderLeaseKey } from '../queue/redis-keys.ts'
+import { RELEASE_TOKEN_LEASE, RENEW_TOKEN_LEASE } from '../queue/lease-scripts.ts'
 
 /**
  * Which one process exports the cluster-wide gauges (queue depths, backlog, lag, budget, parked):
@@ -14,15 +15,6 @@ import { metricsLeaderLeaseKey } from '../queue/redis-keys.ts'
  * the TTL, so after a pause (a stalled event loop) it stops exporting before another can take over:
  * two exporters at once would need a clock running more than half again as fast as Redis's.
  */
-
-const RENEW_IF_HELD = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-`
-const RELEASE_IF_HELD = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`
 
 export interface MetricsLeaderOptions {
   readonly ttlMs: number
@@ -59,7 +51,7 @@ export class MetricsLeader {
     const startedAt = Date.now()
     try {
       const held = this.isLeader
-        ? await this.redis.eval(RENEW_IF_HELD, 1, this.#key, this.#token, this.#ttlMs) === 1
+        ? await this.redis.eval(RENEW_TOKEN_LEASE, 1, this.#key, this.#token, this.#ttlMs) === 1
         : await this.redis.set(this.#key, this.#token, 'PX', this.#ttlMs, 'NX') === 'OK'
       this.#heldUntil = held && !this.#stopped ? startedAt + Math.floor(this.#ttlMs * 2 / 3) : 0
     } catch {
@@ -73,6 +65,6 @@ export class MetricsLeader {
     clearTimeout(this.#timer)
     const wasLeader = this.isLeader
     this.#heldUntil = 0
-    if (wasLeader) await this.redis.eval(RELEASE_IF_HELD, 1, this.#key, this.#token).catch(() => undefined)
+    if (wasLeader) await this.redis.eval(RELEASE_TOKEN_LEASE, 1, this.#key, this.#token).catch(() => undefined)
   }
 }

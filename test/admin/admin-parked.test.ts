@@ -1,9 +1,7 @@
 import t from 'tap'
 import { eventually } from '../helpers/flow-step-harness.ts'
-import { startBackgroundSyncHarness } from '../helpers/background-sync-harness.ts'
-import { SANDBOX_USERS } from '../../sandbox/start-sandbox.ts'
+import { startBackgroundSyncHarness, editPersonInMarketo, syncedRecord } from '../helpers/background-sync-harness.ts'
 import { parkedChangeId } from '../../src/background-sync/parked-changes.ts'
-import { recordLinkKey } from '../../src/queue/redis-keys.ts'
 import type { RunningWorker } from '../../src/build-worker.ts'
 
 /**
@@ -16,9 +14,7 @@ import type { RunningWorker } from '../../src/build-worker.ts'
 
 const ADMIN_KEY = 'admin-key-of-the-parked-test'
 const harness = await startBackgroundSyncHarness(t, { SYNC_MARKETO_POLL_INTERVAL_MS: '200', ADMIN_API_KEY: ADMIN_KEY })
-const { sandbox, config, redis } = harness
-const prefix = config.redis.keyPrefix
-const dana = SANDBOX_USERS.dana.systemuserid
+const { sandbox, config } = harness
 const worker: RunningWorker = harness.startWorker()
 
 async function admin (method: string, path: string): Promise<{ status: number, body: any }> {
@@ -26,18 +22,11 @@ async function admin (method: string, path: string): Promise<{ status: number, b
   return { status: response.status, body: await response.json() }
 }
 
-async function editInMarketo (personId: number, fields: Record<string, unknown>): Promise<void> {
-  const response = await fetch(`${config.marketo.baseUrl}/_emulator/persons/${personId}`, {
-    method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ fields })
-  })
-  if (response.status !== 200) throw new Error(`PATCH person ${personId}: ${response.status}`)
-}
+const editInMarketo = async (personId: number, fields: Record<string, unknown>): Promise<void> => { await editPersonInMarketo(config.marketo.baseUrl, personId, fields) }
 
 async function linkedLead (lastname: string): Promise<{ recordId: string, personId: number, id: string }> {
   const email = `${lastname.toLowerCase()}@example.com`
-  const recordId = sandbox.dataverse.store.insert('leads', { lastname, emailaddress1: email, jobtitle: 'Analyst', _modifiedby_value: dana })
-  const personId = Number(await eventually(async () => await redis.get(recordLinkKey(prefix, 'lead', recordId)) ?? undefined, { timeoutMs: 5_000, what: `${lastname}'s link` }))
-  await eventually(() => sandbox.marketo.persons.get(personId)?.email === email ? true : undefined, { what: `${lastname}'s person` })
+  const { recordId, personId } = await syncedRecord(harness, 'lead', { lastname, emailaddress1: email, jobtitle: 'Analyst' })
   return { recordId, personId, id: parkedChangeId('marketo-to-dynamics', 'lead', recordId) }
 }
 

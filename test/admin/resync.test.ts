@@ -1,8 +1,8 @@
 import t from 'tap'
 import { eventually } from '../helpers/flow-step-harness.ts'
-import { startBackgroundSyncHarness } from '../helpers/background-sync-harness.ts'
+import { startBackgroundSyncHarness, editPersonInMarketo, syncedRecord } from '../helpers/background-sync-harness.ts'
 import { SANDBOX_USERS } from '../../sandbox/start-sandbox.ts'
-import { recordLinkKey, syncPairMetaKey, syncPairStateKey } from '../../src/queue/redis-keys.ts'
+import { syncPairMetaKey, syncPairStateKey } from '../../src/queue/redis-keys.ts'
 import { PairStateStore } from '../../src/background-sync/pair-state-store.ts'
 import type { RunningWorker } from '../../src/build-worker.ts'
 
@@ -31,21 +31,14 @@ async function admin (method: string, path: string, body?: unknown): Promise<{ s
   return { status: response.status, body: await response.json() }
 }
 
-async function editInMarketo (personId: number, fields: Record<string, unknown>): Promise<void> {
-  const response = await fetch(`${config.marketo.baseUrl}/_emulator/persons/${personId}`, {
-    method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ fields })
-  })
-  if (response.status !== 200) throw new Error(`PATCH person ${personId}: ${response.status}`)
-}
+const editInMarketo = async (personId: number, fields: Record<string, unknown>): Promise<void> => { await editPersonInMarketo(config.marketo.baseUrl, personId, fields) }
 
 type Table = 'lead' | 'contact'
 const entitySet = (table: Table) => table === 'lead' ? 'leads' : 'contacts'
 
 async function linkedRecord (table: Table, lastname: string): Promise<{ recordId: string, personId: number, email: string }> {
   const email = `${lastname.toLowerCase()}@example.com`
-  const recordId = sandbox.dataverse.store.insert(entitySet(table), { lastname, emailaddress1: email, jobtitle: 'Analyst', _modifiedby_value: dana })
-  const personId = Number(await eventually(async () => await redis.get(recordLinkKey(prefix, table, recordId)) ?? undefined, { timeoutMs: 5_000, what: `${lastname}'s link` }))
-  await eventually(() => sandbox.marketo.persons.get(personId)?.email === email ? true : undefined, { what: `${lastname}'s person` })
+  const { recordId, personId } = await syncedRecord(harness, table, { lastname, emailaddress1: email, jobtitle: 'Analyst' })
   await eventually(async () => await redis.exists(syncPairStateKey(prefix, table, recordId)) === 1 ? true : undefined, { what: `${lastname}'s pair state` })
   return { recordId, personId, email }
 }

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import t from 'tap'
 import { chromium, type Page } from 'playwright-core'
 import { eventually } from '../helpers/flow-step-harness.ts'
-import { startBackgroundSyncHarness } from '../helpers/background-sync-harness.ts'
+import { startBackgroundSyncHarness, editPersonInMarketo } from '../helpers/background-sync-harness.ts'
 import { SANDBOX_USERS } from '../../sandbox/start-sandbox.ts'
 import { parkedChangeId } from '../../src/background-sync/parked-changes.ts'
 import { recordLinkKey } from '../../src/queue/redis-keys.ts'
@@ -35,12 +35,7 @@ async function statusPageInBrowser (): Promise<void> {
     return { status: response.status, body: await response.json() }
   }
 
-  async function editInMarketo (personId: number, fields: Record<string, unknown>): Promise<void> {
-    const response = await fetch(`${config.marketo.baseUrl}/_emulator/persons/${personId}`, {
-      method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ fields })
-    })
-    if (response.status !== 200) throw new Error(`PATCH person ${personId}: ${response.status}`)
-  }
+  const editInMarketo = async (personId: number, fields: Record<string, unknown>): Promise<void> => { await editPersonInMarketo(config.marketo.baseUrl, personId, fields) }
 
   // Given a lead the sync linked to a new Marketo person, and a Marketo edit Dynamics refuses
   // (jobtitle holds 100 characters), parked with its reason.

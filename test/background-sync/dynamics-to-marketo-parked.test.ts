@@ -2,7 +2,7 @@ import t from 'tap'
 import { hkdfSync } from 'node:crypto'
 import pino from 'pino'
 import { eventually } from '../helpers/flow-step-harness.ts'
-import { startBackgroundSyncHarness } from '../helpers/background-sync-harness.ts'
+import { startBackgroundSyncHarness, syncedRecord } from '../helpers/background-sync-harness.ts'
 import { SANDBOX_USERS } from '../../sandbox/start-sandbox.ts'
 import { CheckpointStore } from '../../src/background-sync/checkpoints.ts'
 import { retryDynamicsParkedChange, type DynamicsParkedChangeRetryDeps } from '../../src/background-sync/dynamics-parked-change-retry.ts'
@@ -36,10 +36,7 @@ const parked = new ParkedChangeStore(redis, prefix)
 let worker: RunningWorker = harness.startWorker()
 
 async function linkedLead (fields: Record<string, unknown>): Promise<{ recordId: string, personId: number }> {
-  const recordId = sandbox.dataverse.store.insert('leads', { ...fields, _modifiedby_value: dana })
-  const personId = Number(await eventually(async () => await redis.get(recordLinkKey(prefix, 'lead', recordId)) ?? undefined, { timeoutMs: 5_000, what: 'the lead\'s link' }))
-  await eventually(() => sandbox.marketo.persons.get(personId)?.email === fields.emailaddress1 ? true : undefined, { what: 'the person' })
-  return { recordId, personId }
+  return await syncedRecord(harness, 'lead', fields)
 }
 
 async function twoLeadPassesLater (): Promise<void> {

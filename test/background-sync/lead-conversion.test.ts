@@ -1,6 +1,6 @@
 import t from 'tap'
 import { eventually } from '../helpers/flow-step-harness.ts'
-import { startBackgroundSyncHarness } from '../helpers/background-sync-harness.ts'
+import { startBackgroundSyncHarness, editPersonInMarketo } from '../helpers/background-sync-harness.ts'
 import { sendToWebApi } from '../helpers/dataverse-emulator.ts'
 import { SANDBOX_USERS } from '../../sandbox/start-sandbox.ts'
 import { CheckpointStore } from '../../src/background-sync/checkpoints.ts'
@@ -71,12 +71,7 @@ async function twoContactPassesLater (): Promise<void> {
   await eventually(async () => (await checkpoints.load(contactCheckpoint)).version >= version + 2 ? true : undefined, { timeoutMs: 5_000, what: 'two more contact passes' })
 }
 
-async function editInMarketo (personId: number, fields: Record<string, unknown>): Promise<void> {
-  const response = await fetch(`${config.marketo.baseUrl}/_emulator/persons/${personId}`, {
-    method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ fields })
-  })
-  if (response.status !== 200) throw new Error(`PATCH person ${personId}: ${response.status}`)
-}
+const editInMarketo = async (personId: number, fields: Record<string, unknown>): Promise<void> => { await editPersonInMarketo(config.marketo.baseUrl, personId, fields) }
 
 t.test('a lead qualified into a contact keeps its Marketo person, which now follows the contact; no second person', async (t) => {
   const { leadId, marketoId } = await syncedLead({ firstname: 'Annie', lastname: 'Easley', emailaddress1: 'annie.easley@example.com', jobtitle: 'Programmer' })

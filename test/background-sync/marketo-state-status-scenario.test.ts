@@ -1,9 +1,7 @@
 import t from 'tap'
 import { eventually } from '../helpers/flow-step-harness.ts'
-import { startBackgroundSyncHarness } from '../helpers/background-sync-harness.ts'
-import { SANDBOX_USERS } from '../../sandbox/start-sandbox.ts'
+import { startBackgroundSyncHarness, editPersonInMarketo, syncedRecord } from '../helpers/background-sync-harness.ts'
 import { ParkedChangeStore, parkedChangeId } from '../../src/background-sync/parked-changes.ts'
-import { recordLinkKey } from '../../src/queue/redis-keys.ts'
 import { STATE_STATUS_MISMATCH } from '../../src/sync/state-status.ts'
 
 /**
@@ -16,22 +14,14 @@ import { STATE_STATUS_MISMATCH } from '../../src/sync/state-status.ts'
 const harness = await startBackgroundSyncHarness(t, { SYNC_MARKETO_POLL_INTERVAL_MS: '200' })
 const { sandbox, config, redis } = harness
 const prefix = config.redis.keyPrefix
-const dana = SANDBOX_USERS.dana.systemuserid
 const parked = new ParkedChangeStore(redis, prefix)
 harness.startWorker()
 
-async function editInMarketo (personId: number, fields: Record<string, unknown>): Promise<void> {
-  const response = await fetch(`${config.marketo.baseUrl}/_emulator/persons/${personId}`, {
-    method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ fields })
-  })
-  if (response.status !== 200) throw new Error(`PATCH person ${personId}: ${response.status}`)
-}
+const editInMarketo = async (personId: number, fields: Record<string, unknown>): Promise<void> => { await editPersonInMarketo(config.marketo.baseUrl, personId, fields) }
 
 async function linkedLead (fields: Record<string, unknown>): Promise<{ recordId: string, personId: number }> {
-  const recordId = sandbox.dataverse.store.insert('leads', { ...fields, _modifiedby_value: dana })
-  const personId = Number(await eventually(async () => await redis.get(recordLinkKey(prefix, 'lead', recordId)) ?? undefined, { timeoutMs: 5_000, what: 'the lead\'s link' }))
-  await eventually(() => sandbox.marketo.persons.get(personId)?.microsoftStatusReason === 'New' ? true : undefined, { what: 'the person with the lead\'s status' })
-  return { recordId, personId }
+  // The lead's status reaches the person with the rest: the pair's state is saved.
+  return await syncedRecord(harness, 'lead', fields, (person) => person.microsoftStatusReason === 'New')
 }
 
 const pairOf = (recordId: string) => {

@@ -1,7 +1,7 @@
 import t from 'tap'
 import pino from 'pino'
 import { eventually } from '../helpers/flow-step-harness.ts'
-import { startBackgroundSyncHarness } from '../helpers/background-sync-harness.ts'
+import { startBackgroundSyncHarness, editPersonInMarketo } from '../helpers/background-sync-harness.ts'
 import { SANDBOX_USERS } from '../../sandbox/start-sandbox.ts'
 import { CheckpointStore } from '../../src/background-sync/checkpoints.ts'
 import { MARKETO_CHECKPOINT } from '../../src/background-sync/marketo-change-pass.ts'
@@ -31,12 +31,7 @@ const parked = new ParkedChangeStore(redis, prefix)
 
 let worker: RunningWorker = harness.startWorker()
 
-async function editInMarketo (personId: number, fields: Record<string, unknown>): Promise<void> {
-  const response = await fetch(`${config.marketo.baseUrl}/_emulator/persons/${personId}`, {
-    method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ fields })
-  })
-  if (response.status !== 200) throw new Error(`PATCH person ${personId}: ${response.status}`)
-}
+const editInMarketo = async (personId: number, fields: Record<string, unknown>): Promise<void> => { await editPersonInMarketo(config.marketo.baseUrl, personId, fields) }
 
 async function linkedLead (fields: Record<string, unknown>): Promise<{ recordId: string, personId: number }> {
   const recordId = sandbox.dataverse.store.insert('leads', { ...fields, _modifiedby_value: dana })

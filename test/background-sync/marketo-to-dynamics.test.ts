@@ -1,12 +1,12 @@
 import t from 'tap'
 import { Queue } from 'bullmq'
 import { eventually } from '../helpers/flow-step-harness.ts'
-import { startBackgroundSyncHarness } from '../helpers/background-sync-harness.ts'
+import { startBackgroundSyncHarness, editPersonInMarketo, syncedRecord } from '../helpers/background-sync-harness.ts'
 import { SANDBOX_USERS } from '../../sandbox/start-sandbox.ts'
 import { CheckpointStore } from '../../src/background-sync/checkpoints.ts'
 import { MARKETO_CHECKPOINT } from '../../src/background-sync/marketo-change-pass.ts'
 import { QUEUE } from '../../src/queue/names.ts'
-import { queuePrefix, recordLinkKey } from '../../src/queue/redis-keys.ts'
+import { queuePrefix } from '../../src/queue/redis-keys.ts'
 import type { RunningWorker } from '../../src/build-worker.ts'
 
 /**
@@ -26,21 +26,11 @@ const checkpoints = new CheckpointStore(redis, prefix)
 
 let worker: RunningWorker = harness.startWorker()
 
-/** A marketer's edit in Marketo's UI, through the emulator's control API (real HTTP). */
-async function editInMarketo (personId: number, fields: Record<string, unknown>): Promise<void> {
-  const response = await fetch(`${config.marketo.baseUrl}/_emulator/persons/${personId}`, {
-    method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ fields })
-  })
-  if (response.status !== 200) throw new Error(`PATCH person ${personId}: ${response.status}`)
-}
+const editInMarketo = async (personId: number, fields: Record<string, unknown>): Promise<void> => { await editPersonInMarketo(config.marketo.baseUrl, personId, fields) }
 
 /** A record created in Dynamics, synced to a new person and linked by the running Dynamics → Marketo direction. */
 async function linkedRecord (entitySet: 'leads' | 'contacts', fields: Record<string, unknown>): Promise<{ recordId: string, personId: number }> {
-  const recordId = sandbox.dataverse.store.insert(entitySet, { ...fields, _modifiedby_value: dana })
-  const table = entitySet === 'leads' ? 'lead' : 'contact'
-  const personId = Number(await eventually(async () => await redis.get(recordLinkKey(prefix, table, recordId)) ?? undefined, { timeoutMs: 5_000, what: `the ${table}'s link` }))
-  await eventually(() => sandbox.marketo.persons.get(personId)?.email === fields.emailaddress1 ? true : undefined, { what: 'the person' })
-  return { recordId, personId }
+  return await syncedRecord(harness, entitySet === 'leads' ? 'lead' : 'contact', fields)
 }
 
 /** Waits until two Marketo passes have saved since now: the second one loaded its checkpoint after this call. */

@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis'
+import { editPersonInMarketo } from './background-sync-harness.ts'
 import { loadConfig } from '../../src/config.ts'
 import { CheckpointStore, type CheckpointName } from '../../src/background-sync/checkpoints.ts'
 import { MARKETO_CHECKPOINT } from '../../src/background-sync/marketo-change-pass.ts'
@@ -89,10 +90,7 @@ export async function startBackgroundSyncProcesses (
         { timeoutMs, intervalMs: 50, what: `lead ${recordId}'s link` }))
     },
     async editInMarketo (personId, fields) {
-      const response = await fetch(`${sandbox.marketo.url}/_emulator/persons/${personId}`, {
-        method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ fields })
-      })
-      if (response.status !== 200) throw new Error(`PATCH person ${personId}: ${response.status}`)
+      await editPersonInMarketo(sandbox.marketo.url, personId, fields)
     },
     personsByEmail (label) {
       const counts = new Map<string, number>()
